@@ -1,0 +1,159 @@
+/**
+ * The runtime's settings: one table that names each command-line flag, its environment variable, its bounds and
+ * default. `runtime/src/config.ts` parses the container's args with it, and the constructs write container args
+ * and validate props with it, so a prop can never produce a flag the runtime rejects.
+ */
+import { DEFAULT_DRAIN_TIMEOUT_SECONDS, GRPC_PORT, HTTP_PORT } from './runtime';
+
+interface SettingBase {
+  /** Long flag name without the leading dashes. */
+  readonly flag: string;
+  /** Environment variable read when the flag is absent. */
+  readonly env: string;
+  readonly description: string;
+}
+export interface IntegerSetting extends SettingBase {
+  readonly kind: 'integer';
+  readonly default: number;
+  readonly min: number;
+  readonly max: number;
+}
+export interface StringSetting extends SettingBase {
+  readonly kind: 'string';
+  readonly default?: string;
+  /** When set, the only accepted values. */
+  readonly choices?: readonly string[];
+}
+export interface BooleanSetting extends SettingBase {
+  readonly kind: 'boolean';
+  readonly default: boolean;
+}
+/** A repeatable flag; its environment variable holds comma-separated values. */
+export interface ListSetting extends SettingBase {
+  readonly kind: 'list';
+}
+export type Setting = IntegerSetting | StringSetting | BooleanSetting | ListSetting;
+
+const MiB = 1024 * 1024;
+
+export const GRAPH_OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
+export type GraphOptimizationLevel = (typeof GRAPH_OPTIMIZATION_LEVELS)[number];
+export const EXECUTION_MODES = ['sequential', 'parallel'] as const;
+export type ExecutionMode = (typeof EXECUTION_MODES)[number];
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const SERVE_SETTINGS = {
+  modelRepository: {
+    kind: 'string', flag: 'model-repository', env: 'MODELSHIP_MODEL_REPOSITORY',
+    description: 'Directory laid out as <model>/<version>/model.onnx',
+  },
+  model: {
+    kind: 'list', flag: 'model', env: 'MODELSHIP_MODEL',
+    description: 'NAME=PATH.onnx, repeatable; serves one file as version 1 without a repository',
+  },
+  host: {
+    kind: 'string', flag: 'host', env: 'MODELSHIP_HOST', default: '0.0.0.0',
+    description: 'Address both ports bind to',
+  },
+  httpPort: {
+    kind: 'integer', flag: 'http-port', env: 'MODELSHIP_HTTP_PORT', default: HTTP_PORT, min: 0, max: 65535,
+    description: 'REST port (OIP v2, TF Serving, /metrics); 0 picks a free port',
+  },
+  grpcPort: {
+    kind: 'integer', flag: 'grpc-port', env: 'MODELSHIP_GRPC_PORT', default: GRPC_PORT, min: 0, max: 65535,
+    description: 'OIP v2 gRPC port; 0 picks a free port',
+  },
+  maxBodyBytes: {
+    kind: 'integer', flag: 'max-body-bytes', env: 'MODELSHIP_MAX_BODY_BYTES', default: 64 * MiB, min: 1024,
+    max: 2048 * MiB, description: 'Largest request body accepted; larger ones get 413',
+  },
+  maxTensorElements: {
+    kind: 'integer', flag: 'max-tensor-elements', env: 'MODELSHIP_MAX_TENSOR_ELEMENTS', default: 64 * MiB, min: 1,
+    max: 2 ** 31 - 1, description: 'Largest element count a declared input shape may have; larger ones get 400',
+  },
+  maxQueueSize: {
+    kind: 'integer', flag: 'max-queue-size', env: 'MODELSHIP_MAX_QUEUE_SIZE', default: 256, min: 1, max: 1_000_000,
+    description: 'Requests per model version that may wait to run; more get 429',
+  },
+  drainTimeoutSeconds: {
+    kind: 'integer', flag: 'drain-timeout', env: 'MODELSHIP_DRAIN_TIMEOUT', default: DEFAULT_DRAIN_TIMEOUT_SECONDS,
+    min: 0, max: 3600, description: 'Seconds to let in-flight requests finish after SIGTERM',
+  },
+  sessionWorkers: {
+    kind: 'integer', flag: 'session-workers', env: 'MODELSHIP_SESSION_WORKERS', default: 0, min: 0, max: 256,
+    description: 'Worker threads that run sessions (models are spread over them); 0 means one per CPU',
+  },
+  intraOpThreads: {
+    kind: 'integer', flag: 'intra-op-threads', env: 'MODELSHIP_INTRA_OP_THREADS', default: 0, min: 0, max: 1024,
+    description: 'onnxruntime threads inside one operator; 0 lets onnxruntime choose',
+  },
+  interOpThreads: {
+    kind: 'integer', flag: 'inter-op-threads', env: 'MODELSHIP_INTER_OP_THREADS', default: 0, min: 0, max: 1024,
+    description: 'onnxruntime threads across operators (parallel execution mode); 0 lets onnxruntime choose',
+  },
+  graphOptimizationLevel: {
+    kind: 'string', flag: 'graph-optimization-level', env: 'MODELSHIP_GRAPH_OPTIMIZATION_LEVEL', default: 'all',
+    choices: GRAPH_OPTIMIZATION_LEVELS, description: 'onnxruntime graph optimizations',
+  },
+  executionMode: {
+    kind: 'string', flag: 'execution-mode', env: 'MODELSHIP_EXECUTION_MODE', default: 'sequential',
+    choices: EXECUTION_MODES, description: 'onnxruntime execution mode',
+  },
+  executionProvider: {
+    kind: 'string', flag: 'execution-provider', env: 'MODELSHIP_EXECUTION_PROVIDER', default: 'cpu',
+    choices: EXECUTION_PROVIDERS, description: 'cuda needs an image built with the CUDA provider',
+  },
+  warmup: {
+    kind: 'boolean', flag: 'warmup', env: 'MODELSHIP_WARMUP', default: true,
+    description: 'Run each model once on zeros before reporting ready',
+  },
+  logLevel: {
+    kind: 'string', flag: 'log-level', env: 'MODELSHIP_LOG_LEVEL', default: 'info', choices: LOG_LEVELS,
+    description: 'JSON log level',
+  },
+} as const satisfies Record<string, Setting>;
+
+export type ServeSettingKey = keyof typeof SERVE_SETTINGS;
+
+/**
+ * Per-model settings, read from `<repository>/<model>/config.json` (or .yaml); each overrides the server-wide flag
+ * of the same meaning for that model.
+ */
+export interface ModelConfigFile {
+  readonly max_queue_size?: number;
+  readonly intra_op_threads?: number;
+  readonly inter_op_threads?: number;
+  readonly graph_optimization_level?: GraphOptimizationLevel;
+  readonly execution_mode?: ExecutionMode;
+  readonly execution_provider?: ExecutionProvider;
+  readonly warmup?: boolean;
+}
+
+/** Which server-wide setting each config-file key overrides (and so which bounds apply to it). */
+export const MODEL_CONFIG_KEYS = {
+  max_queue_size: 'maxQueueSize',
+  intra_op_threads: 'intraOpThreads',
+  inter_op_threads: 'interOpThreads',
+  graph_optimization_level: 'graphOptimizationLevel',
+  execution_mode: 'executionMode',
+  execution_provider: 'executionProvider',
+  warmup: 'warmup',
+} as const satisfies Record<keyof ModelConfigFile, ServeSettingKey>;
+
+/** `modelship fetch`, the init container's command. */
+export const FETCH_SETTINGS = {
+  uri: { kind: 'string', flag: 'uri', env: 'MODELSHIP_FETCH_URI', description: 'http(s) URL of the model file' },
+  sha256: { kind: 'string', flag: 'sha256', env: 'MODELSHIP_FETCH_SHA256', description: 'Expected sha256 of the file, 64 hex digits' },
+  dest: { kind: 'string', flag: 'dest', env: 'MODELSHIP_FETCH_DEST', description: 'Where to write it, e.g. /models/<name>/<version>/model.onnx' },
+  retries: {
+    kind: 'integer', flag: 'retries', env: 'MODELSHIP_FETCH_RETRIES', default: 4, min: 0, max: 100,
+    description: 'Retries after a transient failure (network, timeout, 408, 429, 5xx), with exponential backoff',
+  },
+  timeoutSeconds: {
+    kind: 'integer', flag: 'timeout', env: 'MODELSHIP_FETCH_TIMEOUT', default: 300, min: 1, max: 86400,
+    description: 'Seconds one download attempt may take',
+  },
+} as const satisfies Record<string, Setting>;

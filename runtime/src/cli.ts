@@ -1,0 +1,106 @@
+/**
+ * The `modelship` command: serve | inspect | fetch. A wrong flag or an unusable model ends the process with a
+ * one-line reason on stderr and a non-zero exit code (2 for usage, 1 for everything else).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FETCH_SETTINGS, SERVE_SETTINGS, type Setting } from '../../lib/contract/settings';
+import { parseServeSettings, parseSettings } from './config';
+import { UsageError } from './errors';
+import { fetchModel } from './fetch';
+import { formatReport, inspectModel } from './inspect';
+import { createLogger } from './logger';
+import { serve } from './serve';
+
+const VERSION: string = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
+
+const USAGE = `modelship ${VERSION}
+
+Usage:
+  modelship serve --model-repository DIR [options]     serve <model>/<version>/model.onnx from DIR
+  modelship serve --model NAME=PATH.onnx [...]          serve files as version 1, without a repository
+  modelship inspect PATH.onnx [--json]                  signature, opsets, IR, producer, metadata, sha256
+  modelship fetch --uri URI --sha256 HEX --dest PATH    download and verify a model (init container)
+
+serve options:
+${describe(SERVE_SETTINGS)}
+
+fetch options:
+${describe(FETCH_SETTINGS)}
+`;
+
+function describe(table: Record<string, Setting>): string {
+  return Object.values(table).map((s) => {
+    const fallback = 'default' in s && s.default !== undefined && s.default !== '' ? ` (default ${s.default})` : '';
+    const choices = s.kind === 'string' && s.choices ? ` [${s.choices.join('|')}]` : '';
+    return `  --${s.flag.padEnd(26)} ${s.description}${choices}${fallback}; env ${s.env}`;
+  }).join('\n');
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await runServe(rest);
+      case 'inspect':
+        return await runInspect(rest);
+      case 'fetch':
+        return await runFetch(rest);
+      case '--version':
+      case 'version':
+        process.stdout.write(`${VERSION}\n`);
+        return 0;
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command '${command}'; expected serve, inspect or fetch (see modelship --help)`);
+    }
+  } catch (error) {
+    process.stderr.write(`modelship: ${(error as Error).message.split('\n')[0]}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
+
+async function runServe(argv: readonly string[]): Promise<number> {
+  const settings = parseServeSettings(argv);
+  const log = createLogger(settings.logLevel as Parameters<typeof createLogger>[0]);
+  const server = await serve(settings, log, VERSION);
+  const stop = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const drained = await server.shutdown(stop);
+  return drained ? 0 : 1;
+}
+
+async function runInspect(argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: { json: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0]);
+  }
+  if (parsed.positionals.length !== 1) throw new UsageError('inspect takes one model file: modelship inspect PATH.onnx [--json]');
+  const report = await inspectModel(parsed.positionals[0]);
+  process.stdout.write(parsed.values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+  return report.onnxruntime.loads ? 0 : 1;
+}
+
+async function runFetch(argv: readonly string[]): Promise<number> {
+  const settings = parseSettings(FETCH_SETTINGS, argv, process.env);
+  for (const key of ['uri', 'sha256', 'dest'] as const) {
+    if (!settings[key]) throw new UsageError(`fetch needs --${FETCH_SETTINGS[key].flag} (or ${FETCH_SETTINGS[key].env})`);
+  }
+  await fetchModel({ ...settings, uri: settings.uri!, sha256: settings.sha256!, dest: settings.dest! }, createLogger('info', 'modelship-fetch'));
+  return 0;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,140 @@
+/**
+ * Flags, environment variables and per-model config files → one typed settings object, validated once at start.
+ * The flag table lives in lib/contract so that the constructs write exactly the flags parsed here.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as YAML from 'yaml';
+import {
+  FETCH_SETTINGS, MODEL_CONFIG_KEYS, SERVE_SETTINGS, type ModelConfigFile, type Setting,
+} from '../../lib/contract/settings';
+import { UsageError } from './errors';
+
+type ValueOf<S extends Setting> = S extends { kind: 'integer' } ? number
+  : S extends { kind: 'string'; choices: readonly (infer C)[] } ? C
+  : S extends { kind: 'boolean' } ? boolean
+  : S extends { kind: 'list' } ? string[]
+  : S extends { default: string } ? string : string | undefined;
+
+/** The parsed values of a settings table. */
+export type SettingsOf<T extends Record<string, Setting>> = { -readonly [K in keyof T]: ValueOf<T[K]> };
+
+export type ServeSettings = SettingsOf<typeof SERVE_SETTINGS>;
+export type FetchSettings = SettingsOf<typeof FETCH_SETTINGS>;
+
+/** The settings a model config file may override, resolved for one model. */
+export type ModelSettings = Pick<ServeSettings, (typeof MODEL_CONFIG_KEYS)[keyof typeof MODEL_CONFIG_KEYS]>;
+
+/** Parses argv against a settings table, with the environment as fallback and the table's defaults last. */
+export function parseSettings<T extends Record<string, Setting>>(table: T, argv: readonly string[], env: NodeJS.ProcessEnv): SettingsOf<T> {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const setting of Object.values(table)) {
+    options[setting.flag] = { type: 'string', multiple: setting.kind === 'list' };
+    // node:util parseArgs has no negated booleans on Node 20; --no-warmup is spelled out.
+    if (setting.kind === 'boolean') options[`no-${setting.flag}`] = { type: 'boolean' };
+  }
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0]);
+  }
+  const settings: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(table)) {
+    if (setting.kind === 'boolean' && values[`no-${setting.flag}`]) {
+      settings[key] = false;
+      continue;
+    }
+    const fromFlag = values[setting.flag];
+    const source = fromFlag !== undefined ? `--${setting.flag}` : setting.env;
+    const raw = fromFlag ?? env[setting.env];
+    settings[key] = raw === undefined || raw === '' ? defaultOf(setting) : parseSetting(setting, raw as string | string[], source);
+  }
+  return settings as SettingsOf<T>;
+}
+
+/** Parses `serve`'s argv (after the subcommand) with the environment as fallback. */
+export function parseServeSettings(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServeSettings {
+  const result = parseSettings(SERVE_SETTINGS, argv, env);
+  if (!result.modelRepository && result.model.length === 0) {
+    throw new UsageError('serve needs --model-repository DIR or at least one --model NAME=PATH.onnx');
+  }
+  if (result.modelRepository && result.model.length > 0) {
+    throw new UsageError('give either --model-repository or --model, not both');
+  }
+  return result;
+}
+
+function defaultOf(setting: Setting): unknown {
+  return setting.kind === 'list' ? [] : setting.default;
+}
+
+/** Parses one raw value against its setting; `source` names the flag or variable in error messages. */
+export function parseSetting(setting: Setting, raw: string | string[], source: string): unknown {
+  switch (setting.kind) {
+    case 'list': {
+      const items = Array.isArray(raw) ? raw : raw.split(',');
+      return items.map((item) => item.trim()).filter((item) => item.length > 0);
+    }
+    case 'integer':
+      return checkInteger(setting.min, setting.max, Array.isArray(raw) ? raw[0] : raw, source);
+    case 'boolean': {
+      const value = String(raw).toLowerCase();
+      if (['true', '1', 'yes'].includes(value)) return true;
+      if (['false', '0', 'no'].includes(value)) return false;
+      throw new UsageError(`${source} must be true or false, received '${raw}'`);
+    }
+    case 'string': {
+      const value = String(raw);
+      if (setting.choices && !setting.choices.includes(value)) {
+        throw new UsageError(`${source} must be one of ${setting.choices.join(', ')}, received '${value}'`);
+      }
+      return value;
+    }
+  }
+}
+
+function checkInteger(min: number, max: number, raw: unknown, source: string): number {
+  const value = typeof raw === 'number' ? raw : /^-?\d+$/.test(String(raw).trim()) ? Number(raw) : Number.NaN;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new UsageError(`${source} must be an integer from ${min} to ${max}, received '${raw}'`);
+  }
+  return value;
+}
+
+/**
+ * Reads a model's config file (JSON or YAML) and resolves its settings over the server-wide ones. Unknown keys
+ * are errors: a misspelt key that silently does nothing is worse than a model that refuses to load.
+ */
+export function readModelConfig(path: string, defaults: ServeSettings): ModelSettings {
+  let parsed: unknown;
+  try {
+    const text = readFileSync(path, 'utf8');
+    parsed = path.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+  } catch (error) {
+    throw new UsageError(`cannot read ${path}: ${(error as Error).message.split('\n')[0]}`);
+  }
+  return resolveModelConfig(parsed ?? {}, defaults, path);
+}
+
+export function resolveModelConfig(parsed: unknown, defaults: ServeSettings, source: string): ModelSettings {
+  const settings: Record<string, unknown> = {};
+  for (const key of Object.values(MODEL_CONFIG_KEYS)) settings[key] = defaults[key];
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`${source} must hold an object of settings, received ${JSON.stringify(parsed)}`);
+  }
+  for (const [name, value] of Object.entries(parsed)) {
+    if (!Object.hasOwn(MODEL_CONFIG_KEYS, name)) {
+      throw new UsageError(
+        `${source}: unknown setting '${name}'; known settings are ${Object.keys(MODEL_CONFIG_KEYS).join(', ')}`);
+    }
+    const key = MODEL_CONFIG_KEYS[name as keyof ModelConfigFile];
+    const setting: Setting = SERVE_SETTINGS[key];
+    const where = `${source}: '${name}'`;
+    if (setting.kind === 'integer') settings[key] = checkInteger(setting.min, setting.max, value, where);
+    else if (setting.kind === 'boolean' && typeof value !== 'boolean') {
+      throw new UsageError(`${where} must be true or false, received ${JSON.stringify(value)}`);
+    } else settings[key] = setting.kind === 'boolean' ? value : parseSetting(setting, String(value), where);
+  }
+  return settings as ModelSettings;
+}

@@ -1,0 +1,26 @@
+/**
+ * Errors that carry the HTTP status they map to. Every layer below the protocol doors throws these, so each door
+ * only translates a status into its own wire form (an HTTP status with `{"error"}`, or a gRPC code).
+ */
+export class InferenceError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 413 | 415 | 429 | 500 | 503,
+    message: string,
+    /** Seconds a client should wait before retrying (429, 503). */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = 'InferenceError';
+  }
+}
+
+export const badRequest = (message: string) => new InferenceError(400, message);
+export const notFound = (message: string) => new InferenceError(404, message);
+
+/** A wrong flag, environment variable or config file: the process ends with this one-line reason. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}

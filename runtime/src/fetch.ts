@@ -1,0 +1,115 @@
+/**
+ * `modelship fetch`: the init container's step. Downloads a model over http(s) into a temporary file beside the
+ * destination while hashing it, checks the sha256, and renames it into place, so the server never sees a partial
+ * or tampered file. Transient failures (network, timeouts, 408/429/5xx) are retried with exponential backoff.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Logger } from 'pino';
+import { UsageError } from './errors';
+
+export interface FetchOptions {
+  readonly uri: string;
+  readonly sha256: string;
+  readonly dest: string;
+  /** Retries after the first attempt. @default 4 */
+  readonly retries?: number;
+  /** Seconds one attempt may take. @default 300 */
+  readonly timeoutSeconds?: number;
+  /** First backoff in milliseconds; doubles each retry, capped at 10 s. @default 500 */
+  readonly backoffMilliseconds?: number;
+}
+
+/** A failure that retrying will not fix (digest mismatch, 404, full disk). */
+class PermanentError extends Error {}
+
+export function checkFetchOptions(options: FetchOptions): void {
+  let url: URL;
+  try {
+    url = new URL(options.uri);
+  } catch {
+    throw new UsageError(`--uri '${options.uri}' is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--uri must be http:// or https://, received '${url.protocol}'`);
+  }
+  if (!/^[0-9a-f]{64}$/i.test(options.sha256)) {
+    throw new UsageError(`--sha256 must be 64 hex digits, received '${options.sha256}'`);
+  }
+  if (!options.dest) throw new UsageError('--dest is required');
+}
+
+export async function fetchModel(options: FetchOptions, log: Logger): Promise<void> {
+  checkFetchOptions(options);
+  const expected = options.sha256.toLowerCase();
+  if (await fileHasDigest(options.dest, expected)) {
+    log.info({ dest: options.dest }, `${options.dest} already holds sha256 ${expected}; nothing to fetch`);
+    return;
+  }
+  await mkdir(dirname(options.dest), { recursive: true });
+  const retries = options.retries ?? 4;
+  const backoff = options.backoffMilliseconds ?? 500;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await download(options, expected);
+      log.info({ uri: options.uri, dest: options.dest, sha256: expected }, `fetched ${options.uri}`);
+      return;
+    } catch (error) {
+      const last = attempt >= retries || error instanceof PermanentError;
+      if (last) throw new Error(`fetch ${options.uri} failed${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${(error as Error).message}`);
+      const delay = Math.min(10_000, backoff * 2 ** attempt) * (0.5 + Math.random() / 2);
+      log.warn({ uri: options.uri, attempt: attempt + 1, delayMs: Math.round(delay) }, `attempt ${attempt + 1} failed, retrying: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+async function download(options: FetchOptions, expected: string): Promise<void> {
+  let response: Response;
+  try {
+    response = await fetch(options.uri, { signal: AbortSignal.timeout((options.timeoutSeconds ?? 300) * 1000), redirect: 'follow' });
+  } catch (error) {
+    throw new Error((error as Error & { cause?: Error }).cause?.message ?? (error as Error).message);
+  }
+  if (!response.ok || !response.body) {
+    const message = `HTTP ${response.status} ${response.statusText}`.trim();
+    const transient = response.status === 408 || response.status === 429 || response.status >= 500;
+    await response.body?.cancel();
+    throw transient ? new Error(message) : new PermanentError(message);
+  }
+  const partial = join(dirname(options.dest), `.${basename(options.dest)}.partial-${process.pid}`);
+  const hash = createHash('sha256');
+  try {
+    await pipeline(
+      Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>),
+      new Transform({ transform(chunk, _encoding, done) { hash.update(chunk); done(null, chunk); } }),
+      createWriteStream(partial),
+    );
+    const actual = hash.digest('hex');
+    if (actual !== expected) throw new PermanentError(`sha256 mismatch: expected ${expected}, received ${actual}`);
+    await rename(partial, options.dest);
+  } catch (error) {
+    await rm(partial, { force: true });
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EACCES' || code === 'EROFS') {
+      throw new PermanentError(`cannot write ${options.dest}: ${code} (${(error as Error).message})`);
+    }
+    throw error;
+  }
+}
+
+async function fileHasDigest(path: string, expected: string): Promise<boolean> {
+  try {
+    if (!(await stat(path)).isFile()) return false;
+  } catch {
+    return false;
+  }
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex') === expected;
+}

@@ -1,0 +1,77 @@
+/**
+ * The one path every inference takes, whatever door it came in by: refuse while draining, resolve the model
+ * version, run it through its queue, and account for it in the metrics. The doors only decode and encode.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Protocol } from '../../lib/contract/metrics';
+import { InferenceError } from './errors';
+import type { RuntimeMetrics } from './metrics';
+import type { ModelRegistry } from './model/registry';
+import type { ModelVersion } from './model/model-version';
+import type { NamedTensor } from './tensor/datatypes';
+import { checkOutputNames, type ShapeLimits } from './tensor/signature';
+
+export interface InferenceResult {
+  readonly outputs: readonly NamedTensor[];
+}
+
+export class InferenceService {
+  private draining = false;
+
+  constructor(
+    readonly registry: ModelRegistry,
+    readonly metrics: RuntimeMetrics,
+    readonly limits: ShapeLimits,
+  ) {}
+
+  /** After this, every new request is refused with 503 (SIGTERM). */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  get isReady(): boolean {
+    return !this.draining && this.registry.ready;
+  }
+
+  /**
+   * Runs `work` for the model version a request names, with the in-flight gauge, request counter and latency
+   * histogram kept for it. `work` decodes the request, calls `run`, and encodes the response.
+   */
+  async serve<T>(protocol: Protocol, model: string, version: string | undefined, work: (target: ModelVersion) => Promise<T>): Promise<T> {
+    if (this.draining) throw new InferenceError(503, 'the server is shutting down; retry on another replica', 1);
+    const started = performance.now();
+    const target = this.registry.resolve(model, version);
+    const labels = { model: target.name, version: String(target.version) };
+    this.metrics.inFlight.inc(labels);
+    let code = 200;
+    try {
+      return await work(target);
+    } catch (error) {
+      code = error instanceof InferenceError ? error.status : 500;
+      throw error;
+    } finally {
+      this.metrics.inFlight.dec(labels);
+      const requestLabels = { ...labels, protocol, code: String(code) };
+      this.metrics.requests.inc(requestLabels);
+      this.metrics.requestDuration.observe(requestLabels, (performance.now() - started) / 1000);
+    }
+  }
+
+  /**
+   * Queues a run of decoded inputs (the doors check input names before they decode, so nothing is allocated for
+   * a request that names the wrong inputs) and records its queue, compute and batch metrics.
+   */
+  async run(target: ModelVersion, inputs: readonly NamedTensor[], requestedOutputs?: readonly string[]): Promise<InferenceResult> {
+    const outputs = checkOutputNames(target.signature, requestedOutputs);
+    const result = await target.run(inputs, outputs);
+    const labels = { model: target.name, version: String(target.version) };
+    this.metrics.queueDuration.observe(labels, result.queueSeconds);
+    this.metrics.computeDuration.observe(labels, result.computeSeconds);
+    this.metrics.batchSize.observe(labels, 1);
+    return { outputs: result.outputs };
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * `modelship inspect`: the seed's "verify the model" step — what the file declares (signature, opsets, IR,
+ * producer, metadata, sha256) and whether onnxruntime loads it, before anything is deployed.
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import { readOnnxFile, type OnnxFileInfo } from './model/onnx-file';
+import { describeShape, type TensorSpec } from './tensor/signature';
+
+export interface InspectReport extends OnnxFileInfo {
+  readonly path: string;
+  readonly onnxruntime: { readonly version: string; readonly loads: boolean; readonly loadMilliseconds?: number; readonly error?: string };
+}
+
+export async function inspectModel(path: string): Promise<InspectReport> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new Error(`cannot read '${path}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let file: OnnxFileInfo;
+  try {
+    file = readOnnxFile(bytes);
+  } catch (error) {
+    throw new Error(`'${path}' is not a readable ONNX model: ${(error as Error).message}`);
+  }
+  const started = performance.now();
+  let onnxruntime: InspectReport['onnxruntime'];
+  try {
+    const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 4 });
+    onnxruntime = { version: ort.env.versions.node ?? ort.env.versions.common, loads: true, loadMilliseconds: Math.round(performance.now() - started) };
+    await session.release();
+  } catch (error) {
+    onnxruntime = { version: ort.env.versions.node ?? ort.env.versions.common, loads: false, error: (error as Error).message.split('\n')[0] };
+  }
+  return { path, ...file, onnxruntime };
+}
+
+export function formatReport(report: InspectReport): string {
+  const tensor = (spec: TensorSpec) => `  ${spec.name}  ${spec.datatype ?? spec.ortType}  ${describeShape(spec.shape)}`;
+  const lines = [
+    `model        ${report.path}`,
+    `sha256       ${report.sha256}`,
+    `size         ${report.sizeBytes} bytes`,
+    `ir_version   ${report.irVersion}`,
+    `opset        ${report.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}`,
+    `producer     ${[report.producerName, report.producerVersion].filter(Boolean).join(' ') || '(none)'}`,
+    ...(report.domain ? [`domain       ${report.domain}`] : []),
+    ...(report.modelVersion ? [`version      ${report.modelVersion}`] : []),
+    ...(report.graphName ? [`graph        ${report.graphName}`] : []),
+    ...(report.docString ? [`doc          ${report.docString.split('\n')[0]}`] : []),
+    'inputs', ...report.inputs.map(tensor),
+    'outputs', ...report.outputs.map(tensor),
+    ...(Object.keys(report.metadata).length ? ['metadata', ...Object.entries(report.metadata).map(([k, v]) => `  ${k}: ${v}`)] : []),
+    report.onnxruntime.loads
+      ? `onnxruntime  loads (onnxruntime-node ${report.onnxruntime.version}, ${report.onnxruntime.loadMilliseconds} ms)`
+      : `onnxruntime  FAILS TO LOAD (onnxruntime-node ${report.onnxruntime.version}): ${report.onnxruntime.error}`,
+  ];
+  return lines.join('\n');
+}

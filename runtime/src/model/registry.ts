@@ -1,0 +1,143 @@
+/**
+ * The served models: loads every version on the session workers, tracks their states, and resolves the
+ * `{model}[/versions/{v}]` of a request to a ModelVersion (404 when there is no such thing).
+ */
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import { readModelConfig, resolveModelConfig, type ModelSettings, type ServeSettings } from '../config';
+import { InferenceError, notFound } from '../errors';
+import type { RuntimeMetrics } from '../metrics';
+import type { ModelEntry } from '../repository';
+import { ModelVersion } from './model-version';
+import { SessionWorkerClient } from './session-worker-client';
+
+export class Model {
+  constructor(
+    readonly name: string,
+    /** Ascending by version number. */
+    readonly versions: readonly ModelVersion[],
+    /** Why the model has nothing to serve at all. */
+    readonly problem?: string,
+  ) {}
+
+  /** The highest READY version, else the highest: a broken newer version does not hide a working older one. */
+  get defaultVersion(): ModelVersion | undefined {
+    return [...this.versions].reverse().find((v) => v.state === 'READY') ?? this.versions.at(-1);
+  }
+}
+
+export class ModelRegistry {
+  private readonly models = new Map<string, Model>();
+  private readonly workers: SessionWorkerClient[];
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    entries: readonly ModelEntry[],
+    private readonly settings: ServeSettings,
+    private readonly metrics: RuntimeMetrics,
+    private readonly log: Logger,
+  ) {
+    const workerCount = settings.sessionWorkers || Math.max(1, Math.min(availableParallelism(), entries.length));
+    this.workers = Array.from({ length: workerCount }, (_, i) => new SessionWorkerClient(i, (error) => this.workerExited(i, error)));
+    for (const entry of entries) this.models.set(entry.name, this.createModel(entry));
+  }
+
+  private createModel(entry: ModelEntry): Model {
+    let settings: ModelSettings;
+    try {
+      settings = entry.configPath ? readModelConfig(entry.configPath, this.settings) : resolveModelConfig({}, this.settings, 'flags');
+    } catch (error) {
+      return new Model(entry.name, [], (error as Error).message);
+    }
+    const versions = entry.versions.map((v) => {
+      const labels = { model: entry.name, version: String(v.version) };
+      const worker = this.workers.reduce((least, w) => (w.hosted < least.hosted ? w : least));
+      worker.hosted++;
+      return new ModelVersion(entry.name, v.version, v.path, settings, worker, (depth) => this.metrics.queueDepth.set(labels, depth));
+    });
+    return new Model(entry.name, versions, entry.problem);
+  }
+
+  /** Loads every version; resolves when each has loaded or failed. Failures are logged, not thrown. */
+  loadAll(): Promise<void> {
+    this.loading ??= (async () => {
+      for (const model of this.models.values()) {
+        if (model.problem) this.log.error({ model: model.name }, `model '${model.name}' cannot be served: ${model.problem}`);
+      }
+      await Promise.all(this.allVersions().map((version) => this.loadVersion(version)));
+    })();
+    return this.loading;
+  }
+
+  private async loadVersion(version: ModelVersion): Promise<void> {
+    const labels = { model: version.name, version: String(version.version) };
+    this.metrics.modelReady.set(labels, 0);
+    try {
+      const loaded = await version.load();
+      this.metrics.modelReady.set(labels, 1);
+      this.metrics.modelLoadDuration.set(labels, loaded.loadSeconds);
+      this.metrics.modelInfo.set({ ...labels, sha256: loaded.file.sha256, opset: String(loaded.file.opset ?? '') }, 1);
+      if (loaded.warmupError) {
+        this.log.warn({ ...labels }, `${version.key}: warm-up on zeros failed, serving anyway: ${loaded.warmupError}`);
+      }
+      this.log.info({ ...labels, sha256: loaded.file.sha256, loadSeconds: loaded.loadSeconds }, `${version.key} is ready`);
+    } catch (error) {
+      const reason = (error as Error).message;
+      version.fail(reason);
+      this.log.error({ ...labels, path: version.path }, `${version.key} failed to load: ${reason}`);
+    }
+  }
+
+  private workerExited(index: number, error: Error): void {
+    this.log.error({ worker: index }, `session worker ${index} stopped: ${error.message}`);
+    for (const version of this.allVersions()) {
+      if (version.worker === this.workers[index] && version.state !== 'UNAVAILABLE') {
+        version.fail(error.message);
+        this.metrics.modelReady.set({ model: version.name, version: String(version.version) }, 0);
+      }
+    }
+  }
+
+  list(): Model[] {
+    return [...this.models.values()];
+  }
+
+  allVersions(): ModelVersion[] {
+    return this.list().flatMap((model) => [...model.versions]);
+  }
+
+  get(name: string): Model {
+    const model = this.models.get(name);
+    if (!model) throw notFound(`unknown model '${name}'; served models: ${this.list().map((m) => `'${m.name}'`).join(', ') || '(none)'}`);
+    return model;
+  }
+
+  /** The version a request names, or the default version when it names none. */
+  resolve(name: string, version?: string): ModelVersion {
+    const model = this.get(name);
+    if (version === undefined) {
+      const chosen = model.defaultVersion;
+      if (!chosen) throw new InferenceError(503, `model '${name}' has no servable version: ${model.problem ?? 'none loaded'}`);
+      return chosen;
+    }
+    const found = /^\d{1,16}$/.test(version) ? model.versions.find((v) => v.version === Number(version)) : undefined;
+    if (!found) {
+      throw notFound(`model '${name}' has no version '${version}'; available versions: ${model.versions.map((v) => v.version).join(', ') || '(none)'}`);
+    }
+    return found;
+  }
+
+  /** True once loading has finished and at least one version can serve. */
+  get ready(): boolean {
+    const versions = this.allVersions();
+    return versions.every((v) => v.state !== 'LOADING') && versions.some((v) => v.state === 'READY');
+  }
+
+  get loadingCount(): number {
+    return this.allVersions().filter((v) => v.state === 'LOADING').length;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The main thread's handle on one session worker thread: request/reply over postMessage, and the scheduler that
+ * keeps exactly one run in the worker at a time, taking jobs round-robin from the queues of the models it hosts.
+ * Holding the queue here rather than in the worker is what lets requests be rejected, timed and (later) batched.
+ */
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { InferenceError } from '../errors';
+import type { JobExecutor, RunJob, RunQueue } from '../batcher/run-queue';
+import { type NamedTensor, transferListOf } from '../tensor/datatypes';
+import type { LoadResult, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
+
+type Pending = { resolve(value: unknown): void; reject(error: Error): void };
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+export class SessionWorkerClient implements JobExecutor {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private readonly ready: RunQueue[] = [];
+  private nextId = 1;
+  private running = false;
+  private exited: Error | undefined;
+  /** How many model versions this worker hosts: the pool places new ones on the least loaded worker. */
+  hosted = 0;
+
+  constructor(readonly index: number, private readonly onExit: (error: Error) => void) {
+    this.worker = new Worker(join(__dirname, 'session-worker.js'), { name: `session-worker-${index}` });
+    this.worker.on('message', (reply: WorkerReply) => this.settle(reply));
+    this.worker.on('error', (error) => this.fail(error));
+    this.worker.on('exit', (code) => this.fail(new Error(`session worker ${index} exited with code ${code}`)));
+  }
+
+  load(key: string, path: string, settings: SessionSettings): Promise<LoadResult> {
+    return this.call({ op: 'load', key, path, settings }) as Promise<LoadResult>;
+  }
+
+  unload(key: string): Promise<void> {
+    return this.call({ op: 'unload', key }) as Promise<void>;
+  }
+
+  /** Called by a queue that received a job. */
+  notify(queue: RunQueue): void {
+    if (!this.ready.includes(queue)) this.ready.push(queue);
+    this.pump();
+  }
+
+  async terminate(): Promise<void> {
+    this.exited ??= new Error('session worker stopped');
+    await this.worker.terminate();
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const queue = this.ready.shift();
+    if (!queue) return;
+    const job = queue.take();
+    if (queue.depth > 0) this.ready.push(queue); // round-robin between the models on this worker
+    if (!job) return this.pump();
+    this.running = true;
+    void this.execute(queue.key, job).finally(() => {
+      this.running = false;
+      this.pump();
+    });
+  }
+
+  private async execute(key: string, job: RunJob): Promise<void> {
+    const queueSeconds = (performance.now() - job.enqueuedAt) / 1000;
+    try {
+      const result = (await this.call({ op: 'run', key, inputs: job.inputs, outputs: job.outputs }, transferListOf(job.inputs))) as RunResult;
+      job.resolve({ ...result, queueSeconds });
+    } catch (error) {
+      job.reject(error instanceof InferenceError ? error : new InferenceError(500, `${key} failed to execute: ${(error as Error).message}`));
+    }
+  }
+
+  private call(request: DistributiveOmit<WorkerRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    if (this.exited) return Promise.reject(new InferenceError(503, `${request.key} is unavailable: ${this.exited.message}`));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...request, id } as WorkerRequest, transfer);
+    });
+  }
+
+  private settle(reply: WorkerReply): void {
+    const pending = this.pending.get(reply.id);
+    if (!pending) return;
+    this.pending.delete(reply.id);
+    if (reply.ok) pending.resolve(reply.result);
+    else pending.reject(new Error(reply.error));
+  }
+
+  private fail(error: Error): void {
+    if (this.exited) return;
+    this.exited = error;
+    for (const pending of this.pending.values()) pending.reject(new InferenceError(503, error.message));
+    this.pending.clear();
+    for (const queue of this.ready.splice(0)) queue.failAll(new InferenceError(503, error.message));
+    this.onExit(error);
+  }
+}
+

@@ -1,0 +1,117 @@
+/**
+ * A worker thread that owns onnxruntime sessions. `session.run` blocks the thread it runs on for its whole
+ * duration, so sessions live here and the main thread stays free to accept connections and answer probes.
+ * Tensor buffers travel both ways as transferables, without a copy.
+ */
+import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { DATATYPES, fromOrtType, type NamedTensor, type TensorData, transferListOf } from '../tensor/datatypes';
+import type { Signature, TensorSpec } from '../tensor/signature';
+import type { LoadResult, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
+import { readOnnxFile } from './onnx-file';
+
+const sessions = new Map<string, ort.InferenceSession>();
+
+// onnxruntime prints its own coloured errors to stderr; failures reach the JSON log through the replies instead.
+const ORT_LOG_FATAL_ONLY = 4;
+
+async function load(key: string, path: string, settings: SessionSettings): Promise<LoadResult> {
+  const started = performance.now();
+  const bytes = await readFile(path);
+  const file = readOnnxFile(bytes);
+  const session = await ort.InferenceSession.create(bytes, {
+    // 0 means "let onnxruntime choose", which onnxruntime-node spells as leaving the option out.
+    ...(settings.intraOpThreads ? { intraOpNumThreads: settings.intraOpThreads } : {}),
+    ...(settings.interOpThreads ? { interOpNumThreads: settings.interOpThreads } : {}),
+    graphOptimizationLevel: settings.graphOptimizationLevel,
+    executionMode: settings.executionMode,
+    executionProviders: settings.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    logSeverityLevel: ORT_LOG_FATAL_ONLY,
+  });
+  const signature: Signature = {
+    inputs: session.inputMetadata.map(specOf),
+    outputs: session.outputMetadata.map(specOf),
+  };
+  let warmupError: string | undefined;
+  if (settings.warmup) {
+    try {
+      await session.run(warmupFeeds(signature));
+    } catch (error) {
+      warmupError = (error as Error).message;
+    }
+  }
+  await sessions.get(key)?.release();
+  sessions.set(key, session);
+  return { file, signature, loadSeconds: (performance.now() - started) / 1000, warmupError };
+}
+
+function specOf(meta: ort.InferenceSession.ValueMetadata): TensorSpec {
+  if (!meta.isTensor) return { name: meta.name, datatype: undefined, ortType: 'non-tensor', shape: undefined };
+  return {
+    name: meta.name,
+    datatype: fromOrtType(meta.type)?.name,
+    ortType: meta.type,
+    shape: meta.shape.map((dim) => (typeof dim === 'number' && dim >= 0 ? dim : typeof dim === 'string' ? dim : '')),
+  };
+}
+
+/** Zeros for every input, dynamic dimensions set to 1: enough to make onnxruntime allocate and plan once. */
+function warmupFeeds(signature: Signature): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const spec of signature.inputs) {
+    if (!spec.datatype || !spec.shape) throw new Error(`input '${spec.name}' has no declared type and shape`);
+    const dims = spec.shape.map((dim) => (typeof dim === 'number' ? dim : 1));
+    const count = dims.reduce((a, b) => a * b, 1);
+    const info = DATATYPES[spec.datatype];
+    const data: TensorData = info.array ? new info.array(count) : new Array<string>(count).fill('');
+    feeds[spec.name] = new ort.Tensor(info.ort, data as ort.Tensor.DataType, dims);
+  }
+  return feeds;
+}
+
+async function run(key: string, inputs: readonly NamedTensor[], outputNames: readonly string[]): Promise<RunResult> {
+  const session = sessions.get(key);
+  if (!session) throw new Error(`no session loaded for ${key}`);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of inputs) {
+    feeds[input.name] = new ort.Tensor(DATATYPES[input.datatype].ort, input.data as ort.Tensor.DataType, input.shape);
+  }
+  const started = performance.now();
+  const results = await session.run(feeds, outputNames as string[]);
+  const computeSeconds = (performance.now() - started) / 1000;
+  const outputs = outputNames.map((name): NamedTensor => {
+    const tensor = results[name];
+    const info = fromOrtType(tensor.type);
+    if (!info) throw new Error(`output '${name}' has onnxruntime type '${tensor.type}', which modelship cannot carry`);
+    return { name, datatype: info.name, shape: [...tensor.dims], data: tensor.data as TensorData };
+  });
+  return { outputs, computeSeconds };
+}
+
+
+async function handle(message: WorkerRequest): Promise<[WorkerReply, ArrayBuffer[]]> {
+  switch (message.op) {
+    case 'load': {
+      const result = await load(message.key, message.path, message.settings);
+      return [{ id: message.id, ok: true, result }, []];
+    }
+    case 'run': {
+      const result = await run(message.key, message.inputs, message.outputs);
+      return [{ id: message.id, ok: true, result }, transferListOf(result.outputs)];
+    }
+    case 'unload': {
+      await sessions.get(message.key)?.release();
+      sessions.delete(message.key);
+      return [{ id: message.id, ok: true, result: null }, []];
+    }
+  }
+}
+
+parentPort!.on('message', (message: WorkerRequest) => {
+  handle(message).then(
+    ([reply, transfer]) => parentPort!.postMessage(reply, transfer),
+    (error: unknown) => parentPort!.postMessage({ id: message.id, ok: false, error: (error as Error).message ?? String(error) } satisfies WorkerReply),
+  );
+});

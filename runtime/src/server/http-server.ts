@@ -1,0 +1,80 @@
+/**
+ * The HTTP door: fastify with one raw-body parser for every content type the inference endpoints read, one error
+ * shape (`{"error": "..."}`) for everything that goes wrong, the protocol routes, and /metrics.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { PATHS } from '../../../lib/contract/runtime';
+import { InferenceError } from '../errors';
+import type { InferenceService } from '../inference';
+import { registerTfServingRoutes } from '../protocols/tfserving-rest';
+import { registerV2Routes } from '../protocols/v2-rest';
+
+/**
+ * Content types read as JSON. curl's `-d` sends application/x-www-form-urlencoded, and TF Serving reads that body
+ * as JSON, so the seed's `curl -d '{"instances": ...}'` must work here too.
+ */
+const JSON_CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencoded', 'text/plain'];
+
+export interface HttpServerOptions {
+  readonly maxBodyBytes: number;
+  readonly serverVersion: string;
+  readonly log: Logger;
+}
+
+export function createHttpServer(service: InferenceService, options: HttpServerOptions): FastifyInstance {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: options.log.child({ component: 'http' }) as FastifyBaseLogger,
+    // A line per request would cost more than a small model's inference; the metrics count requests instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.maxBodyBytes,
+    // Idle keep-alive connections are closed on shutdown; busy ones finish their request first.
+    forceCloseConnections: 'idle',
+    return503OnClosing: false,
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(JSON_CONTENT_TYPES, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  app.setErrorHandler((error: FastifyError | InferenceError, request, reply) => {
+    const status = error instanceof InferenceError ? error.status : errorStatus(error);
+    const message = error instanceof InferenceError ? error.message : describeFastifyError(error, options.maxBodyBytes, request.headers['content-type']);
+    if (status === 500) request.log.error({ url: request.url, status }, message);
+    if (error instanceof InferenceError && error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+    if (service.isDraining) reply.header('connection', 'close');
+    return reply.code(status).type('application/json').send({ error: message });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0]}` }));
+
+  app.addHook('onSend', async (_request, reply) => {
+    // While draining, tell keep-alive clients to reconnect, which takes them to a replica that is still serving.
+    if (service.isDraining) reply.header('connection', 'close');
+  });
+
+  app.get(PATHS.metrics, async (_request, reply) => {
+    const registry = service.metrics.registry;
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+  registerV2Routes(app, service, options.serverVersion);
+  registerTfServingRoutes(app, service);
+  return app;
+}
+
+function errorStatus(error: FastifyError): number {
+  const status = error.statusCode ?? 500;
+  return status >= 400 && status < 600 ? status : 500;
+}
+
+function describeFastifyError(error: FastifyError, maxBodyBytes: number, contentType: string | undefined): string {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `the request body exceeds the limit of ${maxBodyBytes} bytes (--max-body-bytes)`;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return `content type '${contentType ?? ''}' is not supported; send application/json`;
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return 'the Content-Length header does not match the body';
+    default:
+      return error.message;
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Tensors in JSON: OIP v2's flat-or-nested `data`, TF Serving's nested arrays, and back. Counts are checked
+ * against the declared shape before the typed array is allocated; every element is type- and range-checked.
+ * Floats that JSON cannot spell travel as the strings "NaN", "Infinity" and "-Infinity".
+ */
+import { getFloat16, setFloat16 } from '@petamoriken/float16';
+import { badRequest } from '../errors';
+import { DATATYPES, type Datatype, type DatatypeInfo, elementCount, type Tensor, type TensorData, type TypedArray } from './datatypes';
+import { MAX_RANK, preview } from './signature';
+
+const NON_FINITE: Readonly<Record<string, number>> = { NaN: Number.NaN, Infinity: Infinity, '-Infinity': -Infinity };
+const INTEGER_TEXT = /^-?\d{1,20}$/;
+
+/** Counts the leaves of a flat or nested array without allocating. Returns -1 when nesting is too deep. */
+function countLeaves(value: unknown[], depth = 0): number {
+  if (depth > MAX_RANK) return -1;
+  if (value.length === 0 || !Array.isArray(value[0])) return value.length;
+  let count = 0;
+  for (const item of value) {
+    if (!Array.isArray(item)) return count + 1; // mixed nesting: the element check reports it
+    const inner = countLeaves(item, depth + 1);
+    if (inner < 0) return -1;
+    count += inner;
+  }
+  return count;
+}
+
+/**
+ * Fills a new tensor of `datatype` and `shape` from a flat or nested JSON array. `where` names the input in errors.
+ */
+export function tensorFromJson(datatype: Datatype, shape: readonly number[], data: unknown, where: string): Tensor {
+  const expected = elementCount(shape);
+  if (!Array.isArray(data)) {
+    // A scalar tensor may be given as a bare value, as TF Serving's columnar form does.
+    if (shape.length === 0 && data !== undefined && data !== null) data = [data];
+    else throw badRequest(`${where}: 'data' must be an array, received ${preview(data)}`);
+  }
+  const received = countLeaves(data as unknown[]);
+  if (received < 0) throw badRequest(`${where}: 'data' is nested deeper than ${MAX_RANK} levels`);
+  if (received !== expected) {
+    throw badRequest(`${where}: shape [${shape.join(', ')}] needs ${expected} elements, 'data' has ${received}`);
+  }
+  const info = DATATYPES[datatype];
+  const target: TensorData = info.array ? new info.array(expected) : new Array<string>(expected);
+  const write = elementWriter(info, target, where);
+  let index = 0;
+  const visit = (items: unknown[]): void => {
+    for (const item of items) {
+      if (Array.isArray(item)) visit(item);
+      else write(index++, item);
+    }
+  };
+  visit(data as unknown[]);
+  return { datatype, shape, data: target };
+}
+
+type Writer = (index: number, value: unknown) => void;
+
+function elementWriter(info: DatatypeInfo, target: TensorData, where: string): Writer {
+  const fail = (index: number, value: unknown, expected: string): never => {
+    throw badRequest(`${where}: element ${index} is ${preview(value)}, expected ${expected} for ${info.name}`);
+  };
+  switch (info.kind) {
+    case 'float': {
+      const array = target as Float32Array | Float64Array;
+      return (i, v) => {
+        if (typeof v === 'number') array[i] = v;
+        else if (typeof v === 'string' && Object.hasOwn(NON_FINITE, v)) array[i] = NON_FINITE[v];
+        else fail(i, v, 'a number');
+      };
+    }
+    case 'half': {
+      const view = new DataView((target as Uint16Array).buffer);
+      return (i, v) => {
+        if (typeof v === 'number') setFloat16(view, i * 2, v, true);
+        else if (typeof v === 'string' && Object.hasOwn(NON_FINITE, v)) setFloat16(view, i * 2, NON_FINITE[v], true);
+        else fail(i, v, 'a number');
+      };
+    }
+    case 'int': {
+      const array = target as TypedArray as Int32Array;
+      const min = info.min as number;
+      const max = info.max as number;
+      return (i, v) => {
+        if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) array[i] = v;
+        else fail(i, v, `an integer from ${min} to ${max}`);
+      };
+    }
+    case 'bigint': {
+      const array = target as BigInt64Array | BigUint64Array;
+      const min = info.min as bigint;
+      const max = info.max as bigint;
+      return (i, v) => {
+        // JSON numbers beyond 2^53 have already lost precision in the parser; digits in a string stay exact.
+        let value: bigint | undefined;
+        if (typeof v === 'number' && Number.isInteger(v)) value = BigInt(v);
+        else if (typeof v === 'string' && INTEGER_TEXT.test(v)) value = BigInt(v);
+        if (value === undefined || value < min || value > max) fail(i, v, `an integer from ${min} to ${max}`);
+        array[i] = value as bigint;
+      };
+    }
+    case 'bool': {
+      const array = target as Uint8Array;
+      return (i, v) => {
+        if (typeof v === 'boolean') array[i] = v ? 1 : 0;
+        else fail(i, v, 'true or false');
+      };
+    }
+    case 'string': {
+      const array = target as string[];
+      return (i, v) => {
+        if (typeof v === 'string') array[i] = v;
+        else fail(i, v, 'a string');
+      };
+    }
+  }
+}
+
+/**
+ * The shape of a nested JSON array (TF Serving's form), checking that it is not ragged. A non-array is a scalar.
+ */
+export function inferJsonShape(value: unknown, where: string): number[] {
+  const shape: number[] = [];
+  let probe = value;
+  while (Array.isArray(probe)) {
+    if (shape.length >= MAX_RANK) throw badRequest(`${where}: nested deeper than ${MAX_RANK} levels`);
+    shape.push(probe.length);
+    probe = probe[0];
+  }
+  const check = (item: unknown, axis: number): void => {
+    if (axis === shape.length) {
+      if (Array.isArray(item)) throw badRequest(`${where}: ragged nesting, more levels than [${shape.join(', ')}]`);
+      return;
+    }
+    if (!Array.isArray(item) || item.length !== shape[axis]) {
+      throw badRequest(`${where}: ragged nesting, every level ${axis} array must have ${shape[axis]} items like the first (shape [${shape.join(', ')}])`);
+    }
+    for (const inner of item) check(inner, axis + 1);
+  };
+  check(value, 0);
+  return shape;
+}
+
+/** JSON text of the elements `[start, end)` of a tensor's flat data, without the brackets. */
+export function jsonElements(tensor: Tensor, start = 0, end = elementCount(tensor.shape)): string {
+  const info = DATATYPES[tensor.datatype];
+  const data = tensor.data;
+  switch (info.kind) {
+    case 'float': {
+      const text = (data as Float32Array).subarray(start, end).join(',');
+      // join spells NaN and ±Infinity bare, which is not JSON; only then take the slow path.
+      if (!text.includes('N') && !text.includes('I')) return text;
+      return Array.from((data as Float32Array).subarray(start, end), jsonFloat).join(',');
+    }
+    case 'half': {
+      const bits = data as Uint16Array;
+      const view = new DataView(bits.buffer, bits.byteOffset, bits.byteLength);
+      const parts = new Array<string>(end - start);
+      for (let i = start; i < end; i++) parts[i - start] = jsonFloat(getFloat16(view, i * 2, true));
+      return parts.join(',');
+    }
+    case 'int':
+    case 'bigint':
+      // BigInt's toString has no 'n' suffix, so 64-bit integers come out with every digit exact.
+      return (data as Int32Array).subarray(start, end).join(',');
+    case 'bool':
+      return Array.from((data as Uint8Array).subarray(start, end), (v) => (v ? 'true' : 'false')).join(',');
+    case 'string':
+      return (data as string[]).slice(start, end).map((s) => JSON.stringify(s)).join(',');
+  }
+}
+
+function jsonFloat(value: number): string {
+  return Number.isFinite(value) ? String(value) : `"${value}"`;
+}
+
+/** JSON text of a tensor as a nested array following its shape (TF Serving's form); a scalar as a bare value. */
+export function jsonNested(tensor: Tensor, axis = 0, offset = 0): string {
+  const { shape } = tensor;
+  if (shape.length === 0) return jsonElements(tensor, 0, 1);
+  const stride = elementCount(shape.slice(axis + 1));
+  if (axis === shape.length - 1) return `[${jsonElements(tensor, offset, offset + shape[axis])}]`;
+  const parts = new Array<string>(shape[axis]);
+  for (let i = 0; i < shape[axis]; i++) parts[i] = jsonNested(tensor, axis + 1, offset + i * stride);
+  return `[${parts.join(',')}]`;
+}
+
+/** One row (index along the first axis) of a tensor as nested JSON. */
+export function jsonRow(tensor: Tensor, row: number): string {
+  const rowShape = tensor.shape.slice(1);
+  const stride = elementCount(rowShape);
+  if (rowShape.length === 0) return jsonElements(tensor, row, row + 1);
+  return jsonNested(tensor, 1, row * stride);
+}

@@ -1,0 +1,144 @@
+/**
+ * A model's signature as the protocols present it, and the checks a request must pass against it before anything
+ * sized by the request is allocated.
+ */
+import { badRequest } from '../errors';
+import { type Datatype, elementCount } from './datatypes';
+
+/** A dimension: a non-negative number when fixed, a string (the ONNX dim_param, maybe '') when dynamic. */
+export type Dim = number | string;
+
+export interface TensorSpec {
+  readonly name: string;
+  /** Undefined when the protocols cannot carry the ONNX type (e.g. bfloat16, sequences). */
+  readonly datatype: Datatype | undefined;
+  /** onnxruntime's own name for the type, kept for error messages about unsupported types. */
+  readonly ortType: string;
+  /** Undefined when the model does not declare a rank. */
+  readonly shape: readonly Dim[] | undefined;
+}
+
+export interface Signature {
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+}
+
+/** The shape as OIP v2 and TF Serving metadata spell it: -1 for a dynamic dimension. */
+export function publicShape(spec: TensorSpec): number[] {
+  return (spec.shape ?? []).map((dim) => (typeof dim === 'number' ? dim : -1));
+}
+
+export function describeShape(shape: readonly Dim[] | undefined): string {
+  if (!shape) return 'any shape';
+  return `[${shape.map((dim) => (typeof dim === 'number' ? dim : dim === '' ? '-1' : dim)).join(', ')}]`;
+}
+
+export interface ShapeLimits {
+  /** Largest element count one input may declare. */
+  readonly maxTensorElements: number;
+}
+
+/** Upper bound on rank: ONNX has no limit, but no real model comes near it and deep nesting costs the parser. */
+export const MAX_RANK = 32;
+
+/**
+ * Checks a request's declared shape against the input's spec and the limits, and returns it as numbers. Symbolic
+ * dims shared between inputs (e.g. 'batch') must agree: `bindings` collects them across one request's inputs.
+ */
+export function checkShape(
+  spec: TensorSpec, shape: unknown, limits: ShapeLimits, bindings: Map<string, { value: number; input: string }>,
+): number[] {
+  const where = `input '${spec.name}'`;
+  if (!Array.isArray(shape)) {
+    throw badRequest(`${where}: 'shape' must be an array of non-negative integers, received ${preview(shape)}`);
+  }
+  if (shape.length > MAX_RANK) throw badRequest(`${where}: rank ${shape.length} exceeds the limit of ${MAX_RANK}`);
+  for (const dim of shape) {
+    if (typeof dim !== 'number' || !Number.isSafeInteger(dim) || dim < 0) {
+      throw badRequest(`${where}: 'shape' must be an array of non-negative integers, received ${preview(shape)}`);
+    }
+  }
+  const dims = shape as number[];
+  if (spec.shape) {
+    if (dims.length !== spec.shape.length) {
+      throw badRequest(`${where}: expected rank ${spec.shape.length} ${describeShape(spec.shape)}, received rank ${dims.length} [${dims.join(', ')}]`);
+    }
+    spec.shape.forEach((expected, axis) => {
+      const received = dims[axis];
+      if (typeof expected === 'number') {
+        if (expected !== received) {
+          throw badRequest(`${where}: expected shape ${describeShape(spec.shape)}, received [${dims.join(', ')}] (dim ${axis} must be ${expected})`);
+        }
+      } else if (expected !== '') {
+        const bound = bindings.get(expected);
+        if (bound && bound.value !== received) {
+          throw badRequest(`${where}: dim ${axis} ('${expected}') is ${received}, but input '${bound.input}' gave '${expected}' = ${bound.value}`);
+        }
+        bindings.set(expected, { value: received, input: spec.name });
+      }
+    });
+  }
+  // Multiplying safe integers can overflow past 2^53; stop as soon as the running product exceeds the limit.
+  let count = 1;
+  for (const dim of dims) {
+    count *= dim;
+    if (count > limits.maxTensorElements) {
+      throw badRequest(`${where}: shape [${dims.join(', ')}] has more elements than the limit of ${limits.maxTensorElements} (--max-tensor-elements)`);
+    }
+  }
+  return dims;
+}
+
+/** Checks the set of input names: each known, none twice, none missing. */
+export function checkInputNames(signature: Signature, names: readonly string[]): void {
+  const known = new Set(signature.inputs.map((input) => input.name));
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (!known.has(name)) {
+      throw badRequest(`unknown input '${name}'; the model's inputs are ${listNames(signature.inputs)}`);
+    }
+    if (seen.has(name)) throw badRequest(`input '${name}' is given more than once`);
+    seen.add(name);
+  }
+  const missing = signature.inputs.filter((input) => !seen.has(input.name));
+  if (missing.length > 0) {
+    throw badRequest(`missing input${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m.name}' (${m.datatype ?? m.ortType} ${describeShape(m.shape)})`).join(', ')}`);
+  }
+}
+
+/** Resolves requested output names, or all outputs when none are named. */
+export function checkOutputNames(signature: Signature, requested: readonly string[] | undefined): string[] {
+  if (!requested || requested.length === 0) return signature.outputs.map((output) => output.name);
+  const known = new Set(signature.outputs.map((output) => output.name));
+  for (const name of requested) {
+    if (!known.has(name)) {
+      throw badRequest(`unknown output '${name}'; the model's outputs are ${listNames(signature.outputs)}`);
+    }
+  }
+  return [...new Set(requested)];
+}
+
+/** The spec's datatype, or a 400 naming the type the protocols cannot carry. */
+export function requireDatatype(spec: TensorSpec): Datatype {
+  if (!spec.datatype) {
+    throw badRequest(`input '${spec.name}' has onnxruntime type '${spec.ortType}', which modelship cannot carry`);
+  }
+  return spec.datatype;
+}
+
+export function listNames(specs: readonly TensorSpec[]): string {
+  return specs.map((spec) => `'${spec.name}'`).join(', ') || '(none)';
+}
+
+/** A short, safe rendering of a received value for error messages. */
+export function preview(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+export { elementCount };
