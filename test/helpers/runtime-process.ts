@@ -1,0 +1,105 @@
+/**
+ * Starts the real runtime as a child process (`node bin/modelship.js serve ...`) on a free port, the way a
+ * container would run it, and collects its JSON log lines.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { CLI } from './paths';
+
+export interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly [key: string]: unknown;
+}
+
+export interface RuntimeProcess {
+  readonly url: string;
+  readonly process: ChildProcess;
+  readonly logs: LogLine[];
+  readonly stderr: string[];
+  /** Resolves with the exit code once the process has exited. */
+  readonly exited: Promise<number | null>;
+  /** Sends SIGTERM (unless already exited) and waits for the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export interface StartOptions {
+  /** Wait until /v2/health/ready answers 200. @default true */
+  readonly waitReady?: boolean;
+  readonly env?: NodeJS.ProcessEnv;
+  /** @default 60_000 */
+  readonly timeoutMs?: number;
+}
+
+export async function startRuntime(args: readonly string[], options: StartOptions = {}): Promise<RuntimeProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--http-port', '0', '--host', '127.0.0.1', ...args], {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const stderr: string[] = [];
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
+  const port = new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let entry: LogLine;
+      try {
+        entry = JSON.parse(line) as LogLine;
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.protocol === 'http' && typeof entry.port === 'number') resolve(entry.port);
+    });
+    void exited.then((code) => reject(new Error(`runtime exited with ${code} before listening: ${stderr.join('\n')}`)));
+  });
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const url = `http://127.0.0.1:${await withTimeout(port, timeoutMs, 'the runtime did not start listening')}`;
+  const runtime: RuntimeProcess = {
+    url, process: child, logs, stderr, exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+  if (options.waitReady ?? true) await waitUntilReady(runtime, timeoutMs);
+  return runtime;
+}
+
+export async function waitUntilReady(runtime: RuntimeProcess, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const response = await fetch(`${runtime.url}/v2/health/ready`).catch(() => undefined);
+    if (response?.status === 200) return;
+    await response?.body?.cancel();
+    if (runtime.process.exitCode !== null) throw new Error(`runtime exited: ${runtime.stderr.join('\n')}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`the runtime was not ready within ${timeoutMs} ms`);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); }),
+  ]);
+}
+
+/** POSTs JSON and returns the status and parsed body. */
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const response = await fetch(url);
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
