@@ -104,13 +104,12 @@ export function decodePredictRequest(body: unknown, signature: Signature, limits
   }
   const values = hasInstances ? rowValues(body.instances, signature) : columnarValues(body.inputs, signature);
   checkInputNames(signature, [...values.keys()]);
-  const bindings = new Map<string, { value: number; input: string }>();
   const prepared = signature.inputs.map((spec) => {
     const value = values.get(spec.name);
     const where = `input '${spec.name}'`;
     const datatype = requireDatatype(spec);
     const shape = columnFor(spec, inferJsonShape(value, where));
-    return { spec, value, datatype, shape: checkShape(spec, shape, limits, bindings) };
+    return { spec, value, datatype, shape: checkShape(spec, shape, limits) };
   });
   const inputs = prepared.map(({ spec, value, datatype, shape }): NamedTensor =>
     ({ name: spec.name, ...tensorFromJson(datatype, shape, value, `input '${spec.name}'`) }));

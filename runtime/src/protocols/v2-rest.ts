@@ -95,7 +95,6 @@ export function decodeInferRequest(body: unknown, signature: Signature, limits: 
   const named = inputs as Record<string, unknown>[];
   checkInputNames(signature, named.map((input) => input.name as string));
   const specs = new Map(signature.inputs.map((spec) => [spec.name, spec]));
-  const bindings = new Map<string, { value: number; input: string }>();
   // Every shape is checked before any tensor is allocated.
   const shapes = named.map((input) => {
     const spec = specs.get(input.name as string)!;
@@ -108,7 +107,7 @@ export function decodeInferRequest(body: unknown, signature: Signature, limits: 
     if (isPlainObject(input.parameters) && (input.parameters.binary_data_size !== undefined)) {
       throw badRequest(`${where}: binary tensor data is not accepted by this server yet; send 'data' as JSON`);
     }
-    return checkShape(spec, input.shape, limits, bindings);
+    return checkShape(spec, input.shape, limits);
   });
   const decoded = named.map((input, i): NamedTensor => {
     const name = input.name as string;

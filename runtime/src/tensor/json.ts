@@ -147,10 +147,11 @@ export function jsonElements(tensor: Tensor, start = 0, end = elementCount(tenso
   const data = tensor.data;
   switch (info.kind) {
     case 'float': {
-      const text = (data as Float32Array).subarray(start, end).join(',');
-      // join spells NaN and ±Infinity bare, which is not JSON; only then take the slow path.
-      if (!text.includes('N') && !text.includes('I')) return text;
-      return Array.from((data as Float32Array).subarray(start, end), jsonFloat).join(',');
+      const values = (data as Float32Array).subarray(start, end);
+      const text = values.join(',');
+      // join spells NaN and ±Infinity bare, which is not JSON, and -0 as 0; only then take the slow path.
+      if (!text.includes('N') && !text.includes('I') && !hasNegativeZero(values)) return text;
+      return Array.from(values, jsonFloat).join(',');
     }
     case 'half': {
       const bits = data as Uint16Array;
@@ -171,7 +172,13 @@ export function jsonElements(tensor: Tensor, start = 0, end = elementCount(tenso
 }
 
 function jsonFloat(value: number): string {
+  if (Object.is(value, -0)) return '-0';
   return Number.isFinite(value) ? String(value) : `"${value}"`;
+}
+
+function hasNegativeZero(values: Float32Array | Float64Array): boolean {
+  for (let i = 0; i < values.length; i++) if (values[i] === 0 && 1 / values[i] < 0) return true;
+  return false;
 }
 
 /** JSON text of a tensor as a nested array following its shape (TF Serving's form); a scalar as a bare value. */

@@ -42,12 +42,11 @@ export interface ShapeLimits {
 export const MAX_RANK = 32;
 
 /**
- * Checks a request's declared shape against the input's spec and the limits, and returns it as numbers. Symbolic
- * dims shared between inputs (e.g. 'batch') must agree: `bindings` collects them across one request's inputs.
+ * Checks a request's declared shape against the input's spec and the limits, and returns it as numbers.
+ * Symbolic dims are not matched across inputs: onnxruntime does not enforce that equal dim_params agree, and
+ * exporters reuse generic names, so a server that did would refuse requests the model runs.
  */
-export function checkShape(
-  spec: TensorSpec, shape: unknown, limits: ShapeLimits, bindings: Map<string, { value: number; input: string }>,
-): number[] {
+export function checkShape(spec: TensorSpec, shape: unknown, limits: ShapeLimits): number[] {
   const where = `input '${spec.name}'`;
   if (!Array.isArray(shape)) {
     throw badRequest(`${where}: 'shape' must be an array of non-negative integers, received ${preview(shape)}`);
@@ -64,17 +63,8 @@ export function checkShape(
       throw badRequest(`${where}: expected rank ${spec.shape.length} ${describeShape(spec.shape)}, received rank ${dims.length} [${dims.join(', ')}]`);
     }
     spec.shape.forEach((expected, axis) => {
-      const received = dims[axis];
-      if (typeof expected === 'number') {
-        if (expected !== received) {
-          throw badRequest(`${where}: expected shape ${describeShape(spec.shape)}, received [${dims.join(', ')}] (dim ${axis} must be ${expected})`);
-        }
-      } else if (expected !== '') {
-        const bound = bindings.get(expected);
-        if (bound && bound.value !== received) {
-          throw badRequest(`${where}: dim ${axis} ('${expected}') is ${received}, but input '${bound.input}' gave '${expected}' = ${bound.value}`);
-        }
-        bindings.set(expected, { value: received, input: spec.name });
+      if (typeof expected === 'number' && expected !== dims[axis]) {
+        throw badRequest(`${where}: expected shape ${describeShape(spec.shape)}, received [${dims.join(', ')}] (dim ${axis} must be ${expected})`);
       }
     });
   }
