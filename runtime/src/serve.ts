@@ -65,16 +65,23 @@ async function drain(
 ): Promise<boolean> {
   service.startDraining();
   log.info({ inFlight: tracker.count, timeoutSeconds }, `${reason}: draining; readiness now answers 503`);
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutSeconds * 1000); });
-  const drained = await Promise.race([tracker.idle().then(() => true as const), timedOut]);
-  clearTimeout(timer);
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  // Runs of requests whose clients went away still occupy the workers: wait for those too before stopping them.
+  const drained = await beforeDeadline(tracker.idle(), deadline) && await beforeDeadline(registry.idle(), deadline);
   if (!drained) {
-    log.error({ inFlight: tracker.count }, `drain timeout of ${timeoutSeconds}s passed with requests still in flight`);
-    app.server.closeAllConnections();
+    log.error({ inFlight: tracker.count }, `drain timeout of ${timeoutSeconds}s passed with requests still in flight; exiting`);
+    // A session run cannot be interrupted: onnxruntime-node aborts the process when a worker is stopped
+    // mid-run, and process.exit stops workers. Ending at once is what the drain timeout promises.
+    process.kill(process.pid, 'SIGKILL');
   }
   await app.close();
   await registry.close();
   log.info({ drained }, 'stopped');
   return drained;
+}
+
+function beforeDeadline(work: Promise<void>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now())); });
+  return Promise.race([work.then(() => true), timeout]).finally(() => clearTimeout(timer));
 }

@@ -137,6 +137,12 @@ export class ModelRegistry {
     return this.allVersions().filter((v) => v.state === 'LOADING').length;
   }
 
+  /** Resolves once no session worker has a run or load in progress. */
+  async idle(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.idle()));
+  }
+
+  /** Stops the session workers; wait for `idle()` first. */
   async close(): Promise<void> {
     await Promise.all(this.workers.map((worker) => worker.terminate()));
   }

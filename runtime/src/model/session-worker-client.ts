@@ -45,6 +45,15 @@ export class SessionWorkerClient implements JobExecutor {
     this.pump();
   }
 
+  /** Resolves once no run or load is in progress in the worker. */
+  async idle(): Promise<void> {
+    while (this.running || this.pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  /**
+   * Stops the thread. Only call it when idle: onnxruntime-node aborts the whole process when the thread it is
+   * running a session on is stopped mid-run.
+   */
   async terminate(): Promise<void> {
     this.exited ??= new Error('session worker stopped');
     await this.worker.terminate();
