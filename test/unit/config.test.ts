@@ -1,0 +1,54 @@
+/** Flags, environment and per-model config files → settings, with errors that name the flag and the fix. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SERVE_SETTINGS } from '../../lib/contract/settings';
+import { parseServeSettings, resolveModelConfig } from '../../runtime/src/config';
+import { UsageError } from '../../runtime/src/errors';
+
+const usage = (fn: () => unknown, pattern: RegExp) =>
+  assert.throws(fn, (error: unknown) => error instanceof UsageError && pattern.test(error.message));
+
+describe('serve settings', () => {
+  it('takes defaults from the contract table', () => {
+    const settings = parseServeSettings(['--model-repository', '/models'], {});
+    assert.equal(settings.httpPort, SERVE_SETTINGS.httpPort.default);
+    assert.equal(settings.maxBodyBytes, 64 * 1024 * 1024);
+    assert.equal(settings.warmup, true);
+  });
+
+  it('reads the environment when a flag is absent, and prefers the flag', () => {
+    const env = { MODELSHIP_HTTP_PORT: '9000', MODELSHIP_MODEL: 'a=/a.onnx,b=/b.onnx', MODELSHIP_WARMUP: 'false' };
+    const fromEnv = parseServeSettings([], env);
+    assert.equal(fromEnv.httpPort, 9000);
+    assert.deepEqual(fromEnv.model, ['a=/a.onnx', 'b=/b.onnx']);
+    assert.equal(fromEnv.warmup, false);
+    assert.equal(parseServeSettings(['--http-port', '9100'], env).httpPort, 9100);
+    assert.equal(parseServeSettings(['--model', 'a=/a.onnx', '--no-warmup'], {}).warmup, false);
+  });
+
+  it('names the flag or variable and the allowed range in errors', () => {
+    usage(() => parseServeSettings(['--model-repository', 'm', '--http-port', '70000'], {}), /--http-port must be an integer from 0 to 65535, received '70000'/);
+    usage(() => parseServeSettings(['--model-repository', 'm'], { MODELSHIP_MAX_QUEUE_SIZE: 'lots' }), /MODELSHIP_MAX_QUEUE_SIZE/);
+    usage(() => parseServeSettings(['--model-repository', 'm', '--execution-provider', 'tpu'], {}), /one of cpu, cuda/);
+    usage(() => parseServeSettings(['--bogus'], {}), /bogus/);
+    usage(() => parseServeSettings([], {}), /--model-repository DIR or at least one --model/);
+    usage(() => parseServeSettings(['--model-repository', 'm', '--model', 'a=b'], {}), /not both/);
+  });
+});
+
+describe('model config files', () => {
+  const defaults = parseServeSettings(['--model-repository', '/models'], {});
+  it('overrides the server-wide settings for one model', () => {
+    const settings = resolveModelConfig({ max_queue_size: 8, graph_optimization_level: 'basic', warmup: false }, defaults, 'config.json');
+    assert.equal(settings.maxQueueSize, 8);
+    assert.equal(settings.graphOptimizationLevel, 'basic');
+    assert.equal(settings.warmup, false);
+    assert.equal(settings.intraOpThreads, defaults.intraOpThreads);
+  });
+  it('refuses unknown keys and bad values, naming them', () => {
+    usage(() => resolveModelConfig({ max_queue: 8 }, defaults, 'config.json'), /config.json: unknown setting 'max_queue'; known settings are max_queue_size/);
+    usage(() => resolveModelConfig({ max_queue_size: 0 }, defaults, 'config.json'), /'max_queue_size' must be an integer from 1/);
+    usage(() => resolveModelConfig({ warmup: 'yes' }, defaults, 'config.json'), /'warmup' must be true or false/);
+    usage(() => resolveModelConfig([1], defaults, 'config.json'), /must hold an object/);
+  });
+});

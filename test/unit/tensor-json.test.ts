@@ -1,0 +1,79 @@
+/** The JSON tensor codec on its own: counts before allocation, element checks, and exact encodings. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InferenceError } from '../../runtime/src/errors';
+import { inferJsonShape, jsonElements, jsonNested, jsonRow, tensorFromJson } from '../../runtime/src/tensor/json';
+import { checkShape, type TensorSpec } from '../../runtime/src/tensor/signature';
+
+const rejects = (fn: () => unknown, pattern: RegExp) =>
+  assert.throws(fn, (error: unknown) => error instanceof InferenceError && error.status === 400 && pattern.test(error.message));
+
+describe('tensorFromJson', () => {
+  it('accepts flat and nested data in row-major order', () => {
+    const flat = tensorFromJson('INT32', [2, 2], [1, 2, 3, 4], 'x');
+    const nested = tensorFromJson('INT32', [2, 2], [[1, 2], [3, 4]], 'x');
+    assert.deepEqual(Array.from(flat.data as Int32Array), [1, 2, 3, 4]);
+    assert.deepEqual(Array.from(nested.data as Int32Array), [1, 2, 3, 4]);
+  });
+
+  it('refuses a count that does not fit the shape, naming both', () => {
+    rejects(() => tensorFromJson('FP32', [2, 3], [1, 2, 3], "input 'x'"), /input 'x'.*\[2, 3\] needs 6 elements, 'data' has 3/);
+  });
+
+  it('checks each element\'s type and range', () => {
+    rejects(() => tensorFromJson('UINT8', [1], [256], 'x'), /element 0 is 256, expected an integer from 0 to 255 for UINT8/);
+    rejects(() => tensorFromJson('INT32', [1], [1.5], 'x'), /expected an integer/);
+    rejects(() => tensorFromJson('BOOL', [1], [1], 'x'), /expected true or false/);
+    rejects(() => tensorFromJson('FP32', [2], [1, 'one'], 'x'), /element 1 is "one", expected a number/);
+    rejects(() => tensorFromJson('BYTES', [1], [7], 'x'), /expected a string/);
+    rejects(() => tensorFromJson('UINT64', [1], ['18446744073709551616'], 'x'), /UINT64/);
+  });
+
+  it('keeps 64-bit integers given as digit strings exact', () => {
+    const t = tensorFromJson('INT64', [2], ['9223372036854775807', '-9223372036854775808'], 'x');
+    assert.deepEqual(Array.from(t.data as BigInt64Array), [9223372036854775807n, -9223372036854775808n]);
+    assert.equal(jsonElements(t), '9223372036854775807,-9223372036854775808');
+  });
+
+  it('spells non-finite floats and negative zero so that JSON can carry them', () => {
+    const t = tensorFromJson('FP32', [4], ['NaN', 'Infinity', '-Infinity', 1.5], 'x');
+    assert.equal(jsonElements(t), '"NaN","Infinity","-Infinity",1.5');
+    assert.equal(jsonElements({ datatype: 'FP64', shape: [2], data: Float64Array.from([-0, 0]) }), '-0,0');
+    const half = tensorFromJson('FP16', [3], [0.5, 65504, 'NaN'], 'x');
+    assert.deepEqual(Array.from(half.data as Uint16Array), [0x3800, 0x7bff, 0x7e00]);
+    assert.equal(jsonElements(half), '0.5,65504,"NaN"');
+  });
+
+  it('takes a bare value for a scalar', () => {
+    assert.deepEqual(Array.from(tensorFromJson('FP64', [], 3, 'x').data as Float64Array), [3]);
+  });
+});
+
+describe('shapes', () => {
+  const spec: TensorSpec = { name: 'x', datatype: 'FP32', ortType: 'float32', shape: ['batch', 3] };
+  const limits = { maxTensorElements: 1000 };
+
+  it('checks rank, static dims and the element limit before anything is allocated', () => {
+    assert.deepEqual(checkShape(spec, [5, 3], limits), [5, 3]);
+    rejects(() => checkShape(spec, [5], limits), /expected rank 2 \[batch, 3\], received rank 1 \[5\]/);
+    rejects(() => checkShape(spec, [5, 4], limits), /dim 1 must be 3/);
+    rejects(() => checkShape(spec, [-1, 3], limits), /non-negative integers/);
+    rejects(() => checkShape(spec, [1.5, 3], limits), /non-negative integers/);
+    rejects(() => checkShape(spec, [2 ** 40, 3], limits), /more elements than the limit of 1000/);
+    rejects(() => checkShape(spec, 'big', limits), /'shape' must be an array/);
+  });
+
+  it('infers TF Serving shapes and refuses ragged nesting', () => {
+    assert.deepEqual(inferJsonShape([[1, 2, 3], [4, 5, 6]], 'x'), [2, 3]);
+    assert.deepEqual(inferJsonShape(7, 'x'), []);
+    rejects(() => inferJsonShape([[1, 2], [3]], 'x'), /ragged/);
+    rejects(() => inferJsonShape([[1, 2], 3], 'x'), /ragged/);
+  });
+
+  it('encodes nested output and rows as TF Serving nests them', () => {
+    const t = { datatype: 'INT32' as const, shape: [2, 2, 1], data: Int32Array.from([1, 2, 3, 4]) };
+    assert.equal(jsonNested(t), '[[[1],[2]],[[3],[4]]]');
+    assert.equal(jsonRow(t, 1), '[[3],[4]]');
+    assert.equal(jsonRow({ datatype: 'BOOL', shape: [2], data: Uint8Array.from([1, 0]) }, 1), 'false');
+  });
+});
