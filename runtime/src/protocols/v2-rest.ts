@@ -84,9 +84,8 @@ export function decodeInferRequest(body: unknown, signature: Signature, limits: 
   if (!isPlainObject(body)) throw badRequest(`the request body must be a JSON object with 'inputs', received ${preview(body)}`);
   const { id, inputs, outputs } = body;
   if (id !== undefined && typeof id !== 'string') throw badRequest(`'id' must be a string, received ${preview(id)}`);
-  if (!Array.isArray(inputs) || inputs.length === 0) {
-    throw badRequest(`'inputs' must be a non-empty array of tensors, received ${preview(inputs)}`);
-  }
+  // An empty list is fine for a model without inputs; for any other, the name check lists what is missing.
+  if (!Array.isArray(inputs)) throw badRequest(`'inputs' must be an array of tensors, received ${preview(inputs)}`);
   inputs.forEach((input, index) => {
     if (!isPlainObject(input) || typeof input.name !== 'string') {
       throw badRequest(`inputs[${index}] must be an object with a string 'name', received ${preview(input)}`);
