@@ -89,7 +89,10 @@ async function runInspect(argv: readonly string[]): Promise<number> {
   if (parsed.positionals.length !== 1) throw new UsageError('inspect takes one model file: modelship inspect PATH.onnx [--json]');
   const report = await inspectModel(parsed.positionals[0]);
   process.stdout.write(parsed.values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
-  return report.onnxruntime.loads ? 0 : 1;
+  if (!report.onnxruntime.loads) {
+    throw new Error(`'${report.path}' does not load in onnxruntime-node ${report.onnxruntime.version}: ${report.onnxruntime.error}`);
+  }
+  return 0;
 }
 
 async function runFetch(argv: readonly string[]): Promise<number> {

@@ -28,25 +28,42 @@ export interface FetchOptions {
 /** A failure that retrying will not fix (digest mismatch, 404, full disk). */
 class PermanentError extends Error {}
 
+/** Local file-system failures: the next attempt would meet the same disk. */
+const PERMANENT_FS_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOTDIR', 'EEXIST', 'ENAMETOOLONG']);
+
+/**
+ * The URI without its query string and credentials, for logs and errors: pre-signed URLs carry their signature
+ * in the query, and a log line must not hand out read access to the model.
+ */
+export function redactUri(uri: string): string {
+  try {
+    const url = new URL(uri);
+    return `${url.protocol}//${url.host}${url.pathname}${url.search ? '?<redacted>' : ''}`;
+  } catch {
+    return '<invalid URI>';
+  }
+}
+
 export function checkFetchOptions(options: FetchOptions): void {
   let url: URL;
   try {
     url = new URL(options.uri);
   } catch {
-    throw new UsageError(`--uri '${options.uri}' is not a URL`);
+    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) '${options.uri}' is not a URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--uri must be http:// or https://, received '${url.protocol}'`);
+    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) must be http:// or https://, received '${url.protocol}'`);
   }
   if (!/^[0-9a-f]{64}$/i.test(options.sha256)) {
-    throw new UsageError(`--sha256 must be 64 hex digits, received '${options.sha256}'`);
+    throw new UsageError(`--sha256 (MODELSHIP_FETCH_SHA256) must be 64 hex digits, received '${options.sha256}'`);
   }
-  if (!options.dest) throw new UsageError('--dest is required');
+  if (!options.dest) throw new UsageError('--dest (MODELSHIP_FETCH_DEST) is required');
 }
 
 export async function fetchModel(options: FetchOptions, log: Logger): Promise<void> {
   checkFetchOptions(options);
   const expected = options.sha256.toLowerCase();
+  const source = redactUri(options.uri);
   if (await fileHasDigest(options.dest, expected)) {
     log.info({ dest: options.dest }, `${options.dest} already holds sha256 ${expected}; nothing to fetch`);
     return;
@@ -57,13 +74,13 @@ export async function fetchModel(options: FetchOptions, log: Logger): Promise<vo
   for (let attempt = 0; ; attempt++) {
     try {
       await download(options, expected);
-      log.info({ uri: options.uri, dest: options.dest, sha256: expected }, `fetched ${options.uri}`);
+      log.info({ uri: source, dest: options.dest, sha256: expected }, `fetched ${source}`);
       return;
     } catch (error) {
       const last = attempt >= retries || error instanceof PermanentError;
-      if (last) throw new Error(`fetch ${options.uri} failed${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${(error as Error).message}`);
+      if (last) throw new Error(`fetch ${source} failed${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${(error as Error).message}`);
       const delay = Math.min(10_000, backoff * 2 ** attempt) * (0.5 + Math.random() / 2);
-      log.warn({ uri: options.uri, attempt: attempt + 1, delayMs: Math.round(delay) }, `attempt ${attempt + 1} failed, retrying: ${(error as Error).message}`);
+      log.warn({ uri: source, attempt: attempt + 1, delayMs: Math.round(delay) }, `attempt ${attempt + 1} failed, retrying: ${(error as Error).message}`);
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
@@ -74,7 +91,11 @@ async function download(options: FetchOptions, expected: string): Promise<void> 
   try {
     response = await fetch(options.uri, { signal: AbortSignal.timeout((options.timeoutSeconds ?? 300) * 1000), redirect: 'follow' });
   } catch (error) {
-    throw new Error((error as Error & { cause?: Error }).cause?.message ?? (error as Error).message);
+    // Network failures come as TypeError('fetch failed') with a cause; one without a cause is a request that
+    // can never be made (e.g. a port fetch refuses), and retrying it would only delay the failure.
+    const cause = (error as Error & { cause?: Error }).cause;
+    if (!cause && (error as Error).name === 'TypeError') throw new PermanentError((error as Error).message);
+    throw new Error(cause?.message ?? (error as Error).message);
   }
   if (!response.ok || !response.body) {
     const message = `HTTP ${response.status} ${response.statusText}`.trim();
@@ -96,7 +117,7 @@ async function download(options: FetchOptions, expected: string): Promise<void> 
   } catch (error) {
     await rm(partial, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EACCES' || code === 'EROFS') {
+    if (code && PERMANENT_FS_ERRORS.has(code)) {
       throw new PermanentError(`cannot write ${options.dest}: ${code} (${(error as Error).message})`);
     }
     throw error;

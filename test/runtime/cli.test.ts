@@ -1,0 +1,461 @@
+/**
+ * The `modelship` command as a user or a container runs it: `node bin/modelship.js ...` in a child process, judged
+ * only by its exit code, stdout and stderr. Covers `inspect` on real models, `fetch` against a local HTTP server
+ * (success, idempotence, digest mismatch, retries, permanent failures, env variables, a dropped connection) and
+ * the contract that a bad flag or a bad model ends the process with a one-line reason on stderr.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { onnx } from 'onnx-proto';
+import { sendBytes, sendHalfThenDrop, sendStatus, startFixtureServer, type FixtureServer } from '../helpers/http-fixture-server';
+import { CLI, EXAMPLE_REPOSITORY, MODELS, REPO_ROOT } from '../helpers/paths';
+
+interface CliResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly milliseconds: number;
+}
+
+/** The environment without any MODELSHIP_* variable of the shell running the tests. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('MODELSHIP_') && key !== 'NODE_TEST_CONTEXT') env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/**
+ * Runs the CLI asynchronously (the fixture HTTP server lives in this process, so spawnSync would starve it) and
+ * kills it if it outlives `timeoutMs`, failing the test.
+ */
+function runCli(args: readonly string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: REPO_ROOT, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    child.on('error', (error) => { clearTimeout(timer); reject(error); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) {
+        reject(new Error(`modelship ${args.join(' ')} did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      } else {
+        resolve({ code, signal, stdout, stderr, milliseconds: Date.now() - started });
+      }
+    });
+  });
+}
+
+/** Asserts the contract's failure form: exactly one `modelship: ...` line on stderr; returns that line. */
+function oneLineReason(result: CliResult): string {
+  assert.ok(result.stderr.endsWith('\n'), `stderr should end with a newline: ${JSON.stringify(result.stderr)}`);
+  const lines = result.stderr.slice(0, -1).split('\n');
+  assert.equal(lines.length, 1, `expected one line on stderr, got ${JSON.stringify(result.stderr)}`);
+  assert.match(lines[0], /^modelship: \S/);
+  return lines[0];
+}
+
+function expectExit(result: CliResult, code: number): void {
+  assert.equal(result.signal, null, `killed by ${result.signal}`);
+  assert.equal(result.code, code, `exit code ${result.code}, expected ${code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+}
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** pino's JSON log lines on stdout. */
+function logLines(stdout: string): Array<{ level: number; msg: string; [key: string]: unknown }> {
+  return stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
+}
+
+describe('modelship inspect', { concurrency: 4 }, () => {
+  it('prints the OCR detection model\'s signature, IR, opset, sha256 and that it loads', async () => {
+    const result = await runCli(['inspect', MODELS.ocrDetection]);
+    expectExit(result, 0);
+    assert.equal(result.stderr, '');
+    const out = result.stdout;
+    assert.match(out, /^\s+x\s+FP32\s+\[p2o\.DynamicDimension\.0, 3, p2o\.DynamicDimension\.1, p2o\.DynamicDimension\.2\]$/m);
+    assert.match(out, /^\s+sigmoid_0\.tmp_0\s+FP32\s+\[p2o\.DynamicDimension\.\d+, 1, p2o\.DynamicDimension\.\d+, p2o\.DynamicDimension\.\d+\]$/m);
+    assert.ok(out.indexOf('inputs') < out.indexOf('  x  ') && out.indexOf('outputs') < out.indexOf('sigmoid_0.tmp_0'), out);
+    assert.match(out, /^ir_version\s+8$/m);
+    assert.match(out, /^opset\s+ai\.onnx 11$/m);
+    assert.equal(out.match(/^sha256\s+([0-9a-f]{64})$/m)?.[1], sha256(readFileSync(MODELS.ocrDetection)));
+    assert.match(out, /^onnxruntime\s+loads \(onnxruntime-node \d+\.\d+\.\d+/m);
+  });
+
+  it('--json gives the same report as data', async () => {
+    const result = await runCli(['inspect', MODELS.ocrDetection, '--json']);
+    expectExit(result, 0);
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.sha256, sha256(readFileSync(MODELS.ocrDetection)));
+    assert.equal(report.path, MODELS.ocrDetection);
+    assert.equal(report.irVersion, 8);
+    assert.equal(report.opset, 11);
+    assert.deepEqual(report.opsets, [{ domain: '', version: 11 }]);
+    assert.equal(report.inputs.length, 1);
+    assert.deepEqual(
+      { name: report.inputs[0].name, datatype: report.inputs[0].datatype, shape: report.inputs[0].shape },
+      { name: 'x', datatype: 'FP32', shape: ['p2o.DynamicDimension.0', 3, 'p2o.DynamicDimension.1', 'p2o.DynamicDimension.2'] },
+    );
+    assert.equal(report.outputs.length, 1);
+    assert.equal(report.outputs[0].name, 'sigmoid_0.tmp_0');
+    assert.equal(report.outputs[0].datatype, 'FP32');
+    assert.equal(report.outputs[0].shape.length, 4);
+    assert.equal(report.outputs[0].shape[1], 1);
+    assert.equal(report.onnxruntime.loads, true);
+  });
+
+  it('shows the linear regression\'s producer and metadata, in text and JSON', async () => {
+    const [text, json] = await Promise.all([
+      runCli(['inspect', MODELS.linearRegression]),
+      runCli(['inspect', '--json', MODELS.linearRegression]),
+    ]);
+    expectExit(text, 0);
+    expectExit(json, 0);
+    assert.match(text.stdout, /^producer\s+modelship-examples$/m);
+    assert.match(text.stdout, /^metadata$/m);
+    assert.match(text.stdout, /^ {2}source: make_linear_regression\.py$/m);
+    assert.match(text.stdout, /^ {2}w: -?\d+(\.\d+)?(e-?\d+)?$/m);
+    assert.match(text.stdout, /^ {2}b: -?\d+(\.\d+)?(e-?\d+)?$/m);
+    assert.match(text.stdout, /^\s+x\s+FP32\s+\[batch, 1\]$/m);
+    assert.match(text.stdout, /^\s+y_pred\s+FP32\s+\[batch, 1\]$/m);
+    const report = JSON.parse(json.stdout);
+    assert.equal(report.producerName, 'modelship-examples');
+    assert.deepEqual(Object.keys(report.metadata).sort(), ['b', 'source', 'w']);
+    assert.equal(report.metadata.source, 'make_linear_regression.py');
+    assert.ok(Math.abs(Number(report.metadata.w) - 2) < 0.2, report.metadata.w);
+    assert.equal(report.sha256, sha256(readFileSync(MODELS.linearRegression)));
+    assert.equal(typeof report.opset, 'number');
+    assert.equal(typeof report.irVersion, 'number');
+  });
+
+  it('fails on a corrupt file with one line naming it', async () => {
+    const result = await runCli(['inspect', MODELS.corrupt]);
+    expectExit(result, 1);
+    const line = oneLineReason(result);
+    assert.ok(line.includes(MODELS.corrupt), line);
+    assert.equal(result.stdout, '');
+  });
+
+  it('fails on a missing path with one line', async () => {
+    const missing = join(tmpdir(), 'modelship-no-such-dir', 'model.onnx');
+    const result = await runCli(['inspect', missing]);
+    expectExit(result, 1);
+    const line = oneLineReason(result);
+    assert.ok(line.includes(missing), line);
+    assert.match(line, /ENOENT/);
+  });
+
+  it('fails on a model onnxruntime cannot load: the report on stdout, one reason on stderr', async () => {
+    // A well-formed ModelProto whose only node is an operator no opset defines: it decodes, but does not load.
+    const dir = mkdtempSync(join(tmpdir(), 'modelship-inspect-'));
+    const path = join(dir, 'unknown_op.onnx');
+    const value = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } } });
+    writeFileSync(path, onnx.ModelProto.encode({
+      irVersion: 8, opsetImport: [{ domain: '', version: 17 }],
+      graph: { name: 'g', node: [{ opType: 'NoSuchOp', input: ['x'], output: ['y'] }], input: [value('x')], output: [value('y')] },
+    }).finish());
+    try {
+      const result = await runCli(['inspect', path]);
+      expectExit(result, 1);
+      assert.match(result.stdout, /^onnxruntime\s+FAILS TO LOAD .*NoSuchOp/m);
+      const line = oneLineReason(result);
+      assert.ok(line.includes(path), line);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 2 with a usage line without a path or with two', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['inspect'], /modelship inspect PATH\.onnx/],
+      [['inspect', MODELS.linearRegression, MODELS.corrupt], /modelship inspect PATH\.onnx/],
+      [['inspect', '--bogus', MODELS.linearRegression], /--bogus/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => runCli(args)));
+    results.forEach((result, i) => {
+      expectExit(result, 2);
+      assert.match(oneLineReason(result), cases[i][1]);
+    });
+  });
+});
+
+describe('modelship fetch', { concurrency: 4 }, () => {
+  const model = readFileSync(MODELS.linearRegression);
+  const digest = sha256(model);
+  let tmp: string;
+  const servers: FixtureServer[] = [];
+  let cases = 0;
+  /** A fresh dest path whose parent directories do not exist yet. */
+  const newDest = () => join(tmp, `case-${++cases}`, 'my_model', '1', 'model.onnx');
+  const serve = async (handler: Parameters<typeof startFixtureServer>[0]) => {
+    const server = await startFixtureServer(handler);
+    servers.push(server);
+    return server;
+  };
+  const fetchArgs = (uri: string, dest: string, hex = digest) => ['fetch', '--uri', uri, '--sha256', hex, '--dest', dest];
+
+  before(() => { tmp = mkdtempSync(join(tmpdir(), 'modelship-cli-')); });
+  after(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('downloads, verifies and writes the file, creating parent directories; a second run downloads nothing', async () => {
+    const server = await serve((_req, res) => sendBytes(res, model));
+    const dest = newDest();
+    const first = await runCli(fetchArgs(`${server.url}/models/model.onnx`, dest));
+    expectExit(first, 0);
+    assert.equal(first.stderr, '');
+    assert.deepEqual(readFileSync(dest), model);
+    assert.deepEqual(readdirSync(dirname(dest)), ['model.onnx'], 'no partial or temporary file is left beside the model');
+    assert.equal(server.requests, 1);
+    assert.deepEqual(server.paths, ['/models/model.onnx']);
+
+    const second = await runCli(fetchArgs(`${server.url}/models/model.onnx`, dest));
+    expectExit(second, 0);
+    assert.equal(server.requests, 1, 'the file in place already has the digest; nothing is downloaded');
+    assert.deepEqual(readFileSync(dest), model);
+    assert.deepEqual(readdirSync(dirname(dest)), ['model.onnx']);
+  });
+
+  it('accepts an upper-case digest', async () => {
+    const server = await serve((_req, res) => sendBytes(res, model));
+    const dest = newDest();
+    expectExit(await runCli(fetchArgs(`${server.url}/m.onnx`, dest, digest.toUpperCase())), 0);
+    assert.deepEqual(readFileSync(dest), model);
+  });
+
+  it('replaces a file at --dest whose digest is wrong', async () => {
+    const server = await serve((_req, res) => sendBytes(res, model));
+    const dest = newDest();
+    mkdirSync(dirname(dest), { recursive: true });
+    writeFileSync(dest, 'stale');
+    expectExit(await runCli(fetchArgs(`${server.url}/m.onnx`, dest)), 0);
+    assert.equal(server.requests, 1);
+    assert.deepEqual(readFileSync(dest), model);
+  });
+
+  it('refuses a digest mismatch at once, naming both digests, and leaves nothing behind', async () => {
+    const server = await serve((_req, res) => sendBytes(res, model));
+    const dest = newDest();
+    const wrong = 'ab'.repeat(32);
+    const result = await runCli(fetchArgs(`${server.url}/m.onnx`, dest, wrong));
+    expectExit(result, 1);
+    const line = oneLineReason(result);
+    assert.match(line, /sha256 mismatch/);
+    assert.ok(line.includes(`expected ${wrong}`), line);
+    assert.ok(line.includes(`received ${digest}`), line);
+    assert.equal(server.requests, 1, 'a mismatch is not retried');
+    assert.equal(existsSync(dest), false);
+    assert.deepEqual(readdirSync(dirname(dest)), [], 'no partial file is left');
+  });
+
+  it('retries 500s with backoff and then succeeds', async () => {
+    const server = await serve((_req, res, index) => (index < 2 ? sendStatus(res, 500) : sendBytes(res, model)));
+    const dest = newDest();
+    const result = await runCli([...fetchArgs(`${server.url}/m.onnx`, dest), '--retries', '3']);
+    expectExit(result, 0);
+    assert.equal(server.requests, 3);
+    assert.deepEqual(readFileSync(dest), model);
+    assert.deepEqual(readdirSync(dirname(dest)), ['model.onnx']);
+    const warnings = logLines(result.stdout).filter((l) => l.level === 40);
+    assert.equal(warnings.length, 2, result.stdout);
+    assert.match(warnings[0].msg, /HTTP 500/);
+    // Backoff 500 ms then 1000 ms, each jittered down to half at most: at least 750 ms of waiting.
+    assert.ok(result.milliseconds >= 750, `took ${result.milliseconds} ms`);
+  });
+
+  it('gives up after --retries on a server that keeps answering 500', async () => {
+    const server = await serve((_req, res) => sendStatus(res, 500));
+    const dest = newDest();
+    const result = await runCli([...fetchArgs(`${server.url}/m.onnx`, dest), '--retries', '1']);
+    expectExit(result, 1);
+    const line = oneLineReason(result);
+    assert.match(line, /HTTP 500/);
+    assert.match(line, /after 2 attempts/);
+    assert.equal(server.requests, 2);
+    assert.equal(existsSync(dest), false);
+  });
+
+  it('does not retry a 404', async () => {
+    const server = await serve((_req, res) => sendStatus(res, 404));
+    const dest = newDest();
+    const result = await runCli([...fetchArgs(`${server.url}/missing.onnx`, dest), '--retries', '3']);
+    expectExit(result, 1);
+    const line = oneLineReason(result);
+    assert.match(line, /HTTP 404/);
+    assert.ok(line.includes(`${server.url}/missing.onnx`), line);
+    assert.equal(server.requests, 1);
+    assert.equal(existsSync(dest), false);
+  });
+
+  it('does not retry a local write failure (a directory at --dest)', async () => {
+    const server = await serve((_req, res) => sendBytes(res, model));
+    const dest = newDest();
+    mkdirSync(dest, { recursive: true });
+    const result = await runCli([...fetchArgs(`${server.url}/m.onnx`, dest), '--retries', '3']);
+    expectExit(result, 1);
+    assert.match(oneLineReason(result), /EISDIR/);
+    assert.equal(server.requests, 1);
+  });
+
+  it('keeps a pre-signed URL\'s query string out of its logs and errors', async () => {
+    const server = await serve((_req, res) => sendStatus(res, 403));
+    const result = await runCli(fetchArgs(`${server.url}/m.onnx?X-Amz-Signature=secret123`, newDest()));
+    expectExit(result, 1);
+    assert.match(oneLineReason(result), /HTTP 403/);
+    assert.ok(!`${result.stdout}${result.stderr}`.includes('secret123'), 'the signature is not printed');
+  });
+
+  it('retries a connection dropped mid-body and leaves no partial file', async () => {
+    const server = await serve((_req, res, index) => (index === 0 ? sendHalfThenDrop(res, model) : sendBytes(res, model)));
+    const dest = newDest();
+    const result = await runCli([...fetchArgs(`${server.url}/m.onnx`, dest), '--retries', '2']);
+    expectExit(result, 0);
+    assert.equal(server.requests, 2);
+    assert.deepEqual(readFileSync(dest), model);
+    assert.deepEqual(readdirSync(dirname(dest)), ['model.onnx']);
+    assert.equal(logLines(result.stdout).filter((l) => l.level === 40).length, 1, result.stdout);
+  });
+
+  it('follows a redirect', async () => {
+    const server = await serve((req, res) => {
+      if (req.url === '/old.onnx') { res.writeHead(302, { location: '/new.onnx' }); res.end(); } else sendBytes(res, model);
+    });
+    const dest = newDest();
+    expectExit(await runCli(fetchArgs(`${server.url}/old.onnx`, dest)), 0);
+    assert.deepEqual(server.paths, ['/old.onnx', '/new.onnx']);
+    assert.deepEqual(readFileSync(dest), model);
+  });
+
+  it('gives up on a server that never answers after --timeout', async () => {
+    const server = await serve(() => { /* never answers */ });
+    const dest = newDest();
+    const result = await runCli([...fetchArgs(`${server.url}/m.onnx`, dest), '--timeout', '1', '--retries', '0']);
+    expectExit(result, 1);
+    assert.match(oneLineReason(result), /timeout/i);
+    assert.equal(server.requests, 1);
+    assert.equal(existsSync(dest), false);
+    assert.ok(result.milliseconds >= 1000, `took ${result.milliseconds} ms`);
+  });
+
+  it('names the network error when nothing listens', async () => {
+    const server = await startFixtureServer(() => {});
+    const { url } = server;
+    await server.close();
+    const result = await runCli([...fetchArgs(`${url}/m.onnx`, newDest()), '--retries', '0']);
+    expectExit(result, 1);
+    assert.match(oneLineReason(result), /ECONNREFUSED/);
+  });
+
+  it('reads MODELSHIP_FETCH_URI, MODELSHIP_FETCH_SHA256 and MODELSHIP_FETCH_DEST', async () => {
+    const server = await serve((_req, res) => sendBytes(res, model));
+    const dest = newDest();
+    const result = await runCli(['fetch'], {
+      env: { MODELSHIP_FETCH_URI: `${server.url}/env.onnx`, MODELSHIP_FETCH_SHA256: digest, MODELSHIP_FETCH_DEST: dest },
+    });
+    expectExit(result, 0);
+    assert.deepEqual(server.paths, ['/env.onnx']);
+    assert.deepEqual(readFileSync(dest), model);
+  });
+
+  it('prefers a flag over its environment variable', async () => {
+    const server = await serve((_req, res) => sendBytes(res, model));
+    const dest = newDest();
+    const result = await runCli(['fetch', '--uri', `${server.url}/flag.onnx`], {
+      env: { MODELSHIP_FETCH_URI: `${server.url}/env.onnx`, MODELSHIP_FETCH_SHA256: digest, MODELSHIP_FETCH_DEST: dest },
+    });
+    expectExit(result, 0);
+    assert.deepEqual(server.paths, ['/flag.onnx']);
+  });
+
+  describe('bad flags exit 2 with one line and no request', { concurrency: 4 }, () => {
+    let server: FixtureServer;
+    before(async () => { server = await serve((_req, res) => sendBytes(res, model)); });
+    after(() => { assert.equal(server.requests, 0); });
+
+    const cases: Array<[string, (dest: string) => string[], RegExp, Record<string, string>?]> = [
+      ['a non-http --uri', (dest) => ['fetch', '--uri', 'ftp://x', '--sha256', digest, '--dest', dest], /--uri.*http.*ftp:/],
+      ['a --uri that is not a URL', (dest) => ['fetch', '--uri', 'not a url', '--sha256', digest, '--dest', dest], /--uri/],
+      ['a short --sha256', (dest) => ['fetch', '--uri', `${server.url}/m.onnx`, '--sha256', 'abc', '--dest', dest], /--sha256.*64 hex.*'abc'/],
+      ['a missing --dest', () => ['fetch', '--uri', `${server.url}/m.onnx`, '--sha256', digest], /--dest.*MODELSHIP_FETCH_DEST/],
+      ['a missing --uri', (dest) => ['fetch', '--sha256', digest, '--dest', dest], /--uri.*MODELSHIP_FETCH_URI/],
+      ['--retries out of range', (dest) => ['fetch', '--uri', `${server.url}/m.onnx`, '--sha256', digest, '--dest', dest, '--retries', '-1'], /--retries/],
+      ['an unknown flag', (dest) => ['fetch', '--uri', `${server.url}/m.onnx`, '--sha256', digest, '--dest', dest, '--bogus'], /--bogus/],
+      ['a bad MODELSHIP_FETCH_SHA256', (dest) => ['fetch', '--uri', `${server.url}/m.onnx`, '--dest', dest], /sha256.*'xyz'/, { MODELSHIP_FETCH_SHA256: 'xyz' }],
+    ];
+    for (const [name, args, reason, env] of cases) {
+      it(name, async () => {
+        const dest = newDest();
+        const result = await runCli(args(dest), { env });
+        expectExit(result, 2);
+        assert.match(oneLineReason(result), reason);
+        assert.equal(existsSync(dest), false);
+      });
+    }
+  });
+});
+
+describe('modelship serve with bad flags', { concurrency: 4 }, () => {
+  // Where a mistake could let the server start, it would bind free ports on loopback and be killed by the timeout.
+  const safe = ['--host', '127.0.0.1', '--grpc-port', '0'];
+  const cases: Array<[string, string[], RegExp, Record<string, string>?]> = [
+    ['neither --model-repository nor --model', ['serve', ...safe, '--http-port', '0'], /--model-repository.*--model/],
+    ['--http-port 70000', ['serve', ...safe, '--model-repository', EXAMPLE_REPOSITORY, '--http-port', '70000'], /--http-port.*0 to 65535.*70000/],
+    ['--model-repository /nonexistent', ['serve', ...safe, '--http-port', '0', '--model-repository', '/nonexistent'], /\/nonexistent/],
+    ['--model foo=/nonexistent.onnx', ['serve', ...safe, '--http-port', '0', '--model', 'foo=/nonexistent.onnx'], /\/nonexistent\.onnx/],
+    ['--graph-optimization-level bogus', ['serve', ...safe, '--http-port', '0', '--model-repository', EXAMPLE_REPOSITORY, '--graph-optimization-level', 'bogus'],
+      /--graph-optimization-level.*disabled, basic, extended, all.*bogus/],
+    ['an unknown flag', ['serve', ...safe, '--http-port', '0', '--model-repository', EXAMPLE_REPOSITORY, '--bogus'], /--bogus/],
+    ['MODELSHIP_HTTP_PORT=abc', ['serve', ...safe, '--model-repository', EXAMPLE_REPOSITORY], /MODELSHIP_HTTP_PORT.*'abc'/, { MODELSHIP_HTTP_PORT: 'abc' }],
+    ['both --model-repository and --model', ['serve', ...safe, '--http-port', '0', '--model-repository', EXAMPLE_REPOSITORY, '--model', `m=${MODELS.linearRegression}`],
+      /either/],
+  ];
+  for (const [name, args, reason, env] of cases) {
+    it(`exits 2 on ${name}`, async () => {
+      const result = await runCli(args, { env });
+      expectExit(result, 2);
+      assert.match(oneLineReason(result), reason);
+    });
+  }
+});
+
+describe('modelship itself', { concurrency: 4 }, () => {
+  it('exits 2 on an unknown command', async () => {
+    const result = await runCli(['bogus']);
+    expectExit(result, 2);
+    assert.match(oneLineReason(result), /unknown command 'bogus'/);
+  });
+
+  it('prints usage and exits 2 without a command, 0 with --help', async () => {
+    const bare = await runCli([]);
+    expectExit(bare, 2);
+    assert.match(bare.stdout, /Usage:/);
+    const help = await runCli(['--help']);
+    expectExit(help, 0);
+    assert.match(help.stdout, /modelship fetch --uri URI --sha256 HEX --dest PATH/);
+    assert.match(help.stdout, /MODELSHIP_FETCH_URI/);
+  });
+
+  it('--version prints the package.json version', async () => {
+    const result = await runCli(['--version']);
+    expectExit(result, 0);
+    assert.equal(result.stdout, `${JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version}\n`);
+    assert.equal(result.stderr, '');
+  });
+});
