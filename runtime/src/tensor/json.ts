@@ -14,10 +14,12 @@ const INTEGER_TEXT = /^-?\d{1,20}$/;
 /** Counts the leaves of a flat or nested array without allocating. Returns -1 when nesting is too deep. */
 function countLeaves(value: unknown[], depth = 0): number {
   if (depth > MAX_RANK) return -1;
-  if (value.length === 0 || !Array.isArray(value[0])) return value.length;
   let count = 0;
   for (const item of value) {
-    if (!Array.isArray(item)) return count + 1; // mixed nesting: the element check reports it
+    if (!Array.isArray(item)) {
+      count++;
+      continue;
+    }
     const inner = countLeaves(item, depth + 1);
     if (inner < 0) return -1;
     count += inner;

@@ -68,6 +68,11 @@ export function checkShape(spec: TensorSpec, shape: unknown, limits: ShapeLimits
       }
     });
   }
+  // A zero elsewhere makes the product 0, but onnxruntime still refuses an absurd dim: check each dim as well.
+  const absurd = dims.findIndex((dim) => dim > limits.maxTensorElements);
+  if (absurd >= 0) {
+    throw badRequest(`${where}: dim ${absurd} of shape [${dims.join(', ')}] exceeds the limit of ${limits.maxTensorElements} elements (--max-tensor-elements)`);
+  }
   // Multiplying safe integers can overflow past 2^53; stop as soon as the running product exceeds the limit.
   let count = 1;
   for (const dim of dims) {
@@ -126,7 +131,8 @@ export function preview(value: unknown): string {
   try {
     text = JSON.stringify(value) ?? String(value);
   } catch {
-    text = String(value);
+    // JSON.stringify overflows the stack on very deep nesting, and String() recurses through arrays the same way.
+    text = Array.isArray(value) ? `[${value.length} items, nested too deeply to show]` : typeof value === 'object' && value !== null ? '{...}' : String(value);
   }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
