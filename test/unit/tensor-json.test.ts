@@ -59,7 +59,9 @@ describe('shapes', () => {
     rejects(() => checkShape(spec, [5, 4], limits), /dim 1 must be 3/);
     rejects(() => checkShape(spec, [-1, 3], limits), /non-negative integers/);
     rejects(() => checkShape(spec, [1.5, 3], limits), /non-negative integers/);
-    rejects(() => checkShape(spec, [2 ** 40, 3], limits), /more elements than the limit of 1000/);
+    rejects(() => checkShape(spec, [2 ** 40, 3], limits), /dim 0 of shape \[1099511627776, 3\] exceeds the limit of 1000/);
+    rejects(() => checkShape(spec, [0, 3], { maxTensorElements: 2 }), /dim 1 .* exceeds the limit of 2/);
+    rejects(() => checkShape(spec, [400, 3], limits), /more elements than the limit of 1000/);
     rejects(() => checkShape(spec, 'big', limits), /'shape' must be an array/);
   });
 
