@@ -3,5 +3,7 @@ import pino, { type Logger } from 'pino';
 import type { LogLevel } from '../../lib/contract/settings';
 
 export function createLogger(level: LogLevel = 'info', name = 'modelship'): Logger {
-  return pino({ name, level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+  // Synchronous writes: nothing is logged per request, and a line about a failure must reach the collector even
+  // when the process ends right after it (the drain timeout ends with SIGKILL).
+  return pino({ name, level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 1, sync: true }));
 }

@@ -39,7 +39,8 @@ export async function startRuntime(args: readonly string[], options: StartOption
   });
   const logs: LogLine[] = [];
   const stderr: string[] = [];
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  // 'close' rather than 'exit': it waits for stdout and stderr to end, so no log line is missed.
+  const exited = once(child, 'close').then(([code]) => code as number | null);
   createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
   const port = new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -3,7 +3,7 @@
  * readiness and infer. Decodes into the common inference path and encodes its result; nothing else.
  * @see https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { PLATFORM } from '../../../lib/contract/runtime';
 import { badRequest } from '../errors';
 import type { InferenceService } from '../inference';
@@ -51,7 +51,7 @@ export function registerV2Routes(app: FastifyInstance, service: InferenceService
       const result = await service.run(target, request.inputs, request.outputs);
       return encodeInferResponse(target, request.id, result.outputs);
     });
-  const send = (reply: import('fastify').FastifyReply, json: string) => reply.type('application/json').send(json);
+  const send = (reply: FastifyReply, json: string) => reply.type('application/json').send(json);
   app.post<{ Params: VersionParams }>('/v2/models/:model/infer', async (request, reply) => send(reply, await infer(request.params, request.body)));
   app.post<{ Params: VersionParams }>('/v2/models/:model/versions/:version/infer', async (request, reply) => send(reply, await infer(request.params, request.body)));
 }

@@ -41,7 +41,6 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
     const message = error instanceof InferenceError ? error.message : describeFastifyError(error, options.maxBodyBytes, request.headers['content-type']);
     if (status === 500) request.log.error({ url: request.url, status }, message);
     if (error instanceof InferenceError && error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
-    if (service.isDraining) reply.header('connection', 'close');
     return reply.code(status).type('application/json').send({ error: message });
   });
   app.setNotFoundHandler((request, reply) =>

@@ -3,7 +3,7 @@
  * sized by the request is allocated.
  */
 import { badRequest } from '../errors';
-import { type Datatype, elementCount } from './datatypes';
+import type { Datatype } from './datatypes';
 
 /** A dimension: a non-negative number when fixed, a string (the ONNX dim_param, maybe '') when dynamic. */
 export type Dim = number | string;
@@ -137,4 +137,3 @@ export function preview(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-export { elementCount };
