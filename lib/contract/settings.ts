@@ -78,6 +78,15 @@ export const SERVE_SETTINGS = {
     kind: 'integer', flag: 'max-queue-size', env: 'MODELSHIP_MAX_QUEUE_SIZE', default: 256, min: 1, max: 1_000_000,
     description: 'Requests per model version that may wait to run; more get 429',
   },
+  maxBatchSize: {
+    kind: 'integer', flag: 'max-batch-size', env: 'MODELSHIP_MAX_BATCH_SIZE', default: 32, min: 1, max: 4096,
+    description: 'Rows that queued requests to a model with a dynamic first dimension are merged into per run; 1 turns batching off',
+  },
+  maxQueueDelayMicroseconds: {
+    kind: 'integer', flag: 'max-queue-delay-microseconds', env: 'MODELSHIP_MAX_QUEUE_DELAY_MICROSECONDS', default: 0,
+    min: 0, max: 1_000_000,
+    description: 'How long the oldest queued request may wait for more to batch with; 0 never waits, so an idle server adds no latency',
+  },
   drainTimeoutSeconds: {
     kind: 'integer', flag: 'drain-timeout', env: 'MODELSHIP_DRAIN_TIMEOUT', default: DEFAULT_DRAIN_TIMEOUT_SECONDS,
     min: 0, max: 3600, description: 'Seconds to let in-flight requests finish after SIGTERM',
@@ -123,6 +132,8 @@ export type ServeSettingKey = keyof typeof SERVE_SETTINGS;
  * of the same meaning for that model.
  */
 export interface ModelConfigFile {
+  readonly max_batch_size?: number;
+  readonly max_queue_delay_microseconds?: number;
   readonly max_queue_size?: number;
   readonly intra_op_threads?: number;
   readonly inter_op_threads?: number;
@@ -134,6 +145,8 @@ export interface ModelConfigFile {
 
 /** Which server-wide setting each config-file key overrides (and so which bounds apply to it). */
 export const MODEL_CONFIG_KEYS = {
+  max_batch_size: 'maxBatchSize',
+  max_queue_delay_microseconds: 'maxQueueDelayMicroseconds',
   max_queue_size: 'maxQueueSize',
   intra_op_threads: 'intraOpThreads',
   inter_op_threads: 'interOpThreads',

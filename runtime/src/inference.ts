@@ -63,15 +63,14 @@ export class InferenceService {
 
   /**
    * Queues a run of decoded inputs (the doors check input names before they decode, so nothing is allocated for
-   * a request that names the wrong inputs) and records its queue, compute and batch metrics.
+   * a request that names the wrong inputs) and records its queue time.
    */
   async run(target: ModelVersion, inputs: readonly NamedTensor[], requestedOutputs?: readonly string[]): Promise<InferenceResult> {
     const outputs = checkOutputNames(target.signature, requestedOutputs);
     const result = await target.run(inputs, outputs);
     const labels = { model: target.name, version: String(target.version) };
+    // Compute time and batch size are per executed run, so the queue records them (model/registry.ts).
     this.metrics.queueDuration.observe(labels, result.queueSeconds);
-    this.metrics.computeDuration.observe(labels, result.computeSeconds);
-    this.metrics.batchSize.observe(labels, 1);
     return { outputs: result.outputs };
   }
 }

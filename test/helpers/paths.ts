@@ -20,4 +20,7 @@ export const MODELS = {
   staticBatch: join(FIXTURE_MODELS, 'static_batch.onnx'),
   failsAtRun: join(FIXTURE_MODELS, 'fails_at_run.onnx'),
   corrupt: join(FIXTURE_MODELS, 'corrupt.onnx'),
+  mlp: join(FIXTURE_MODELS, 'mlp.onnx'),
+  firstRows: join(FIXTURE_MODELS, 'first_rows.onnx'),
+  gatherRows: join(FIXTURE_MODELS, 'gather_rows.onnx'),
 } as const;

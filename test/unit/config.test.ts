@@ -46,7 +46,7 @@ describe('model config files', () => {
     assert.equal(settings.intraOpThreads, defaults.intraOpThreads);
   });
   it('refuses unknown keys and bad values, naming them', () => {
-    usage(() => resolveModelConfig({ max_queue: 8 }, defaults, 'config.json'), /config.json: unknown setting 'max_queue'; known settings are max_queue_size/);
+    usage(() => resolveModelConfig({ max_queue: 8 }, defaults, 'config.json'), /config.json: unknown setting 'max_queue'; known settings are max_batch_size, max_queue_delay_microseconds, max_queue_size/);
     usage(() => resolveModelConfig({ max_queue_size: 0 }, defaults, 'config.json'), /'max_queue_size' must be an integer from 1/);
     usage(() => resolveModelConfig({ warmup: 'yes' }, defaults, 'config.json'), /'warmup' must be true or false/);
     usage(() => resolveModelConfig([1], defaults, 'config.json'), /must hold an object/);

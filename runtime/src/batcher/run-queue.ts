@@ -1,13 +1,15 @@
 /**
- * A bounded queue of runs for one model version. Past its capacity a request is refused at once with 429, so
- * that overload shows up as fast rejections a client can retry elsewhere, never as latency without bound.
+ * A bounded queue of runs for one model version, and the batching policy that decides what goes into the next
+ * run. Past its capacity a request is refused at once with 429, so that overload shows up as fast rejections a
+ * client can retry elsewhere, never as latency without bound.
  */
 import { performance } from 'node:perf_hooks';
 import { InferenceError } from '../errors';
-import type { RunResult } from '../model/messages';
 import type { NamedTensor } from '../tensor/datatypes';
+import { canMerge, rowsOf } from './batch';
 
-export interface QueuedRunResult extends RunResult {
+export interface QueuedRunResult {
+  readonly outputs: readonly NamedTensor[];
   /** Seconds from submission until the run was handed to a session worker. */
   readonly queueSeconds: number;
 }
@@ -15,24 +17,45 @@ export interface QueuedRunResult extends RunResult {
 export interface RunJob {
   readonly inputs: readonly NamedTensor[];
   readonly outputs: readonly string[];
+  /** The request's rows along dim 0, or undefined when it cannot be merged with others. */
+  readonly rows: number | undefined;
   readonly enqueuedAt: number;
   resolve(result: QueuedRunResult): void;
   reject(error: Error): void;
 }
 
-/** Whoever executes jobs: told when a queue has work, it takes jobs when it is free. */
+/** Whoever executes jobs: told when a queue has work, it takes batches when it is free. */
 export interface JobExecutor {
   notify(queue: RunQueue): void;
 }
 
+export interface QueueObserver {
+  depth(depth: number): void;
+  /** One session.run finished: its rows and how long it took. */
+  run(rows: number, computeSeconds: number): void;
+  /** The model's outputs did not follow a merged batch; batching is now off for it. */
+  unbatchable(): void;
+}
+
+export interface BatchPolicy {
+  /** Most rows per run; 1 turns batching off. */
+  readonly maxBatchSize: number;
+  /** How long the oldest job may wait for others to fill a batch. */
+  readonly maxQueueDelayMicroseconds: number;
+}
+
 export class RunQueue {
   private readonly jobs: RunJob[] = [];
+  private rowsQueued = 0;
+  /** Set once the model is known to have a batch dimension (after load); cleared if it proves otherwise. */
+  batchable = false;
 
   constructor(
     readonly key: string,
     private readonly capacity: number,
+    private readonly policy: BatchPolicy,
     private readonly executor: JobExecutor,
-    private readonly onDepth: (depth: number) => void = () => {},
+    readonly observer: QueueObserver,
   ) {}
 
   get depth(): number {
@@ -44,22 +67,51 @@ export class RunQueue {
       throw new InferenceError(429, `the queue of ${this.key} is full (${this.capacity} requests waiting, --max-queue-size); retry later`, 1);
     }
     return new Promise<QueuedRunResult>((resolve, reject) => {
-      this.jobs.push({ inputs, outputs, enqueuedAt: performance.now(), resolve, reject });
-      this.onDepth(this.jobs.length);
+      const rows = this.batchable ? rowsOf(inputs) : undefined;
+      this.jobs.push({ inputs, outputs, rows, enqueuedAt: performance.now(), resolve, reject });
+      this.rowsQueued += rows ?? this.policy.maxBatchSize;
+      this.observer.depth(this.jobs.length);
       this.executor.notify(this);
     });
   }
 
-  /** The next job, or undefined when empty. */
-  take(): RunJob | undefined {
-    const job = this.jobs.shift();
-    if (job) this.onDepth(this.jobs.length);
-    return job;
+  /**
+   * Milliseconds until the head job should run: 0 when batching is off, the queue already fills a batch, or the
+   * head has waited its `maxQueueDelayMicroseconds`.
+   */
+  waitMilliseconds(now = performance.now()): number {
+    const head = this.jobs[0];
+    if (!head || !this.batchable || head.rows === undefined || this.rowsQueued >= this.policy.maxBatchSize) return 0;
+    return Math.max(0, head.enqueuedAt + this.policy.maxQueueDelayMicroseconds / 1000 - now);
+  }
+
+  /**
+   * The next run: the head job plus the jobs after it that can merge with it, in arrival order, up to
+   * `maxBatchSize` rows. A job that cannot merge ends the batch, so no request is overtaken.
+   */
+  takeBatch(): RunJob[] {
+    const head = this.jobs.shift();
+    if (!head) return [];
+    const batch = [head];
+    let rows = head.rows ?? this.policy.maxBatchSize;
+    if (this.batchable && head.rows !== undefined) {
+      while (this.jobs.length > 0) {
+        const next = this.jobs[0];
+        if (next.rows === undefined || rows + next.rows > this.policy.maxBatchSize
+          || !canMerge(head.inputs, head.outputs, next.inputs, next.outputs)) break;
+        batch.push(this.jobs.shift()!);
+        rows += next.rows;
+      }
+    }
+    this.rowsQueued -= batch.reduce((sum, job) => sum + (job.rows ?? this.policy.maxBatchSize), 0);
+    this.observer.depth(this.jobs.length);
+    return batch;
   }
 
   /** Fails every waiting job, e.g. when the worker that would run them is gone. */
   failAll(error: Error): void {
     for (const job of this.jobs.splice(0)) job.reject(error);
-    this.onDepth(0);
+    this.rowsQueued = 0;
+    this.observer.depth(0);
   }
 }

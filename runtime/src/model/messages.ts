@@ -4,6 +4,7 @@ import type { NamedTensor } from '../tensor/datatypes';
 import type { Signature } from '../tensor/signature';
 import type { OnnxFileInfo } from './onnx-file';
 
+/** The model settings a session worker uses (the rest of ModelSettings stays on the main thread). */
 export interface SessionSettings {
   readonly intraOpThreads: number;
   readonly interOpThreads: number;
@@ -15,7 +16,8 @@ export interface SessionSettings {
 
 export type WorkerRequest =
   | { readonly op: 'load'; readonly id: number; readonly key: string; readonly path: string; readonly settings: SessionSettings }
-  | { readonly op: 'run'; readonly id: number; readonly key: string; readonly inputs: readonly NamedTensor[]; readonly outputs: readonly string[] }
+  /** One run of one or more requests; more than one are merged along dim 0 (see batcher/batch.ts). */
+  | { readonly op: 'run'; readonly id: number; readonly key: string; readonly batch: readonly (readonly NamedTensor[])[]; readonly outputs: readonly string[] }
   | { readonly op: 'unload'; readonly id: number; readonly key: string };
 
 export interface LoadResult {
@@ -27,9 +29,18 @@ export interface LoadResult {
   readonly warmupError?: string;
 }
 
+/** One request's outcome within a run: its outputs, or why it failed. */
+export type RequestOutcome = { readonly outputs: readonly NamedTensor[] } | { readonly error: string };
+
 export interface RunResult {
-  readonly outputs: readonly NamedTensor[];
+  /** In the order of the run's requests. */
+  readonly outcomes: readonly RequestOutcome[];
+  /** session.run time, summed when requests had to run one by one. */
   readonly computeSeconds: number;
+  /** Rows in each executed run (one entry per session.run). */
+  readonly runRows: readonly number[];
+  /** Set when the model's outputs did not follow the merged batch, so it must not be batched again. */
+  readonly unbatchable?: true;
 }
 
 export type WorkerReply =

@@ -3,7 +3,8 @@
  */
 import type { ModelSettings } from '../config';
 import { InferenceError } from '../errors';
-import { RunQueue, type QueuedRunResult } from '../batcher/run-queue';
+import { isBatchable } from '../batcher/batch';
+import { RunQueue, type QueueObserver, type QueuedRunResult } from '../batcher/run-queue';
 import type { NamedTensor } from '../tensor/datatypes';
 import type { Signature } from '../tensor/signature';
 import type { LoadResult } from './messages';
@@ -24,9 +25,9 @@ export class ModelVersion {
     readonly path: string,
     readonly settings: ModelSettings,
     readonly worker: SessionWorkerClient,
-    onQueueDepth: (depth: number) => void,
+    observer: QueueObserver,
   ) {
-    this.queue = new RunQueue(this.key, settings.maxQueueSize, worker, onQueueDepth);
+    this.queue = new RunQueue(this.key, settings.maxQueueSize, settings, worker, observer);
   }
 
   get key(): string {
@@ -46,8 +47,8 @@ export class ModelVersion {
   }
 
   async load(): Promise<LoadResult> {
-    const { maxQueueSize: _unused, ...session } = this.settings;
-    this.loaded = await this.worker.load(this.key, this.path, session);
+    this.loaded = await this.worker.load(this.key, this.path, this.settings);
+    this.queue.batchable = this.settings.maxBatchSize > 1 && isBatchable(this.loaded.signature);
     this.state = 'READY';
     return this.loaded;
   }

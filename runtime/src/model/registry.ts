@@ -53,7 +53,14 @@ export class ModelRegistry {
       const labels = { model: entry.name, version: String(v.version) };
       const worker = this.workers.reduce((least, w) => (w.hosted < least.hosted ? w : least));
       worker.hosted++;
-      return new ModelVersion(entry.name, v.version, v.path, settings, worker, (depth) => this.metrics.queueDepth.set(labels, depth));
+      return new ModelVersion(entry.name, v.version, v.path, settings, worker, {
+        depth: (depth) => this.metrics.queueDepth.set(labels, depth),
+        run: (rows, seconds) => {
+          this.metrics.batchSize.observe(labels, rows);
+          this.metrics.computeDuration.observe(labels, seconds);
+        },
+        unbatchable: () => this.log.warn(labels, `model '${entry.name}' version ${v.version}: its outputs do not follow a merged batch along dim 0; running its requests one by one from now on`),
+      });
     });
     return new Model(entry.name, versions, entry.problem);
   }
@@ -80,7 +87,7 @@ export class ModelRegistry {
       if (loaded.warmupError) {
         this.log.warn({ ...labels }, `${version.key}: warm-up on zeros failed, serving anyway: ${loaded.warmupError}`);
       }
-      this.log.info({ ...labels, sha256: loaded.file.sha256, loadSeconds: loaded.loadSeconds }, `${version.key} is ready`);
+      this.log.info({ ...labels, sha256: loaded.file.sha256, loadSeconds: loaded.loadSeconds, batching: version.queue.batchable }, `${version.key} is ready`);
     } catch (error) {
       const reason = (error as Error).message;
       version.fail(reason);

@@ -20,6 +20,7 @@ export class SessionWorkerClient implements JobExecutor {
   private readonly ready: RunQueue[] = [];
   private nextId = 1;
   private running = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
   private exited: Error | undefined;
   /** How many model versions this worker hosts: the pool places new ones on the least loaded worker. */
   hosted = 0;
@@ -56,31 +57,52 @@ export class SessionWorkerClient implements JobExecutor {
    */
   async terminate(): Promise<void> {
     this.exited ??= new Error('session worker stopped');
+    clearTimeout(this.wakeTimer);
     await this.worker.terminate();
   }
 
   private pump(): void {
-    if (this.running) return;
-    const queue = this.ready.shift();
-    if (!queue) return;
-    const job = queue.take();
-    if (queue.depth > 0) this.ready.push(queue); // round-robin between the models on this worker
-    if (!job) return this.pump();
+    if (this.running || this.ready.length === 0) return;
+    // Round-robin between the models on this worker; a queue still waiting to fill a batch lets others go first.
+    const now = performance.now();
+    const index = this.ready.findIndex((queue) => queue.waitMilliseconds(now) === 0);
+    if (index < 0) {
+      const wait = Math.min(...this.ready.map((queue) => queue.waitMilliseconds(now)));
+      this.wakeTimer ??= setTimeout(() => { this.wakeTimer = undefined; this.pump(); }, wait);
+      return;
+    }
+    const [queue] = this.ready.splice(index, 1);
+    const batch = queue.takeBatch();
+    if (queue.depth > 0) this.ready.push(queue);
+    if (batch.length === 0) return this.pump();
     this.running = true;
-    void this.execute(queue.key, job).finally(() => {
+    void this.execute(queue, batch).finally(() => {
       this.running = false;
       this.pump();
     });
   }
 
-  private async execute(key: string, job: RunJob): Promise<void> {
-    const queueSeconds = (performance.now() - job.enqueuedAt) / 1000;
+  private async execute(queue: RunQueue, batch: readonly RunJob[]): Promise<void> {
+    const dispatched = performance.now();
+    const inputs = batch.map((job) => job.inputs);
+    let result: RunResult;
     try {
-      const result = (await this.call({ op: 'run', key, inputs: job.inputs, outputs: job.outputs }, transferListOf(job.inputs))) as RunResult;
-      job.resolve({ ...result, queueSeconds });
+      result = (await this.call({ op: 'run', key: queue.key, batch: inputs, outputs: batch[0].outputs }, transferListOf(inputs.flat()))) as RunResult;
     } catch (error) {
-      job.reject(error instanceof InferenceError ? error : new InferenceError(500, `${key} failed to execute: ${(error as Error).message}`));
+      const failure = error instanceof InferenceError ? error : new InferenceError(500, `${queue.key} failed to execute: ${(error as Error).message}`);
+      for (const job of batch) job.reject(failure);
+      return;
     }
+    for (const rows of result.runRows) queue.observer.run(rows, result.computeSeconds / result.runRows.length);
+    if (result.unbatchable) {
+      queue.batchable = false;
+      queue.observer.unbatchable();
+    }
+    batch.forEach((job, i) => {
+      const outcome = result.outcomes[i];
+      if ('error' in outcome) job.reject(new InferenceError(500, `${queue.key} failed to execute: ${outcome.error}`));
+      else job.resolve({ outputs: outcome.outputs, queueSeconds: (dispatched - job.enqueuedAt) / 1000 });
+    });
   }
 
   private call(request: DistributiveOmit<WorkerRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<unknown> {

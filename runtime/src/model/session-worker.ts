@@ -9,7 +9,8 @@ import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { DATATYPES, fromOrtType, type NamedTensor, type TensorData, transferListOf } from '../tensor/datatypes';
 import type { Signature, TensorSpec } from '../tensor/signature';
-import type { LoadResult, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
+import { concatenate, rowsOf, splitRows } from '../batcher/batch';
+import type { LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
 import { readOnnxFile } from './onnx-file';
 
 const sessions = new Map<string, ort.InferenceSession>();
@@ -71,25 +72,63 @@ function warmupFeeds(signature: Signature): Record<string, ort.Tensor> {
   return feeds;
 }
 
-async function run(key: string, inputs: readonly NamedTensor[], outputNames: readonly string[]): Promise<RunResult> {
-  const session = sessions.get(key);
-  if (!session) throw new Error(`no session loaded for ${key}`);
+async function runOnce(session: ort.InferenceSession, inputs: readonly NamedTensor[], outputNames: readonly string[]) {
   const feeds: Record<string, ort.Tensor> = {};
   for (const input of inputs) {
     feeds[input.name] = new ort.Tensor(DATATYPES[input.datatype].ort, input.data as ort.Tensor.DataType, input.shape);
   }
   const started = performance.now();
   const results = await session.run(feeds, outputNames as string[]);
-  const computeSeconds = (performance.now() - started) / 1000;
+  const seconds = (performance.now() - started) / 1000;
   const outputs = outputNames.map((name): NamedTensor => {
     const tensor = results[name];
     const info = fromOrtType(tensor.type);
     if (!info) throw new Error(`output '${name}' has onnxruntime type '${tensor.type}', which modelship cannot carry`);
     return { name, datatype: info.name, shape: [...tensor.dims], data: tensor.data as TensorData };
   });
-  return { outputs, computeSeconds };
+  return { outputs, seconds };
 }
 
+/**
+ * Runs a batch of requests: merged into one session.run when there are several, split back into each request's
+ * rows. If the merged run fails, or its outputs do not follow the batch, each request runs alone, so that one
+ * request's bad values never fail its neighbours.
+ */
+async function run(key: string, batch: readonly (readonly NamedTensor[])[], outputNames: readonly string[]): Promise<RunResult> {
+  const session = sessions.get(key);
+  if (!session) throw new Error(`no session loaded for ${key}`);
+  const rows = batch.map((inputs) => rowsOf(inputs) ?? 1);
+  if (batch.length > 1) {
+    let merged: Awaited<ReturnType<typeof runOnce>> | undefined;
+    try {
+      merged = await runOnce(session, concatenate(batch), outputNames);
+    } catch {
+      // Fall through to one run per request, which tells each request its own error.
+    }
+    const split = merged && splitRows(merged.outputs, rows);
+    if (merged && split) {
+      return { outcomes: split.map((outputs) => ({ outputs })), computeSeconds: merged.seconds, runRows: [rows.reduce((a, b) => a + b, 0)] };
+    }
+    const alone = await runEach(session, batch, outputNames, rows);
+    return merged ? { ...alone, computeSeconds: alone.computeSeconds + merged.seconds, unbatchable: true } : alone;
+  }
+  return runEach(session, batch, outputNames, rows);
+}
+
+async function runEach(session: ort.InferenceSession, batch: readonly (readonly NamedTensor[])[], outputNames: readonly string[], rows: readonly number[]): Promise<RunResult> {
+  const outcomes: RequestOutcome[] = [];
+  let computeSeconds = 0;
+  for (const inputs of batch) {
+    try {
+      const result = await runOnce(session, inputs, outputNames);
+      computeSeconds += result.seconds;
+      outcomes.push({ outputs: result.outputs });
+    } catch (error) {
+      outcomes.push({ error: (error as Error).message });
+    }
+  }
+  return { outcomes, computeSeconds, runRows: rows };
+}
 
 async function handle(message: WorkerRequest): Promise<[WorkerReply, ArrayBuffer[]]> {
   switch (message.op) {
@@ -98,8 +137,9 @@ async function handle(message: WorkerRequest): Promise<[WorkerReply, ArrayBuffer
       return [{ id: message.id, ok: true, result }, []];
     }
     case 'run': {
-      const result = await run(message.key, message.inputs, message.outputs);
-      return [{ id: message.id, ok: true, result }, transferListOf(result.outputs)];
+      const result = await run(message.key, message.batch, message.outputs);
+      const outputs = result.outcomes.flatMap((outcome) => ('outputs' in outcome ? outcome.outputs : []));
+      return [{ id: message.id, ok: true, result }, transferListOf(outputs)];
     }
     case 'unload': {
       await sessions.get(message.key)?.release();

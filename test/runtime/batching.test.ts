@@ -1,0 +1,112 @@
+/**
+ * Dynamic batching: concurrent requests merged into shared runs must each get exactly their own rows back, equal
+ * to running them alone in-process; models that cannot batch run request by request; one bad request never fails
+ * the requests it was merged with.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { MODELS } from '../helpers/paths';
+import { randomFloats, runReference } from '../helpers/reference';
+import { postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
+
+/** Sum and count of a histogram for one model, from the Prometheus text. */
+function histogram(metrics: string, name: string, model: string): { sum: number; count: number } {
+  const value = (suffix: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${name}_${suffix}{`) && line.includes(`model="${model}"`))?.split(' ').at(-1) ?? 0);
+  return { sum: value('sum'), count: value('count') };
+}
+
+describe('dynamic batching', () => {
+  let runtime: RuntimeProcess;
+  before(async () => {
+    runtime = await startRuntime([
+      '--model', `mlp=${MODELS.mlp}`, '--model', `first=${MODELS.firstRows}`, '--model', `gather=${MODELS.gatherRows}`,
+      '--model', `det=${MODELS.ocrDetection}`, '--model', `vad=${MODELS.sileroVad}`,
+      '--session-workers', '1', '--max-queue-size', '1000',
+    ]);
+  });
+  after(async () => { assert.equal(await runtime.stop(), 0); });
+
+  const infer = (model: string, inputs: unknown[]) => postJson(`${runtime.url}/v2/models/${model}/infer`, { inputs });
+
+  it('gives each of 400 concurrent requests its own rows, equal to running it alone', async () => {
+    const requests = Array.from({ length: 400 }, (_, i) => {
+      const rows = 1 + (i % 3);
+      return { rows, x: randomFloats(rows * 16, 1000 + i) };
+    });
+    const served = await Promise.all(requests.map(({ rows, x }) => infer('mlp', [{ name: 'x', datatype: 'FP32', shape: [rows, 16], data: Array.from(x) }])));
+    for (const [i, { rows, x }] of requests.entries()) {
+      assert.equal(served[i].status, 200, JSON.stringify(served[i].body));
+      const expected = await runReference(MODELS.mlp, { x: new ort.Tensor('float32', x, [rows, 16]) });
+      assert.deepEqual(served[i].body.outputs[0].shape, [rows, 4]);
+      assert.deepEqual(served[i].body.outputs[0].data, Array.from(expected.y.data as Float32Array), `request ${i}`);
+    }
+    const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
+    const batches = histogram(metrics, 'modelship_inference_batch_size', 'mlp');
+    const rowsSent = requests.reduce((sum, r) => sum + r.rows, 0);
+    assert.equal(batches.sum, rowsSent, 'every row ran exactly once');
+    assert.ok(batches.count < requests.length, `requests were merged: ${batches.count} runs for ${requests.length} requests`);
+    assert.ok(runtime.logs.some((l) => l.model === 'mlp' && l.batching === true));
+  });
+
+  it('runs a model whose outputs do not follow the batch one request at a time, and says so', async () => {
+    const inputs = Array.from({ length: 40 }, (_, i) => ({ x: randomFloats(6, 50 + i), k: 1 + (i % 2) }));
+    const served = await Promise.all(inputs.map(({ x, k }) => infer('first', [
+      { name: 'x', datatype: 'FP32', shape: [2, 3], data: Array.from(x) },
+      { name: 'k', datatype: 'INT64', shape: [2], data: [k, k] },
+    ])));
+    for (const [i, { x, k }] of inputs.entries()) {
+      assert.equal(served[i].status, 200);
+      assert.deepEqual(served[i].body.outputs[0].shape, [k, 3]);
+      assert.deepEqual(served[i].body.outputs[0].data, Array.from(x.subarray(0, 3 * k)), `request ${i}`);
+    }
+    assert.ok(runtime.logs.some((l) => l.model === 'first' && /do not follow a merged batch/.test(l.msg)));
+  });
+
+  it('fails only the bad request of a merged batch', async () => {
+    const requests = Array.from({ length: 60 }, (_, i) => ({ x: randomFloats(4, 300 + i), index: i === 17 ? 9 : i % 4 }));
+    const served = await Promise.all(requests.map(({ x, index }) => infer('gather', [
+      { name: 'x', datatype: 'FP32', shape: [1, 4], data: Array.from(x) },
+      { name: 'i', datatype: 'INT64', shape: [1, 1], data: [index] },
+    ])));
+    for (const [i, { x, index }] of requests.entries()) {
+      if (i === 17) {
+        assert.equal(served[i].status, 500);
+        assert.match(served[i].body.error, /model 'gather'.*failed to execute/);
+      } else {
+        assert.equal(served[i].status, 200, `request ${i}: ${JSON.stringify(served[i].body)}`);
+        assert.deepEqual(served[i].body.outputs[0].data, [x[index]]);
+      }
+    }
+  });
+
+  it('merges only images of the same size', async () => {
+    const sizes = [[32, 32], [64, 32], [32, 32], [32, 64], [64, 32], [32, 32]];
+    const images = sizes.map(([h, w], i) => ({ dims: [1, 3, h, w], pixels: randomFloats(3 * h * w, 700 + i) }));
+    const served = await Promise.all(images.map(({ dims, pixels }) => infer('det', [{ name: 'x', datatype: 'FP32', shape: dims, data: Array.from(pixels) }])));
+    for (const [i, { dims, pixels }] of images.entries()) {
+      const expected = await runReference(MODELS.ocrDetection, { x: new ort.Tensor('float32', pixels, dims) });
+      assert.equal(served[i].status, 200, JSON.stringify(served[i].body));
+      const output = served[i].body.outputs[0];
+      assert.deepEqual(output.shape, [...expected['sigmoid_0.tmp_0'].dims]);
+      const reference = Array.from(expected['sigmoid_0.tmp_0'].data as Float32Array);
+      const worst = Math.max(...reference.map((v, j) => Math.abs(v - output.data[j])));
+      assert.ok(worst <= 1e-6, `image ${i}: largest difference ${worst}`);
+    }
+  });
+
+  it('does not batch a model with state tensors', async () => {
+    assert.ok(runtime.logs.some((l) => l.model === 'vad' && l.batching === false));
+    const state = Array.from({ length: 128 }, () => 0);
+    const served = await Promise.all(Array.from({ length: 8 }, (_, i) => infer('vad', [
+      { name: 'input', datatype: 'FP32', shape: [1, 256], data: Array.from(randomFloats(256, i)) },
+      { name: 'sr', datatype: 'INT64', shape: [], data: [16000] },
+      { name: 'h', datatype: 'FP32', shape: [2, 1, 64], data: state },
+      { name: 'c', datatype: 'FP32', shape: [2, 1, 64], data: state },
+    ])));
+    for (const response of served) assert.equal(response.status, 200);
+    const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
+    const batches = histogram(metrics, 'modelship_inference_batch_size', 'vad');
+    assert.equal(batches.sum, batches.count, 'every vad run holds one request');
+  });
+});
