@@ -1,5 +1,5 @@
 /**
- * `modelship serve`: finds the models, starts the HTTP door while they load (liveness answers at once, readiness
+ * `modelship serve`: finds the models, starts the HTTP and gRPC doors while they load (liveness answers at once, readiness
  * once every loadable model has loaded and warmed up), and drains on SIGTERM without dropping a request.
  */
 import type { FastifyInstance } from 'fastify';
@@ -11,11 +11,13 @@ import { InferenceService } from './inference';
 import { RuntimeMetrics } from './metrics';
 import { ModelRegistry } from './model/registry';
 import { modelsFromFlags, scanRepository, type ModelEntry } from './repository';
+import { startGrpcServer, type GrpcServer } from './server/grpc-server';
 import { createHttpServer } from './server/http-server';
 import { RequestTracker } from './server/request-tracker';
 
 export interface RunningServer {
   readonly httpPort: number;
+  readonly grpcPort: number;
   readonly service: InferenceService;
   /** Resolves when every model has loaded or failed. */
   readonly loaded: Promise<void>;
@@ -23,6 +25,7 @@ export interface RunningServer {
   shutdown(reason: string): Promise<boolean>;
 }
 
+const GRPC_CLOSE_GRACE_MS = 5000;
 const UNTRACKED_PATHS = new Set<string>([PATHS.live, PATHS.ready, PATHS.metrics]);
 
 export async function serve(settings: ServeSettings, log: Logger, serverVersion: string): Promise<RunningServer> {
@@ -39,6 +42,16 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   await app.listen({ port: settings.httpPort, host: settings.host });
   const httpPort = (app.server.address() as AddressInfo).port;
   log.info({ protocol: 'http', host: settings.host, port: httpPort }, `listening for REST on ${settings.host}:${httpPort}`);
+  let grpc: GrpcServer;
+  try {
+    grpc = await startGrpcServer(service, { host: settings.host, port: settings.grpcPort, maxBodyBytes: settings.maxBodyBytes, serverVersion, log, tracker });
+  } catch (error) {
+    await app.close();
+    await registry.close();
+    throw error;
+  }
+  const grpcPort = grpc.port;
+  log.info({ protocol: 'grpc', host: settings.host, port: grpcPort }, `listening for gRPC on ${settings.host}:${grpcPort}`);
 
   const loaded = registry.loadAll().then(() => {
     const versions = registry.allVersions();
@@ -47,8 +60,8 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   });
 
   let stopping: Promise<boolean> | undefined;
-  const shutdown = (reason: string) => (stopping ??= drain(app, service, registry, tracker, settings.drainTimeoutSeconds, reason, log));
-  return { httpPort, service, loaded, shutdown };
+  const shutdown = (reason: string) => (stopping ??= drain(app, grpc, service, registry, tracker, settings.drainTimeoutSeconds, reason, log));
+  return { httpPort, grpcPort, service, loaded, shutdown };
 }
 
 function findModels(settings: ServeSettings, log: Logger): ModelEntry[] {
@@ -60,7 +73,7 @@ function findModels(settings: ServeSettings, log: Logger): ModelEntry[] {
 }
 
 async function drain(
-  app: FastifyInstance, service: InferenceService, registry: ModelRegistry, tracker: RequestTracker,
+  app: FastifyInstance, grpc: GrpcServer, service: InferenceService, registry: ModelRegistry, tracker: RequestTracker,
   timeoutSeconds: number, reason: string, log: Logger,
 ): Promise<boolean> {
   service.startDraining();
@@ -72,12 +85,22 @@ async function drain(
     log.error({ inFlight: tracker.count }, `drain timeout of ${timeoutSeconds}s passed with requests still in flight; exiting`);
     // A session run cannot be interrupted: onnxruntime-node aborts the process when a worker is stopped
     // mid-run, and process.exit stops workers. Ending at once is what the drain timeout promises.
+    grpc.forceClose();
     process.kill(process.pid, 'SIGKILL');
   }
-  await app.close();
+  // Every tracked call has been answered; what is left on either port is health checks and idle connections.
+  await Promise.all([app.close(), closeGrpc(grpc, log)]);
   await registry.close();
   log.info({ drained }, 'stopped');
   return drained;
+}
+
+/** A graceful gRPC close, forced if a client holds a call open for longer than a few seconds. */
+async function closeGrpc(grpc: GrpcServer, log: Logger): Promise<void> {
+  if (!await beforeDeadline(grpc.close(), Date.now() + GRPC_CLOSE_GRACE_MS)) {
+    log.warn(`gRPC calls still open ${GRPC_CLOSE_GRACE_MS} ms after the drain; closing them`);
+    grpc.forceClose();
+  }
 }
 
 function beforeDeadline(work: Promise<void>, deadline: number): Promise<boolean> {

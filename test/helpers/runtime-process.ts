@@ -1,6 +1,6 @@
 /**
- * Starts the real runtime as a child process (`node bin/modelship.js serve ...`) on a free port, the way a
- * container would run it, and collects its JSON log lines.
+ * Starts the real runtime as a child process (`node bin/modelship.js serve ...`) on free ports (HTTP and gRPC), the
+ * way a container would run it, and collects its JSON log lines.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -15,6 +15,8 @@ export interface LogLine {
 
 export interface RuntimeProcess {
   readonly url: string;
+  /** The gRPC port, from the runtime's `{"protocol":"grpc"}` log line. */
+  readonly grpcPort: number;
   readonly process: ChildProcess;
   readonly logs: LogLine[];
   readonly stderr: string[];
@@ -33,7 +35,8 @@ export interface StartOptions {
 }
 
 export async function startRuntime(args: readonly string[], options: StartOptions = {}): Promise<RuntimeProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--http-port', '0', '--host', '127.0.0.1', ...args], {
+  // A flag given again in `args` wins: node's parseArgs keeps the last value.
+  const child = spawn(process.execPath, [CLI, 'serve', '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1', ...args], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -42,7 +45,9 @@ export async function startRuntime(args: readonly string[], options: StartOption
   // 'close' rather than 'exit': it waits for stdout and stderr to end, so no log line is missed.
   const exited = once(child, 'close').then(([code]) => code as number | null);
   createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
-  const port = new Promise<number>((resolve, reject) => {
+  const ports = new Promise<{ http: number; grpc: number }>((resolve, reject) => {
+    let http: number | undefined;
+    let grpc: number | undefined;
     createInterface({ input: child.stdout! }).on('line', (line) => {
       let entry: LogLine;
       try {
@@ -51,14 +56,17 @@ export async function startRuntime(args: readonly string[], options: StartOption
         return;
       }
       logs.push(entry);
-      if (entry.protocol === 'http' && typeof entry.port === 'number') resolve(entry.port);
+      if (entry.protocol === 'http' && typeof entry.port === 'number') http = entry.port;
+      if (entry.protocol === 'grpc' && typeof entry.port === 'number') grpc = entry.port;
+      if (http !== undefined && grpc !== undefined) resolve({ http, grpc });
     });
     void exited.then((code) => reject(new Error(`runtime exited with ${code} before listening: ${stderr.join('\n')}`)));
   });
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const url = `http://127.0.0.1:${await withTimeout(port, timeoutMs, 'the runtime did not start listening')}`;
+  const { http, grpc: grpcPort } = await withTimeout(ports, timeoutMs, 'the runtime did not start listening');
+  const url = `http://127.0.0.1:${http}`;
   const runtime: RuntimeProcess = {
-    url, process: child, logs, stderr, exited,
+    url, grpcPort, process: child, logs, stderr, exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       return exited;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { HTTP_PORT, MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '../../lib/contract/runtime';
+import { GRPC_PORT, HTTP_PORT, MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '../../lib/contract/runtime';
 import { REPO_ROOT } from '../helpers/paths';
 
 const dockerfile = readFileSync(join(REPO_ROOT, 'runtime', 'Dockerfile'), 'utf8');
@@ -24,7 +24,7 @@ describe('runtime/Dockerfile', () => {
   it('starts the modelship CLI serving the contract\'s model repository path', () => {
     assert.deepEqual(exec('ENTRYPOINT'), ['node', '/app/bin/modelship.js']);
     assert.deepEqual(exec('CMD'), ['serve', '--model-repository', MODEL_REPOSITORY_PATH]);
-    assert.ok(finalStage.includes(`EXPOSE ${HTTP_PORT}`));
+    assert.ok(finalStage.includes(`EXPOSE ${HTTP_PORT} ${GRPC_PORT}`));
   });
 
   it('copies only paths that exist, and the CLI it starts is one of them', () => {
@@ -35,6 +35,13 @@ describe('runtime/Dockerfile', () => {
     }
     assert.ok(finalStage.some((l) => l === 'COPY --from=build /src/bin bin'));
     assert.ok(existsSync(join(REPO_ROOT, 'bin', 'modelship.js')));
+    // Files the compiled runtime reads at start-up must reach the final stage at the path it reads them from.
+    for (const copy of finalStage.filter((l) => l.startsWith('COPY --from=build /src/runtime/'))) {
+      const [, , source, target] = copy.split(/\s+/);
+      assert.equal(source.replace('/src/', ''), target, copy);
+      assert.ok(existsSync(join(REPO_ROOT, target)), `${target} exists`);
+    }
+    assert.ok(finalStage.some((l) => l.includes('grpc_predict_v2.proto')), 'the gRPC proto is in the image');
   });
 
   it('skips the CUDA download unless the CUDA provider is asked for', () => {

@@ -1,0 +1,104 @@
+/**
+ * The gRPC door: a @grpc/grpc-js server for OIP v2's GRPCInferenceService on its own port. Each call is counted by
+ * the drain's RequestTracker when it arrives before shutdown; once draining, every call but the health checks is
+ * refused with UNAVAILABLE. Errors become gRPC statuses with the same messages the REST door sends.
+ * Insecure (plaintext) for now, like the HTTP port; TLS belongs in front of both.
+ */
+import { format } from 'node:util';
+import {
+  Metadata, Server, ServerCredentials, status as GrpcStatus, loadPackageDefinition, setLogger,
+  type GrpcObject, type sendUnaryData, type ServerUnaryCall, type ServiceClientConstructor, type ServiceError,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { InferenceError } from '../errors';
+import type { InferenceService } from '../inference';
+import { createV2GrpcHandlers, grpcCodeOf, HEALTH_CALLS, loadProtocolDefinition, shuttingDown, type V2GrpcHandlers } from '../protocols/v2-grpc';
+import type { RequestTracker } from './request-tracker';
+
+/** gRPC's message length options are signed 32-bit. */
+const MAX_MESSAGE_LENGTH = 2 ** 31 - 1;
+
+export interface GrpcServerOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED from grpc-js before any handler runs. */
+  readonly maxBodyBytes: number;
+  readonly serverVersion: string;
+  readonly log: Logger;
+  /** Counts calls accepted before the drain, so that the drain waits for them. */
+  readonly tracker: RequestTracker;
+}
+
+export interface GrpcServer {
+  /** The bound port (the actual one when 0 was asked for). */
+  readonly port: number;
+  /** Stops listening and resolves once every open call has finished (GOAWAY to the clients). */
+  close(): Promise<void>;
+  /** Cancels every open call and closes every connection at once. */
+  forceClose(): void;
+}
+
+export async function startGrpcServer(service: InferenceService, options: GrpcServerOptions): Promise<GrpcServer> {
+  const log = options.log.child({ component: 'grpc' });
+  // grpc-js writes its own diagnostics to stderr as text ("E ..."); keep them in the JSON log instead.
+  setLogger({ error: (message?: unknown, ...rest: unknown[]) => log.warn(format(message, ...rest)) });
+  const proto = loadPackageDefinition(loadProtocolDefinition());
+  const definition = ((proto.inference as GrpcObject).GRPCInferenceService as ServiceClientConstructor).service;
+  const server = new Server({
+    'grpc.max_receive_message_length': Math.min(options.maxBodyBytes, MAX_MESSAGE_LENGTH),
+    'grpc.max_send_message_length': MAX_MESSAGE_LENGTH,
+  });
+
+  const handlers = createV2GrpcHandlers(service, options.serverVersion);
+  const implementation: UntypedServiceImplementation = {};
+  for (const name of Object.keys(handlers) as (keyof V2GrpcHandlers)[]) {
+    const handler = handlers[name] as (request: unknown) => Promise<unknown>;
+    const health = HEALTH_CALLS.has(name);
+    implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      // The drain waits for calls accepted before it began; health checks, like REST's, are not waited for.
+      const finished = !health && !service.isDraining ? options.tracker.start() : undefined;
+      const answer = health || !service.isDraining ? handler(call.request) : Promise.reject(shuttingDown());
+      answer.then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error, name, log)),
+      ).finally(() => finished?.());
+    };
+  }
+  server.addService(definition, implementation);
+
+  const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => {
+      if (error) reject(new Error(`cannot listen for gRPC on ${address}: ${error.message}`));
+      else resolve(bound);
+    });
+  });
+
+  return {
+    port,
+    close: () => new Promise<void>((resolve) => {
+      server.tryShutdown((error) => {
+        if (error) {
+          log.warn(`graceful gRPC shutdown failed, forcing it: ${error.message}`);
+          server.forceShutdown();
+        }
+        resolve();
+      });
+    }),
+    forceClose: () => server.forceShutdown(),
+  };
+}
+
+/** An error as a gRPC status: the code its HTTP status maps to and the same message; anything else is INTERNAL. */
+function toServiceError(error: unknown, call: string, log: Logger): Partial<ServiceError> {
+  const inference = error instanceof InferenceError;
+  // InferenceService.serve counts any other error as 500, so the metric's code and the gRPC code agree.
+  const code = inference ? grpcCodeOf(error.status) : GrpcStatus.INTERNAL;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === GrpcStatus.INTERNAL || code === GrpcStatus.UNKNOWN) log.error({ call, code: GrpcStatus[code] }, message);
+  const metadata = new Metadata();
+  if (inference && error.retryAfterSeconds !== undefined) metadata.set('retry-after', String(error.retryAfterSeconds));
+  return { code, details: message, metadata };
+}
