@@ -1,0 +1,201 @@
+/**
+ * `npm run bench`: the runtime against the limits of this machine, measured in the same run.
+ *   (a) compute limit — an in-process session.run loop;
+ *   (b) JSON limit — in-process JSON.parse → tensor → run → JSON.stringify, what any v2 JSON server must do;
+ *   (c) HTTP+JSON floor — a bare node:http server parsing the same body and answering a fixed response;
+ *   (d) the runtime over v2 JSON, v2 binary and v2 gRPC, at concurrency 1, 8 and 64;
+ * plus an overload run at twice the sustainable rate. `--write` puts the tables into docs/benchmarks.md.
+ * BENCH_SECONDS sets the seconds per measurement (default 3).
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import * as ort from 'onnxruntime-node';
+import { MODELS, REPO_ROOT } from '../test/helpers/paths';
+import { randomFloats } from '../test/helpers/reference';
+import { startRuntime, type RuntimeProcess } from '../test/helpers/runtime-process';
+import { binarySender, GrpcClient, HttpClient, jsonSender, ok, type StatusSender, type TensorInput, v2JsonBody } from './clients';
+import { closedLoop, type LoadResult, openLoop, percentile } from './load';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const CONCURRENCY = [1, 8, 64];
+
+interface Workload {
+  readonly id: string;
+  readonly label: string;
+  readonly model: string;
+  readonly path: string;
+  readonly input: TensorInput;
+  /** Compare with the bare HTTP floor (tiny models, where per-request overhead is everything). */
+  readonly floor: boolean;
+}
+
+const tensor = (name: string, shape: number[], seed: number): TensorInput =>
+  ({ name, shape, data: randomFloats(shape.reduce((a, b) => a * b, 1), seed) });
+
+const WORKLOADS: Workload[] = [
+  { id: 'mlp', label: 'tabular MLP 16→32→4, 1 row', model: 'mlp', path: MODELS.mlp, input: tensor('x', [1, 16], 1), floor: true },
+  { id: 'det320', label: 'OCR detection 1×3×320×320', model: 'det', path: MODELS.ocrDetection, input: tensor('x', [1, 3, 320, 320], 2), floor: false },
+  { id: 'det640', label: 'OCR detection 1×3×640×640', model: 'det', path: MODELS.ocrDetection, input: tensor('x', [1, 3, 640, 640], 3), floor: false },
+];
+
+interface Row {
+  readonly workload: string;
+  readonly path: string;
+  readonly concurrency: number | '—';
+  readonly result: LoadResult;
+  readonly baseline?: { readonly name: string; readonly rps: number };
+  readonly meanBatch?: number;
+}
+
+const rps = (r: LoadResult) => r.ok / r.seconds;
+
+async function inProcess(workload: Workload, json: boolean): Promise<LoadResult> {
+  const session = await ort.InferenceSession.create(workload.path, { graphOptimizationLevel: 'all', logSeverityLevel: 4 });
+  const output = session.outputNames[0];
+  const requestText = v2JsonBody(workload.input);
+  const once = json
+    ? async () => {
+      const request = JSON.parse(requestText);
+      const input = request.inputs[0];
+      const result = await session.run({ [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) });
+      const out = result[output];
+      JSON.stringify({ model_name: workload.model, model_version: '1', outputs: [{ name: output, datatype: 'FP32', shape: out.dims, data: Array.from(out.data as Float32Array) }] });
+      return true;
+    }
+    : async () => {
+      await session.run({ [workload.input.name]: new ort.Tensor('float32', workload.input.data, workload.input.shape) });
+      return true;
+    };
+  const result = await closedLoop(once, 1, SECONDS);
+  await session.release();
+  return result;
+}
+
+async function startBareServer(response: string): Promise<{ url: string; stop(): void }> {
+  const child = spawn(process.execPath, [join(__dirname, 'bare-http-server.js'), response], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = await once(createInterface({ input: child.stdout! }), 'line');
+  return { url: `http://127.0.0.1:${JSON.parse(line).port}`, stop: () => child.kill('SIGTERM') };
+}
+
+async function batchStats(runtime: RuntimeProcess, model: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${runtime.url}/metrics`)).text();
+  const read = (suffix: string) => Number(text.split('\n').find((l) => l.startsWith(`modelship_inference_batch_size_${suffix}{`) && l.includes(`model="${model}"`))?.split(' ').at(-1) ?? 0);
+  return { sum: read('sum'), count: read('count') };
+}
+
+async function served(runtime: RuntimeProcess, model: string, send: StatusSender, concurrency: number): Promise<{ result: LoadResult; meanBatch: number }> {
+  const before = await batchStats(runtime, model);
+  const result = await closedLoop(ok(send), concurrency, SECONDS);
+  const after = await batchStats(runtime, model);
+  return { result, meanBatch: (after.sum - before.sum) / Math.max(1, after.count - before.count) };
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const rows: Row[] = [];
+  const log = (message: string) => process.stderr.write(`${message}\n`);
+
+  const limits = new Map<string, { compute: number; json: number }>();
+  for (const workload of WORKLOADS) {
+    log(`in-process: ${workload.label}`);
+    const compute = await inProcess(workload, false);
+    const json = await inProcess(workload, true);
+    rows.push({ workload: workload.label, path: '(a) in-process session.run', concurrency: 1, result: compute });
+    rows.push({ workload: workload.label, path: '(b) in-process JSON parse → run → stringify', concurrency: 1, result: json, baseline: { name: '(a)', rps: rps(compute) } });
+    limits.set(workload.id, { compute: rps(compute), json: rps(json) });
+  }
+
+  const runtime = await startRuntime(['--model', `mlp=${MODELS.mlp}`, '--model', `det=${MODELS.ocrDetection}`, '--max-queue-size', '1024']);
+  const grpcAddress = `127.0.0.1:${(runtime as RuntimeProcess & { grpcPort?: number }).grpcPort}`;
+  const grpcClient = new GrpcClient(grpcAddress);
+  const mlpResponse = await (await fetch(`${runtime.url}/v2/models/mlp/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: v2JsonBody(WORKLOADS[0].input) })).text();
+  const bare = await startBareServer(mlpResponse);
+  let overload: Awaited<ReturnType<typeof measureOverload>> | undefined;
+  try {
+    for (const workload of WORKLOADS) {
+      const limit = limits.get(workload.id)!;
+      const path = `/v2/models/${workload.model}/infer`;
+      for (const concurrency of CONCURRENCY) {
+        log(`served: ${workload.label}, concurrency ${concurrency}`);
+        let floor: LoadResult | undefined;
+        if (workload.floor) {
+          const client = new HttpClient(bare.url, concurrency);
+          floor = await closedLoop(ok(jsonSender(client, '/', workload.input)), concurrency, SECONDS);
+          await client.close();
+          rows.push({ workload: workload.label, path: '(c) bare node:http JSON floor', concurrency, result: floor });
+        }
+        const http = new HttpClient(runtime.url, concurrency);
+        const variants: Array<[string, StatusSender, number, string]> = [
+          ['(d) runtime, v2 JSON', jsonSender(http, path, workload.input), floor ? rps(floor) : limit.json, floor ? '(c)' : '(b)'],
+          ['(d) runtime, v2 binary', binarySender(http, path, workload.input), floor ? rps(floor) : limit.compute, floor ? '(c)' : '(a)'],
+          ['(d) runtime, v2 gRPC raw', grpcClient.sender(workload.model, workload.input), floor ? rps(floor) : limit.compute, floor ? '(c)' : '(a)'],
+        ];
+        for (const [name, send, baseline, baselineName] of variants) {
+          const { result, meanBatch } = await served(runtime, workload.model, send, concurrency);
+          rows.push({ workload: workload.label, path: name, concurrency, result, baseline: { name: baselineName, rps: baseline }, meanBatch });
+        }
+        await http.close();
+      }
+    }
+    log('overload: OCR detection 320 at twice the sustainable rate');
+    overload = await measureOverload(rows);
+  } finally {
+    grpcClient.close();
+    bare.stop();
+    await runtime.stop();
+  }
+  const report = formatReport(rows, overload, (performance.now() - started) / 1000);
+  process.stdout.write(`${report}\n`);
+  if (process.argv.includes('--write')) writeReport(report);
+}
+
+/** Twice the rate the runtime sustained for OCR 320 over binary, against a queue of 8: what happens to the rest. */
+async function measureOverload(rows: readonly Row[]) {
+  const sustained = Math.max(...rows.filter((r) => r.workload.startsWith('OCR detection 1×3×320') && r.path.includes('binary')).map((r) => rps(r.result)));
+  const runtime = await startRuntime(['--model', `det=${MODELS.ocrDetection}`, '--max-queue-size', '8']);
+  try {
+    const client = new HttpClient(runtime.url, 256);
+    const result = await openLoop(binarySender(client, '/v2/models/det/infer', WORKLOADS[1].input), 2 * sustained, SECONDS * 2);
+    await client.close();
+    return { rate: 2 * sustained, sustained, ...result };
+  } finally {
+    await runtime.stop();
+  }
+}
+
+function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof measureOverload>> | undefined, seconds: number): string {
+  const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '—');
+  const lines = [
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, onnxruntime-node ${ort.env.versions.node ?? ''}; ${SECONDS} s per cell; whole run ${fmt(seconds, 0)} s.`,
+    '',
+    '| workload | path | conc. | req/s | p50 ms | p99 ms | ratio | mean batch |',
+    '|---|---|---:|---:|---:|---:|---|---:|',
+    ...rows.map((r) => `| ${r.workload} | ${r.path} | ${r.concurrency} | ${fmt(rps(r.result))} | ${fmt(percentile(r.result.latencies, 50), 2)} | ${fmt(percentile(r.result.latencies, 99), 2)} | ${r.baseline ? `${fmt(rps(r.result) / r.baseline.rps, 2)}× ${r.baseline.name}` : ''} | ${r.meanBatch !== undefined ? fmt(r.meanBatch, 2) : ''} |`
+      + (r.result.failed ? ` (${r.result.failed} failed)` : '')),
+  ];
+  if (overload) {
+    lines.push('', `Overload: OCR detection 320×320 over binary, open loop at ${fmt(overload.rate)} req/s (twice the ${fmt(overload.sustained)} req/s sustained), --max-queue-size 8, ${SECONDS * 2} s:`,
+      '', '| sent | accepted | accepted p50 ms | accepted p99 ms | rejected (429) | rejected p99 ms | other failures |', '|---:|---:|---:|---:|---:|---:|---:|',
+      `| ${overload.sent} | ${overload.accepted.length} | ${fmt(percentile(overload.accepted, 50), 1)} | ${fmt(percentile(overload.accepted, 99), 1)} | ${overload.rejected.length} | ${fmt(percentile(overload.rejected, 99), 2)} | ${overload.failed} |`);
+  }
+  return lines.join('\n');
+}
+
+function writeReport(report: string): void {
+  const path = join(REPO_ROOT, 'docs', 'benchmarks.md');
+  const doc = readFileSync(path, 'utf8');
+  const start = '<!-- bench:start -->';
+  const end = '<!-- bench:end -->';
+  if (!doc.includes(start) || !doc.includes(end)) throw new Error(`${path} lacks the ${start} / ${end} markers`);
+  writeFileSync(path, `${doc.slice(0, doc.indexOf(start) + start.length)}\n${report}\n${doc.slice(doc.indexOf(end))}`);
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench failed: ${(error as Error).stack}\n`);
+  process.exit(1);
+});
