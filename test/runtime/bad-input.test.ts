@@ -157,7 +157,7 @@ const CASES: readonly Case[] = [
   { name: 'an output without a name', path: LIN, body: { inputs: [x()], outputs: [{}] }, status: 400, says: ['outputs[0]', "'name'", '{}'] },
   { name: 'id not a string (number)', path: LIN, body: { id: 5, inputs: [x()] }, status: 400, says: ["'id'", 'string', '5'] },
   { name: 'id not a string (object)', path: LIN, body: { id: { a: 1 }, inputs: [x()] }, status: 400, says: ["'id'", '{"a":1}'] },
-  { name: 'binary_data_size parameter (not supported yet)', path: LIN, body: { inputs: [x({ parameters: { binary_data_size: 8 } })] }, status: 400, says: ["input 'x'", 'binary'] },
+  { name: 'binary_data_size on a JSON body without binary data', path: LIN, body: { inputs: [x({ parameters: { binary_data_size: 8 } })] }, status: 400, says: ["input 'x'", 'binary'] },
 
   // Nesting far deeper than any rank: refused with 400, never a stack overflow.
   { name: `data nested ${DEEP} levels`, path: LIN, body: `{"inputs":[{"name":"x","datatype":"FP32","shape":[2,1],"data":${deep(DEEP)}}]}`, status: 400, says: ["input 'x'", '32'] },
@@ -179,7 +179,7 @@ const CASES: readonly Case[] = [
   { name: 'TF body over --max-body-bytes', path: TF('lin'), body: `{"instances":[${new Array(20_000).fill('0.5').join(',')}]}`, status: 413, says: [String(MAX_BODY_BYTES)] },
   { name: 'content type text/xml', path: LIN, body: '<inputs/>', contentType: 'text/xml', status: 415, says: ["'text/xml'", 'application/json'] },
   { name: 'content type multipart/form-data', path: LIN, body: '--b\r\n\r\n--b--\r\n', contentType: 'multipart/form-data; boundary=b', status: 415, says: ['multipart/form-data', 'application/json'] },
-  { name: 'content type application/octet-stream (binary extension)', path: LIN, body: 'AAAA', contentType: 'application/octet-stream', status: 415, says: ['application/octet-stream'] },
+  { name: 'content type application/octet-stream without the binary header', path: LIN, body: 'AAAA', contentType: 'application/octet-stream', status: 400, says: ['application/octet-stream', 'Inference-Header-Content-Length'] },
   { name: 'TF content type text/xml', path: TF('lin'), body: '<instances/>', contentType: 'text/xml', status: 415, says: ["'text/xml'"] },
 
   // Models, versions and routes.

@@ -79,3 +79,15 @@ describe('shapes', () => {
     assert.equal(jsonRow({ datatype: 'BOOL', shape: [2], data: Uint8Array.from([1, 0]) }, 1), 'false');
   });
 });
+
+describe('raw tensors', () => {
+  it('round-trips BYTES as length-prefixed UTF-8 and refuses bytes that are not UTF-8', async () => {
+    const { rawFromTensor, tensorFromRaw } = await import('../../runtime/src/tensor/raw');
+    const strings = ['', 'héllo', '日本'];
+    const raw = rawFromTensor({ datatype: 'BYTES', shape: [3], data: strings });
+    assert.deepEqual(tensorFromRaw('BYTES', [3], raw, 'x').data, strings);
+    const invalid = Uint8Array.from([1, 0, 0, 0, 0xff]);
+    rejects(() => tensorFromRaw('BYTES', [1], invalid, "input 'x'"), /input 'x': raw BYTES element 0 is not valid UTF-8/);
+    rejects(() => tensorFromRaw('FP32', [2], new Uint8Array(7), "input 'x'"), /needs 8 bytes of raw data, received 7/);
+  });
+});

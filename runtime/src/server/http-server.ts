@@ -1,5 +1,5 @@
 /**
- * The HTTP door: fastify with one raw-body parser for every content type the inference endpoints read, one error
+ * The HTTP door: fastify with raw-body parsers for the content types the inference endpoints read, one error
  * shape (`{"error": "..."}`) for everything that goes wrong, the protocol routes, and /metrics.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { PATHS } from '../../../lib/contract/runtime';
 import { InferenceError } from '../errors';
 import type { InferenceService } from '../inference';
+import { BINARY_CONTENT_TYPE } from '../protocols/binary-extension';
 import { registerTfServingRoutes } from '../protocols/tfserving-rest';
 import { registerV2Routes } from '../protocols/v2-rest';
 
@@ -35,6 +36,11 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(JSON_CONTENT_TYPES, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  // What Triton's and KServe's clients send with binary tensor data; only the routes that read the extension take it.
+  app.addContentTypeParser(BINARY_CONTENT_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
+    if (request.routeOptions.config.binaryTensorData === true) done(null, body);
+    else done(new InferenceError(415, `content type '${BINARY_CONTENT_TYPE}' is not supported by ${request.method} ${request.url.split('?')[0]}; send application/json`), undefined);
+  });
 
   app.setErrorHandler((error: FastifyError | InferenceError, request, reply) => {
     const status = error instanceof InferenceError ? error.status : errorStatus(error);
@@ -70,7 +76,7 @@ function describeFastifyError(error: FastifyError, maxBodyBytes: number, content
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return `the request body exceeds the limit of ${maxBodyBytes} bytes (--max-body-bytes)`;
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return `content type '${contentType ?? ''}' is not supported; send application/json`;
+      return `content type '${contentType ?? ''}' is not supported; send application/json (or, to /v2 infer, ${BINARY_CONTENT_TYPE} with the Inference-Header-Content-Length header)`;
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'the Content-Length header does not match the body';
     default:

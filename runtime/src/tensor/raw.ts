@@ -6,7 +6,8 @@
 import { badRequest } from '../errors';
 import { DATATYPES, type Datatype, elementCount, type Tensor, type TypedArray } from './datatypes';
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
+// Fatal: onnxruntime-node holds strings as JS strings, so bytes that are not UTF-8 could not round-trip.
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();
 
 /** Bytes per element, or undefined for BYTES (whose elements vary in length). */
@@ -49,7 +50,11 @@ function stringsFromRaw(bytes: Uint8Array, count: number, where: string): string
     if (offset + length > bytes.byteLength) {
       throw badRequest(`${where}: raw BYTES element ${strings.length} declares ${length} bytes, only ${bytes.byteLength - offset} remain`);
     }
-    strings.push(utf8.decode(bytes.subarray(offset, offset + length)));
+    try {
+      strings.push(utf8.decode(bytes.subarray(offset, offset + length)));
+    } catch {
+      throw badRequest(`${where}: raw BYTES element ${strings.length} is not valid UTF-8, which string tensors need`);
+    }
     offset += length;
   }
   if (strings.length !== count) {
