@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InferenceError } from '../../runtime/src/errors';
 import { inferJsonShape, jsonElements, jsonNested, jsonRow, tensorFromJson } from '../../runtime/src/tensor/json';
+import { rawFromTensor, tensorFromRaw } from '../../runtime/src/tensor/raw';
 import { checkShape, type TensorSpec } from '../../runtime/src/tensor/signature';
 
 const rejects = (fn: () => unknown, pattern: RegExp) =>
@@ -81,8 +82,7 @@ describe('shapes', () => {
 });
 
 describe('raw tensors', () => {
-  it('round-trips BYTES as length-prefixed UTF-8 and refuses bytes that are not UTF-8', async () => {
-    const { rawFromTensor, tensorFromRaw } = await import('../../runtime/src/tensor/raw');
+  it('round-trips BYTES as length-prefixed UTF-8 and refuses bytes that are not UTF-8', () => {
     const strings = ['', 'héllo', '日本'];
     const raw = rawFromTensor({ datatype: 'BYTES', shape: [3], data: strings });
     assert.deepEqual(tensorFromRaw('BYTES', [3], raw, 'x').data, strings);
