@@ -45,8 +45,8 @@ export class InferenceService {
     if (this.draining) throw new InferenceError(503, 'the server is shutting down; retry on another replica', 1);
     const started = performance.now();
     const target = this.registry.resolve(model, version);
-    const labels = { model: target.name, version: String(target.version) };
-    this.metrics.inFlight.inc(labels);
+    const series = this.metrics.forVersion(target.name, target.version);
+    series.inFlight.inc();
     let code = 200;
     try {
       return await work(target);
@@ -54,10 +54,8 @@ export class InferenceService {
       code = error instanceof InferenceError ? error.status : 500;
       throw error;
     } finally {
-      this.metrics.inFlight.dec(labels);
-      const requestLabels = { ...labels, protocol, code: String(code) };
-      this.metrics.requests.inc(requestLabels);
-      this.metrics.requestDuration.observe(requestLabels, (performance.now() - started) / 1000);
+      series.inFlight.dec();
+      series.request(protocol, code, (performance.now() - started) / 1000);
     }
   }
 
@@ -68,9 +66,8 @@ export class InferenceService {
   async run(target: ModelVersion, inputs: readonly NamedTensor[], requestedOutputs?: readonly string[]): Promise<InferenceResult> {
     const outputs = checkOutputNames(target.signature, requestedOutputs);
     const result = await target.run(inputs, outputs);
-    const labels = { model: target.name, version: String(target.version) };
     // Compute time and batch size are per executed run, so the queue records them (model/registry.ts).
-    this.metrics.queueDuration.observe(labels, result.queueSeconds);
+    this.metrics.forVersion(target.name, target.version).queueDuration.observe(result.queueSeconds);
     return { outputs: result.outputs };
   }
 }

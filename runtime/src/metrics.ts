@@ -49,7 +49,55 @@ export class RuntimeMetrics {
     labelNames: [LABEL.model, LABEL.version, LABEL.sha256, LABEL.opset], registers: [this.registry],
   });
 
+  private readonly versions = new Map<string, VersionMetrics>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * The series of one model version, resolved once: prom-client hashes the label set on every call otherwise,
+   * which at tens of thousands of requests a second is a measurable share of the main thread.
+   */
+  forVersion(model: string, version: number): VersionMetrics {
+    const key = `${model}\u0000${version}`;
+    let found = this.versions.get(key);
+    if (!found) {
+      found = new VersionMetrics(this, { model, version: String(version) });
+      this.versions.set(key, found);
+    }
+    return found;
+  }
+}
+
+type RequestSeries = { readonly count: Counter.Internal; readonly duration: Histogram.Internal<string> };
+
+export class VersionMetrics {
+  readonly inFlight: Gauge.Internal<string>;
+  readonly queueDepth: Gauge.Internal<string>;
+  readonly queueDuration: Histogram.Internal<string>;
+  readonly computeDuration: Histogram.Internal<string>;
+  readonly batchSize: Histogram.Internal<string>;
+  private readonly requestSeries = new Map<string, RequestSeries>();
+
+  constructor(private readonly metrics: RuntimeMetrics, readonly labels: { readonly model: string; readonly version: string }) {
+    this.inFlight = metrics.inFlight.labels(labels);
+    this.queueDepth = metrics.queueDepth.labels(labels);
+    this.queueDuration = metrics.queueDuration.labels(labels);
+    this.computeDuration = metrics.computeDuration.labels(labels);
+    this.batchSize = metrics.batchSize.labels(labels);
+  }
+
+  /** Counts one finished request and its latency. */
+  request(protocol: string, code: number, seconds: number): void {
+    const key = `${protocol} ${code}`;
+    let series = this.requestSeries.get(key);
+    if (!series) {
+      const labels = { ...this.labels, protocol, code: String(code) };
+      series = { count: this.metrics.requests.labels(labels), duration: this.metrics.requestDuration.labels(labels) };
+      this.requestSeries.set(key, series);
+    }
+    series.count.inc();
+    series.duration.observe(seconds);
   }
 }

@@ -53,11 +53,12 @@ export class ModelRegistry {
       const labels = { model: entry.name, version: String(v.version) };
       const worker = this.workers.reduce((least, w) => (w.hosted < least.hosted ? w : least));
       worker.hosted++;
+      const series = this.metrics.forVersion(entry.name, v.version);
       return new ModelVersion(entry.name, v.version, v.path, settings, worker, {
-        depth: (depth) => this.metrics.queueDepth.set(labels, depth),
+        depth: (depth) => series.queueDepth.set(depth),
         run: (rows, seconds) => {
-          this.metrics.batchSize.observe(labels, rows);
-          this.metrics.computeDuration.observe(labels, seconds);
+          series.batchSize.observe(rows);
+          series.computeDuration.observe(seconds);
         },
         unbatchable: () => this.log.warn(labels, `model '${entry.name}' version ${v.version}: its outputs do not follow a merged batch along dim 0; running its requests one by one from now on`),
       });
