@@ -38,6 +38,22 @@ export class InferenceService {
   }
 
   /**
+   * Refuses a request before its body is read, when the answer is already known: the server is draining (503),
+   * the model or version does not exist (404), or its queue is full (429, counted like any other answer). Under
+   * overload this keeps rejections fast and spares the CPU that reading large bodies would cost.
+   */
+  admit(protocol: Protocol, model: string, version: string | undefined): void {
+    if (this.draining) throw new InferenceError(503, 'the server is shutting down; retry on another replica', 1);
+    const target = this.registry.resolve(model, version);
+    try {
+      target.queue.checkCapacity();
+    } catch (error) {
+      this.metrics.forVersion(target.name, target.version).request(protocol, (error as InferenceError).status, 0);
+      throw error;
+    }
+  }
+
+  /**
    * Runs `work` for the model version a request names, with the in-flight gauge, request counter and latency
    * histogram kept for it. `work` decodes the request, calls `run`, and encodes the response.
    */

@@ -62,10 +62,15 @@ export class RunQueue {
     return this.jobs.length;
   }
 
-  submit(inputs: readonly NamedTensor[], outputs: readonly string[]): Promise<QueuedRunResult> {
+  /** Throws the 429 a new request would get now; the doors call it before reading a body, to refuse cheaply. */
+  checkCapacity(): void {
     if (this.jobs.length >= this.capacity) {
       throw new InferenceError(429, `the queue of ${this.key} is full (${this.capacity} requests waiting, --max-queue-size); retry later`, 1);
     }
+  }
+
+  submit(inputs: readonly NamedTensor[], outputs: readonly string[]): Promise<QueuedRunResult> {
+    this.checkCapacity();
     return new Promise<QueuedRunResult>((resolve, reject) => {
       const rows = this.batchable ? rowsOf(inputs) : undefined;
       this.jobs.push({ inputs, outputs, rows, enqueuedAt: performance.now(), resolve, reject });

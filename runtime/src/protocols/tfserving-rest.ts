@@ -3,7 +3,7 @@
  * `:predict` in the row (`instances`) and columnar (`inputs`) forms, model status and model metadata.
  * @see https://www.tensorflow.org/tfx/serving/api_rest
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '../errors';
 import type { InferenceService } from '../inference';
 import type { ModelVersion } from '../model/model-version';
@@ -19,7 +19,17 @@ const PREDICT_PATH = /^([^/:]+)(?:\/versions\/([^/:]+))?:([A-Za-z]+)$/;
 interface VersionParams { model: string; version?: string }
 
 export function registerTfServingRoutes(app: FastifyInstance, service: InferenceService): void {
-  app.post<{ Params: { '*': string } }>('/v1/models/*', async (request, reply) => {
+  // Refuse before the body is read when the answer is already known (see InferenceService.admit).
+  const admit = (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
+    const match = PREDICT_PATH.exec((request.params as { '*': string })['*']);
+    try {
+      if (match) service.admit('rest', match[1], match[2]);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
+  };
+  app.post<{ Params: { '*': string } }>('/v1/models/*', { onRequest: admit }, async (request, reply) => {
     const match = PREDICT_PATH.exec(request.params['*']);
     if (!match) throw notFound(`no route for POST ${request.url}; expected /v1/models/<model>[/versions/<version>]:predict`);
     const [, model, version, method] = match;

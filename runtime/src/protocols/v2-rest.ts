@@ -57,7 +57,16 @@ export function registerV2Routes(app: FastifyInstance, service: InferenceService
       const result = await service.run(target, decoded.inputs, decoded.outputs);
       return encodeInferResponse(target, decoded.id, result.outputs, decoded.binaryOutputs);
     });
-  const options: RouteShorthandOptions = { config: { binaryTensorData: true }, onRequest: binaryWithoutContentType };
+  const admit = (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
+    const { model, version } = request.params as VersionParams;
+    try {
+      service.admit('rest', model, version);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
+  };
+  const options: RouteShorthandOptions = { config: { binaryTensorData: true }, onRequest: [binaryWithoutContentType, admit] };
   app.post<{ Params: VersionParams }>('/v2/models/:model/infer', options, async (request, reply) => sendInferResponse(reply, await infer(request)));
   app.post<{ Params: VersionParams }>('/v2/models/:model/versions/:version/infer', options, async (request, reply) => sendInferResponse(reply, await infer(request)));
 }
@@ -66,9 +75,10 @@ export function registerV2Routes(app: FastifyInstance, service: InferenceService
  * Triton's Python HTTP client sends binary requests without a Content-Type. With the extension's header present, such
  * a body is read as application/octet-stream; without it, a body without a Content-Type is still refused (415).
  */
-async function binaryWithoutContentType(request: FastifyRequest): Promise<void> {
+function binaryWithoutContentType(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
   const headers = request.raw.headers;
   if (headers['content-type'] === undefined && headers[HEADER_LENGTH] !== undefined) headers['content-type'] = BINARY_CONTENT_TYPE;
+  done();
 }
 
 function sendInferResponse(reply: FastifyReply, response: EncodedInferResponse) {

@@ -52,9 +52,10 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0]}` }));
 
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     // While draining, tell keep-alive clients to reconnect, which takes them to a replica that is still serving.
     if (service.isDraining) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   app.get(PATHS.metrics, async (_request, reply) => {
