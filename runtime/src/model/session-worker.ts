@@ -30,7 +30,6 @@ async function load(key: string, path: string, settings: SessionSettings): Promi
     executionMode: settings.executionMode,
     executionProviders: settings.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     logSeverityLevel: ORT_LOG_FATAL_ONLY,
-    ...(process.env.NOSPIN ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
   });
   const signature: Signature = {
     inputs: session.inputMetadata.map(specOf),
