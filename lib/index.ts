@@ -1,3 +1,7 @@
-// The `modelship` entry point. The cdk8s constructs land here (issue 4); the runtime contract is exported now so
-// that tooling written against the runtime can import the same names.
+// The `modelship` entry point: the cdk8s constructs, and the runtime contract they are written against.
 export * as contract from './contract';
+export { Exposure, ModelService, type ModelServiceProps, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
+export { ModelSource, type FromUriOptions, CONFIG_MAP_MODEL_LIMIT_BYTES } from './cdk8s/model-source';
+export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions } from './cdk8s/model-autoscaler';
+export * as promql from './cdk8s/promql';
+export { LABEL_KEYS } from './cdk8s/labels';

@@ -1,0 +1,44 @@
+/**
+ * The cdk8s example: `npx cdk8s synth` writes dist/linear-regression.k8s.yaml and dist/ocr.k8s.yaml.
+ *  - the seed's linear regression, shipped in a ConfigMap and exposed like the seed's (LoadBalancer, 80 → http),
+ *    so the seed's `curl -d '{"instances": [1.0, 2.0, 3.0]}' http://<lb>/v1/models/my_model:predict` works;
+ *  - a realistic one: PaddleOCR text detection fetched from a URI and verified, autoscaled on in-flight requests.
+ */
+import { App, Chart } from 'cdk8s';
+import { join } from 'node:path';
+import { Exposure, ModelAutoscaler, ModelService, ModelSource, ScalingSignal } from 'modelship';
+
+const app = new App();
+
+const seed = new Chart(app, 'linear-regression', { namespace: 'models' });
+new ModelService(seed, 'my-model', {
+  modelName: 'my_model',
+  model: ModelSource.fromFile(join(__dirname, '..', '..', '..', 'examples', 'models', 'my_model', '1', 'model.onnx')),
+  exposure: Exposure.loadBalancer({ port: 80 }),
+  replicas: 2,
+  cpuRequest: '100m',
+  cpuLimit: '1',
+  memoryRequest: '256Mi',
+  memoryLimit: '512Mi',
+});
+
+const ocr = new Chart(app, 'ocr', { namespace: 'ocr' });
+const detection = new ModelService(ocr, 'text-detection', {
+  model: ModelSource.fromUri('https://models.example.com/ocr/ch_PP-OCRv4_det/1/model.onnx', {
+    sha256: '30a86f5731181461d08021402766601e4302a9b9b9666be8aff402696339cdff',
+  }),
+  cpuRequest: '1',
+  cpuLimit: '2',
+  memoryRequest: '1Gi',
+  memoryLimit: '2Gi',
+  maxBatchSize: 8,
+  drainTimeoutSeconds: 60,
+});
+new ModelAutoscaler(ocr, 'text-detection-autoscaler', {
+  service: detection,
+  minReplicas: 2,
+  maxReplicas: 10,
+  signal: ScalingSignal.inFlightRequestsWithKeda({ target: 4, prometheusAddress: 'http://prometheus-operated.monitoring.svc:9090' }),
+});
+
+app.synth();

@@ -1,0 +1,182 @@
+/**
+ * ModelAutoscaler: scales a ModelService's Deployment — on CPU with an `autoscaling/v2` HPA by default (works with
+ * metrics-server alone), or on the runtime's in-flight requests per pod through KEDA or prometheus-adapter.
+ */
+import { ApiObject, Duration } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
+import { Construct } from 'constructs';
+import { METRIC } from '../contract/metrics';
+import type { ModelService } from './model-service';
+import * as promql from './promql';
+
+/** What the autoscaler scales on. */
+export class ScalingSignal {
+  /**
+   * Average CPU use as a share of the request.
+   * @param utilization percent of the CPU request, default 70
+   */
+  static cpu(utilization = 70): ScalingSignal {
+    if (!Number.isInteger(utilization) || utilization < 1 || utilization > 100) {
+      throw new Error(`ScalingSignal.cpu: utilization (${utilization}) must be an integer percentage from 1 to 100`);
+    }
+    return new ScalingSignal({ kind: 'cpu', utilization });
+  }
+
+  /**
+   * In-flight requests per pod (`modelship_inference_in_flight_requests`) through a KEDA ScaledObject with a
+   * prometheus trigger. KEDA may scale to zero (minReplicas 0): the first request then waits for a pod to start
+   * and load the model, and is lost unless something in front of the service holds it.
+   */
+  static inFlightRequestsWithKeda(options: InFlightOptions & { readonly prometheusAddress: string }): ScalingSignal {
+    return new ScalingSignal({ kind: 'keda', target: checkTarget(options.target), prometheusAddress: options.prometheusAddress });
+  }
+
+  /**
+   * In-flight requests per pod as an HPA Pods metric, served by prometheus-adapter; the adapter rule it needs is
+   * synthesized as a ConfigMap (`rules`), to merge into the adapter's configuration.
+   */
+  static inFlightRequestsWithPrometheusAdapter(options: InFlightOptions): ScalingSignal {
+    return new ScalingSignal({ kind: 'adapter', target: checkTarget(options.target) });
+  }
+
+  private constructor(readonly config:
+    | { readonly kind: 'cpu'; readonly utilization: number }
+    | { readonly kind: 'keda'; readonly target: number; readonly prometheusAddress: string }
+    | { readonly kind: 'adapter'; readonly target: number }) {}
+}
+
+export interface InFlightOptions {
+  /** In-flight requests per pod to aim for. */
+  readonly target: number;
+}
+
+function checkTarget(target: number): number {
+  if (!(target > 0)) throw new Error(`in-flight 'target' (${target}) must be a positive number of requests per pod`);
+  return target;
+}
+
+export interface ModelAutoscalerProps {
+  readonly service: ModelService;
+  /** @default 2 */
+  readonly minReplicas?: number;
+  /** @default 10 */
+  readonly maxReplicas?: number;
+  /** @default ScalingSignal.cpu(70) */
+  readonly signal?: ScalingSignal;
+  /**
+   * Seconds the autoscaler looks back before scaling down, so a short lull does not shed capacity.
+   * @default 300
+   */
+  readonly scaleDownStabilizationSeconds?: number;
+  /**
+   * Seconds before scaling up: 0 reacts to the first sign of load.
+   * @default 0
+   */
+  readonly scaleUpStabilizationSeconds?: number;
+}
+
+/**
+ * Scale behaviour: up fast (double, or +4 pods, every 15 s, whichever is more), down slowly (at most 10% a minute
+ * after the stabilization window), since a model server that scaled down too early pays for it in cold starts.
+ */
+export class ModelAutoscaler extends Construct {
+  /** The HPA (CPU or prometheus-adapter signal). */
+  readonly hpa?: kplus.HorizontalPodAutoscaler;
+  /** The KEDA ScaledObject (KEDA signal). */
+  readonly scaledObject?: ApiObject;
+  /** prometheus-adapter rule, when that signal is used. */
+  readonly prometheusAdapterRule?: Record<string, unknown>;
+
+  constructor(scope: Construct, id: string, props: ModelAutoscalerProps) {
+    super(scope, id);
+    const signal = (props.signal ?? ScalingSignal.cpu()).config;
+    const minReplicas = props.minReplicas ?? 2;
+    const maxReplicas = props.maxReplicas ?? 10;
+    const lowest = signal.kind === 'keda' ? 0 : 1;
+    if (!Number.isInteger(minReplicas) || minReplicas < lowest) {
+      throw new Error(`'minReplicas' (${minReplicas}) must be an integer of at least ${lowest}${lowest === 0 ? '' : ' (only KEDA can scale to zero)'}`);
+    }
+    if (!Number.isInteger(maxReplicas) || maxReplicas < 1) throw new Error(`'maxReplicas' (${maxReplicas}) must be a positive integer`);
+    if (minReplicas > maxReplicas) {
+      throw new Error(`'minReplicas' (${minReplicas}) must be less than or equal to 'maxReplicas' (${maxReplicas})`);
+    }
+    if (props.service.hasFixedReplicas) {
+      throw new Error(`ModelService '${props.service.node.path}' has fixed 'replicas'; remove them to let ModelAutoscaler '${this.node.path}' scale it`);
+    }
+    const scaleDown = props.scaleDownStabilizationSeconds ?? 300;
+    const scaleUp = props.scaleUpStabilizationSeconds ?? 0;
+    for (const [name, value] of [['scaleDownStabilizationSeconds', scaleDown], ['scaleUpStabilizationSeconds', scaleUp]] as const) {
+      if (!Number.isInteger(value) || value < 0 || value > 3600) throw new Error(`'${name}' (${value}) must be an integer from 0 to 3600`);
+    }
+    if (maxReplicas > 1) props.service.ensureDisruptionBudget();
+
+    const deployment = props.service.deployment;
+    if (signal.kind === 'keda') {
+      deployment.markHasAutoscaler();
+      this.scaledObject = new ApiObject(this, 'ScaledObject', {
+        apiVersion: 'keda.sh/v1alpha1',
+        kind: 'ScaledObject',
+        metadata: { labels: props.service.labels },
+        spec: {
+          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.name },
+          minReplicaCount: minReplicas,
+          maxReplicaCount: maxReplicas,
+          advanced: { horizontalPodAutoscalerConfig: { behavior: behavior(scaleUp, scaleDown) } },
+          triggers: [{
+            type: 'prometheus',
+            metadata: {
+              serverAddress: signal.prometheusAddress,
+              // KEDA divides by the replica count (AverageValue), so the query is the service's total.
+              query: promql.inFlightTotal(props.service.seriesSelector),
+              threshold: String(signal.target),
+            },
+          }],
+        },
+      });
+      return;
+    }
+    const metric = signal.kind === 'cpu'
+      ? kplus.Metric.resourceCpu(kplus.MetricTarget.averageUtilization(signal.utilization))
+      : kplus.Metric.pods({ name: METRIC.inFlight, target: kplus.MetricTarget.averageValue(signal.target) });
+    this.hpa = new kplus.HorizontalPodAutoscaler(this, 'Hpa', {
+      metadata: { labels: props.service.labels },
+      target: deployment,
+      minReplicas,
+      maxReplicas,
+      metrics: [metric],
+      scaleUp: { stabilizationWindow: Duration.seconds(scaleUp), strategy: kplus.ScalingStrategy.MAX_CHANGE, policies: [
+        { replicas: kplus.Replicas.percent(100), duration: Duration.seconds(15) },
+        { replicas: kplus.Replicas.absolute(4), duration: Duration.seconds(15) },
+      ] },
+      scaleDown: { stabilizationWindow: Duration.seconds(scaleDown), strategy: kplus.ScalingStrategy.MAX_CHANGE, policies: [
+        { replicas: kplus.Replicas.percent(10), duration: Duration.seconds(60) },
+      ] },
+    });
+    if (signal.kind === 'adapter') {
+      this.prometheusAdapterRule = {
+        seriesQuery: `${METRIC.inFlight}{namespace!="",pod!=""}`,
+        resources: { overrides: { namespace: { resource: 'namespace' }, pod: { resource: 'pod' } } },
+        name: { matches: `^${METRIC.inFlight}$`, as: METRIC.inFlight },
+        metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)',
+      };
+      new kplus.ConfigMap(this, 'PrometheusAdapterRule', {
+        metadata: { labels: props.service.labels },
+        data: { 'rules.yaml': toYamlRules([this.prometheusAdapterRule]) },
+      });
+    }
+  }
+}
+
+function behavior(scaleUp: number, scaleDown: number) {
+  return {
+    scaleUp: { stabilizationWindowSeconds: scaleUp, selectPolicy: 'Max', policies: [
+      { type: 'Percent', value: 100, periodSeconds: 15 }, { type: 'Pods', value: 4, periodSeconds: 15 },
+    ] },
+    scaleDown: { stabilizationWindowSeconds: scaleDown, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 10, periodSeconds: 60 }] },
+  };
+}
+
+function toYamlRules(rules: Record<string, unknown>[]): string {
+  // JSON is YAML: the adapter reads this as its `rules:` list.
+  return `${JSON.stringify({ rules }, null, 2)}\n`;
+}

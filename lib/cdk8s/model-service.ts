@@ -1,0 +1,322 @@
+/**
+ * ModelService: the modelship runtime serving one model — a Deployment (cdk8s-plus) with secure defaults, probes
+ * on the runtime's health endpoints and a drain-aware shutdown, a Service with `http` and `grpc` ports, a
+ * PodDisruptionBudget and a NetworkPolicy — plus PromQL helpers over the runtime's metrics.
+ */
+import { ApiObject, Chart, Duration, JsonPatch, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
+import { Construct } from 'constructs';
+import { GRPC_PORT, HTTP_PORT, MODEL_REPOSITORY_PATH, PATHS, PORT_NAME, RUNTIME_GID, RUNTIME_UID } from '../contract/runtime';
+import { type IntegerSetting, SERVE_SETTINGS } from '../contract/settings';
+import type { OnnxFileInfo } from '../../runtime/src/model/onnx-file';
+import { recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
+import type { ModelSource } from './model-source';
+import * as promql from './promql';
+import { checkCpu, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting, cpuCores, memoryBytes } from './validation';
+
+const PACKAGE_VERSION: string = require('../../../package.json').version;
+
+/** The runtime image the constructs deploy unless told otherwise. */
+export const DEFAULT_RUNTIME_IMAGE = `ghcr.io/modelship/runtime:${PACKAGE_VERSION}`;
+
+/** How the Service is reached. */
+export class Exposure {
+  /** Inside the cluster only. */
+  static clusterIp(): Exposure {
+    return new Exposure(kplus.ServiceType.CLUSTER_IP, HTTP_PORT);
+  }
+
+  /** A cloud load balancer, REST on `port` (80, as in the seed) and gRPC on 8081. */
+  static loadBalancer(options: { readonly port?: number } = {}): Exposure {
+    return new Exposure(kplus.ServiceType.LOAD_BALANCER, options.port ?? 80);
+  }
+
+  private constructor(readonly type: kplus.ServiceType, readonly httpPort: number) {}
+}
+
+export interface ModelServiceProps {
+  /** Where the model comes from. */
+  readonly model: ModelSource;
+  /**
+   * The model's name in the runtime's URLs (`/v2/models/<name>`) and in labels.
+   * @default - the construct id
+   */
+  readonly modelName?: string;
+  /** @default 1 */
+  readonly modelVersion?: number;
+  /** @default DEFAULT_RUNTIME_IMAGE */
+  readonly image?: string;
+  /**
+   * Fixed replica count. Leave it unset when a ModelAutoscaler targets this service.
+   * @default 2
+   */
+  readonly replicas?: number;
+  /** @default '500m' */
+  readonly cpuRequest?: string;
+  /** @default '2' */
+  readonly cpuLimit?: string;
+  /** @default '512Mi' */
+  readonly memoryRequest?: string;
+  /** @default '2Gi' */
+  readonly memoryLimit?: string;
+  /**
+   * NVIDIA GPUs per pod (`nvidia.com/gpu`); above 0 the runtime runs the CUDA execution provider, which needs an
+   * image built with it (runtime/Dockerfile, EXECUTION_PROVIDER=cuda).
+   * @default 0
+   */
+  readonly gpus?: number;
+  /** Rows per merged run; 1 turns dynamic batching off. @default 32 */
+  readonly maxBatchSize?: number;
+  /** How long a request may wait for a batch to fill. @default 0 */
+  readonly maxQueueDelayMicroseconds?: number;
+  /** Requests that may wait per model version before 429s. @default 256 */
+  readonly maxQueueSize?: number;
+  /** Largest request body. @default 64 MiB */
+  readonly maxBodyBytes?: number;
+  /** onnxruntime intra-op threads. @default - onnxruntime's choice (one per CPU it sees) */
+  readonly intraOpThreads?: number;
+  /** onnxruntime inter-op threads. @default - onnxruntime's choice */
+  readonly interOpThreads?: number;
+  /**
+   * Seconds the runtime lets in-flight requests finish after SIGTERM; the pod's grace period is derived from it.
+   * @default 30
+   */
+  readonly drainTimeoutSeconds?: number;
+  /**
+   * Seconds the preStop hook waits before SIGTERM, so endpoints and load balancers stop sending traffic first.
+   * @default 5
+   */
+  readonly preStopDelaySeconds?: number;
+  /** @default Exposure.clusterIp() */
+  readonly exposure?: Exposure;
+  /**
+   * Who may connect to the ports. Each entry is a NetworkPolicy peer (pod or namespace selector, or ipBlock).
+   * @default - any peer may reach the http and grpc ports, nothing else is open
+   */
+  readonly allowFrom?: kplus.k8s.NetworkPolicyPeer[];
+  /** `app.kubernetes.io/part-of`. @default 'modelship' */
+  readonly partOf?: string;
+}
+
+export class ModelService extends Construct {
+  readonly deployment: kplus.Deployment;
+  readonly service: kplus.Service;
+  readonly modelName: string;
+  readonly labels: RecommendedLabels;
+  /** The model's signature, when the source could read it at synth time (ModelSource.fromFile). */
+  readonly signature?: OnnxFileInfo;
+  readonly drainTimeoutSeconds: number;
+  private readonly replicasFixed: boolean;
+  private readonly replicas: number;
+  private disruptionBudget?: kplus.k8s.KubePodDisruptionBudget;
+
+  constructor(scope: Construct, id: string, props: ModelServiceProps) {
+    super(scope, id);
+    this.modelName = checkModelName('modelName', props.modelName ?? id);
+    const namespace = Chart.of(this).namespace;
+    if (namespace !== undefined) checkDnsLabel('namespace', namespace);
+    const modelVersion = checkPositiveInteger('modelVersion', props.modelVersion ?? 1);
+    this.replicasFixed = props.replicas !== undefined;
+    this.replicas = props.replicas ?? 2;
+    if (!Number.isInteger(this.replicas) || this.replicas < 1) {
+      throw new Error(`'replicas' (${props.replicas}) must be a positive integer; to scale to zero use a ModelAutoscaler with KEDA`);
+    }
+    this.drainTimeoutSeconds = checkSetting('drainTimeoutSeconds', props.drainTimeoutSeconds ?? SERVE_SETTINGS.drainTimeoutSeconds.default, SERVE_SETTINGS.drainTimeoutSeconds);
+    const preStopDelay = props.preStopDelaySeconds ?? 5;
+    if (!Number.isInteger(preStopDelay) || preStopDelay < 0 || preStopDelay > 300) {
+      throw new Error(`'preStopDelaySeconds' (${preStopDelay}) must be an integer from 0 to 300`);
+    }
+    const resources = checkResources(props);
+    const gpus = props.gpus ?? 0;
+    if (!Number.isInteger(gpus) || gpus < 0) throw new Error(`'gpus' (${gpus}) must be a non-negative integer`);
+
+    this.labels = recommendedLabels(this.modelName, `${this.modelName}-${this.node.addr.slice(0, 8)}`, props.partOf ?? 'modelship');
+    const runtimeImage = props.image ?? DEFAULT_RUNTIME_IMAGE;
+    const securityContext: kplus.ContainerSecurityContextProps = {
+      ensureNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false,
+      user: RUNTIME_UID, group: RUNTIME_GID,
+    };
+    const source = props.model.bind(this, { modelName: this.modelName, modelVersion, runtimeImage, containerSecurityContext: securityContext });
+    this.signature = source.signature;
+
+    const port = (name: string, number: number) => ({ name, number });
+    const readiness = (options: { periodSeconds: number; failureThreshold: number }) => kplus.Probe.fromHttpGet(PATHS.ready, {
+      port: HTTP_PORT, periodSeconds: Duration.seconds(options.periodSeconds), failureThreshold: options.failureThreshold,
+      timeoutSeconds: Duration.seconds(2),
+    });
+    this.deployment = new kplus.Deployment(this, 'Deployment', {
+      replicas: this.replicas,
+      // Start a new pod before stopping an old one: a rollout never drops below the serving capacity.
+      strategy: kplus.DeploymentStrategy.rollingUpdate({ maxSurge: kplus.PercentOrAbsolute.absolute(1), maxUnavailable: kplus.PercentOrAbsolute.absolute(0) }),
+      metadata: { labels: this.labels },
+      podMetadata: { labels: this.labels },
+      automountServiceAccountToken: false,
+      // The preStop delay, then the runtime's drain, then a margin for the process to exit.
+      terminationGracePeriod: Duration.seconds(preStopDelay + this.drainTimeoutSeconds + 5),
+      securityContext: { ensureNonRoot: true, user: RUNTIME_UID, group: RUNTIME_GID, fsGroup: RUNTIME_GID },
+      initContainers: source.initContainers,
+      containers: [{
+        name: 'runtime',
+        image: source.image ?? runtimeImage,
+        args: ['serve', `--${SERVE_SETTINGS.modelRepository.flag}`, MODEL_REPOSITORY_PATH, ...runtimeArgs(props, gpus, this.drainTimeoutSeconds)],
+        ports: [port(PORT_NAME.http, HTTP_PORT), port(PORT_NAME.grpc, GRPC_PORT)],
+        // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes.
+        startup: readiness({ periodSeconds: 5, failureThreshold: 60 }),
+        readiness: readiness({ periodSeconds: 5, failureThreshold: 2 }),
+        liveness: kplus.Probe.fromHttpGet(PATHS.live, { port: HTTP_PORT, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2) }),
+        // The image has no shell; node can wait. Endpoints drop the pod while it waits, so SIGTERM finds no new traffic.
+        lifecycle: preStopDelay > 0 ? { preStop: kplus.Handler.fromCommand(['node', '-e', `setTimeout(() => {}, ${preStopDelay * 1000})`]) } : undefined,
+        securityContext,
+        resources: {
+          cpu: { request: cpu(resources.cpuRequest), limit: cpu(resources.cpuLimit) },
+          memory: { request: memory(resources.memoryRequest), limit: memory(resources.memoryLimit) },
+        },
+        volumeMounts: source.volume ? [{ path: source.mountPath ?? MODEL_REPOSITORY_PATH, volume: source.volume, readOnly: true, subPath: source.mountSubPath }] : [],
+      }],
+    });
+    const runtime = this.deployment.containers[0];
+    runtime.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp', { sizeLimit: Size.mebibytes(64) }));
+
+    const deploymentObject = ApiObject.of(this.deployment);
+    // cdk8s-plus names capabilities CAP_*; Kubernetes' "drop everything" is the literal ALL.
+    const containerPaths = ['containers/0', ...(source.initContainers ?? []).map((_, i) => `initContainers/${i}`)];
+    deploymentObject.addJsonPatch(
+      ...containerPaths.map((path) => JsonPatch.add(`/spec/template/spec/${path}/securityContext/capabilities`, { drop: ['ALL'] })),
+      JsonPatch.add('/spec/template/spec/securityContext/seccompProfile', { type: 'RuntimeDefault' }),
+      // Spread across nodes and zones, preferring rather than requiring it so small clusters still schedule.
+      JsonPatch.add('/spec/template/spec/topologySpreadConstraints', ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
+        maxSkew: 1, topologyKey, whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: selectorLabels(this.labels) },
+      }))),
+    );
+    // cdk8s-plus expresses quantities in its own units; write the strings the user gave, exactly. The patch holds
+    // Quantity objects because the generated KubeDeployment maps patched props to JSON after patching.
+    const quantity = (value: string) => kplus.k8s.Quantity.fromString(value);
+    deploymentObject.addJsonPatch(JsonPatch.replace('/spec/template/spec/containers/0/resources', {
+      requests: { cpu: quantity(resources.cpuRequest), memory: quantity(resources.memoryRequest) },
+      limits: {
+        cpu: quantity(resources.cpuLimit), memory: quantity(resources.memoryLimit),
+        ...(gpus > 0 ? { 'nvidia.com/gpu': quantity(String(gpus)) } : {}),
+      },
+    }));
+
+    const exposure = props.exposure ?? Exposure.clusterIp();
+    this.service = new kplus.Service(this, 'Service', {
+      metadata: { labels: this.labels },
+      type: exposure.type,
+      selector: this.deployment,
+      ports: [
+        { name: PORT_NAME.http, port: exposure.httpPort, targetPort: HTTP_PORT },
+        { name: PORT_NAME.grpc, port: GRPC_PORT, targetPort: GRPC_PORT },
+      ],
+    });
+
+    if (this.replicas > 1) this.ensureDisruptionBudget();
+    this.createNetworkPolicy(props.allowFrom);
+  }
+
+  /** The Service's name, for URLs and selectors. */
+  get serviceName(): string {
+    return this.service.name;
+  }
+
+  /** In-cluster URL of the REST endpoints. */
+  get restUrl(): string {
+    return `http://${this.service.name}:${this.service.ports[0].port}`;
+  }
+
+  /** In-cluster address of the gRPC endpoint. */
+  get grpcAddress(): string {
+    return `${this.service.name}:${GRPC_PORT}`;
+  }
+
+  /** True when `replicas` was given, so no autoscaler may take over. */
+  get hasFixedReplicas(): boolean {
+    return this.replicasFixed;
+  }
+
+  /** The selector that picks this service's series in Prometheus (as the Prometheus Operator labels them). */
+  get seriesSelector(): promql.SeriesSelector {
+    return { namespace: ApiObject.of(this.deployment).metadata.namespace, service: this.service.name };
+  }
+
+  /** PromQL: requests per second. */
+  metricRequestRate(window = '5m'): string {
+    return promql.requestRate(this.seriesSelector, window);
+  }
+
+  /** PromQL: share of requests answered with a server error. */
+  metricErrorRatio(window = '5m'): string {
+    return promql.errorRatio(this.seriesSelector, window);
+  }
+
+  /** PromQL: a latency quantile in seconds. */
+  metricLatencyQuantile(quantile: number, window = '5m'): string {
+    return promql.latencyQuantile(this.seriesSelector, quantile, window);
+  }
+
+  /** PromQL: requests in flight per pod, the autoscaling signal. */
+  metricInFlightPerPod(): string {
+    return promql.inFlightPerPod(this.seriesSelector);
+  }
+
+  /** Adds a PodDisruptionBudget (maxUnavailable 1) if there is none yet; autoscalers call it. @internal */
+  ensureDisruptionBudget(): void {
+    this.disruptionBudget ??= new kplus.k8s.KubePodDisruptionBudget(this, 'DisruptionBudget', {
+      metadata: { labels: this.labels },
+      spec: { maxUnavailable: kplus.k8s.IntOrString.fromNumber(1), selector: { matchLabels: selectorLabels(this.labels) } },
+    });
+  }
+
+  private createNetworkPolicy(allowFrom: kplus.k8s.NetworkPolicyPeer[] | undefined): void {
+    new kplus.k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
+      metadata: { labels: this.labels },
+      spec: {
+        podSelector: { matchLabels: selectorLabels(this.labels) },
+        policyTypes: ['Ingress'],
+        ingress: [{
+          ...(allowFrom && allowFrom.length > 0 ? { from: allowFrom } : {}),
+          ports: [HTTP_PORT, GRPC_PORT].map((number) => ({ port: kplus.k8s.IntOrString.fromNumber(number), protocol: 'TCP' })),
+        }],
+      },
+    });
+  }
+}
+
+function checkResources(props: ModelServiceProps) {
+  const resources = {
+    cpuRequest: checkCpu('cpuRequest', props.cpuRequest ?? '500m'),
+    cpuLimit: checkCpu('cpuLimit', props.cpuLimit ?? '2'),
+    memoryRequest: checkMemory('memoryRequest', props.memoryRequest ?? '512Mi'),
+    memoryLimit: checkMemory('memoryLimit', props.memoryLimit ?? '2Gi'),
+  };
+  if (cpuCores(resources.cpuRequest) > cpuCores(resources.cpuLimit)) {
+    throw new Error(`'cpuRequest' (${resources.cpuRequest}) must not exceed 'cpuLimit' (${resources.cpuLimit})`);
+  }
+  if (memoryBytes(resources.memoryRequest) > memoryBytes(resources.memoryLimit)) {
+    throw new Error(`'memoryRequest' (${resources.memoryRequest}) must not exceed 'memoryLimit' (${resources.memoryLimit})`);
+  }
+  return resources;
+}
+
+// Placeholders for cdk8s-plus's typed resources; the exact strings are patched in after synthesis.
+const cpu = (_value: string) => kplus.Cpu.millis(1);
+const memory = (_value: string) => Size.mebibytes(1);
+
+/** Runtime flags from props, named by lib/contract/settings.ts; only what differs from the runtime's defaults. */
+function runtimeArgs(props: ModelServiceProps, gpus: number, drainTimeoutSeconds: number): string[] {
+  const args: string[] = [];
+  const flag = (prop: keyof ModelServiceProps & keyof typeof SERVE_SETTINGS, value: number | undefined) => {
+    if (value === undefined) return;
+    const setting = SERVE_SETTINGS[prop] as IntegerSetting;
+    args.push(`--${setting.flag}=${checkSetting(prop, value, setting)}`);
+  };
+  flag('maxBatchSize', props.maxBatchSize);
+  flag('maxQueueDelayMicroseconds', props.maxQueueDelayMicroseconds);
+  flag('maxQueueSize', props.maxQueueSize);
+  flag('maxBodyBytes', props.maxBodyBytes);
+  flag('intraOpThreads', props.intraOpThreads);
+  flag('interOpThreads', props.interOpThreads);
+  args.push(`--${SERVE_SETTINGS.drainTimeoutSeconds.flag}=${drainTimeoutSeconds}`);
+  if (gpus > 0) args.push(`--${SERVE_SETTINGS.executionProvider.flag}=cuda`);
+  return args;
+}

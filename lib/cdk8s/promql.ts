@@ -1,0 +1,42 @@
+/**
+ * PromQL over the runtime's metrics, built from the names in lib/contract/metrics.ts so that no metric name is
+ * spelled twice. ModelService's `metricXxx()` helpers, ModelAutoscaler and ModelMonitoring all use these.
+ */
+import { METRIC } from '../contract/metrics';
+
+/** Label matchers that pick one service's series, as the Prometheus Operator labels scraped targets. */
+export interface SeriesSelector {
+  readonly namespace?: string;
+  readonly service: string;
+}
+
+export function matchers(selector: SeriesSelector, extra: string[] = []): string {
+  const parts = [...(selector.namespace ? [`namespace="${selector.namespace}"`] : []), `service="${selector.service}"`, ...extra];
+  return `{${parts.join(',')}}`;
+}
+
+/** Requests per second, all codes. */
+export function requestRate(selector: SeriesSelector, window = '5m'): string {
+  return `sum(rate(${METRIC.requests}${matchers(selector)}[${window}]))`;
+}
+
+/** Share of requests answered with a server error (`code=~"5.."`, both protocols). */
+export function errorRatio(selector: SeriesSelector, window = '5m'): string {
+  return `sum(rate(${METRIC.requests}${matchers(selector, ['code=~"5.."'])}[${window}])) / sum(rate(${METRIC.requests}${matchers(selector)}[${window}]))`;
+}
+
+/** A latency quantile in seconds from the request-duration histogram. */
+export function latencyQuantile(selector: SeriesSelector, quantile: number, window = '5m'): string {
+  if (!(quantile > 0 && quantile < 1)) throw new Error(`quantile (${quantile}) must be between 0 and 1, e.g. 0.99`);
+  return `histogram_quantile(${quantile}, sum by (le) (rate(${METRIC.requestDuration}_bucket${matchers(selector)}[${window}])))`;
+}
+
+/** Requests accepted and not yet answered, summed over the service's pods. */
+export function inFlightTotal(selector: SeriesSelector): string {
+  return `sum(${METRIC.inFlight}${matchers(selector)})`;
+}
+
+/** Requests in flight per pod, averaged over the pods that report. */
+export function inFlightPerPod(selector: SeriesSelector): string {
+  return `${inFlightTotal(selector)} / count(count by (pod) (${METRIC.inFlight}${matchers(selector)}))`;
+}
