@@ -1,0 +1,219 @@
+/**
+ * ModelService and ModelAutoscaler, synthesized in-process with cdk8s' Testing helpers and imported the way users
+ * import them ('modelship'): the fields that make the pods work are asserted, not snapshotted.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Chart, Testing } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
+import { Exposure, ModelAutoscaler, ModelService, ModelSource, ScalingSignal } from 'modelship';
+import { GRPC_PORT, HTTP_PORT, PATHS, RUNTIME_UID } from '../../lib/contract/runtime';
+import { SERVE_SETTINGS } from '../../lib/contract/settings';
+import { METRIC } from '../../lib/contract/metrics';
+import { MODELS } from '../helpers/paths';
+
+const SHA = 'a'.repeat(64);
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; spec: any; data?: any; binaryData?: any };
+
+function synth(build: (chart: Chart) => void, namespace = 'risk'): Manifest[] {
+  const chart = new Chart(Testing.app(), 'test', { namespace });
+  build(chart);
+  return Testing.synth(chart) as Manifest[];
+}
+const byKind = (objects: Manifest[], kind: string) => objects.filter((o) => o.kind === kind);
+const one = (objects: Manifest[], kind: string) => {
+  const found = byKind(objects, kind);
+  assert.equal(found.length, 1, `one ${kind}, found ${found.length}`);
+  return found[0];
+};
+
+describe('ModelService', () => {
+  const objects = synth((chart) => new ModelService(chart, 'fraud', { model: ModelSource.fromUri('https://models.example.com/fraud/3/model.onnx', { sha256: SHA }) }));
+  const deployment = one(objects, 'Deployment');
+  const pod = deployment.spec.template.spec;
+  const runtime = pod.containers[0];
+
+  it('selects its own pods, and the Service and policies select the same pods', () => {
+    const podLabels = deployment.spec.template.metadata.labels;
+    for (const [key, value] of Object.entries(deployment.spec.selector.matchLabels)) assert.equal(podLabels[key], value);
+    const service = one(objects, 'Service');
+    for (const [key, value] of Object.entries(service.spec.selector)) assert.equal(podLabels[key], value, `Service selector ${key}`);
+    for (const kind of ['PodDisruptionBudget', 'NetworkPolicy']) {
+      const selector = kind === 'NetworkPolicy' ? one(objects, kind).spec.podSelector : one(objects, kind).spec.selector;
+      for (const [key, value] of Object.entries(selector.matchLabels)) assert.equal(podLabels[key], value, `${kind} selector ${key}`);
+    }
+    for (const key of ['name', 'instance', 'component', 'part-of', 'managed-by']) assert.ok(podLabels[`app.kubernetes.io/${key}`], key);
+    assert.equal(podLabels['app.kubernetes.io/component'], 'model-server');
+  });
+
+  it('names container ports http and grpc, and the Service ports point at them', () => {
+    assert.deepEqual(runtime.ports, [{ containerPort: HTTP_PORT, name: 'http' }, { containerPort: GRPC_PORT, name: 'grpc' }]);
+    const service = one(objects, 'Service');
+    assert.deepEqual(service.spec.ports.map((p: any) => [p.name, p.port, p.targetPort]), [['http', HTTP_PORT, HTTP_PORT], ['grpc', GRPC_PORT, GRPC_PORT]]);
+    assert.equal(service.spec.type, 'ClusterIP');
+    assert.equal(service.metadata.labels!['app.kubernetes.io/name'], 'fraud', 'a ServiceMonitor can select it');
+  });
+
+  it('probes the runtime\'s real health paths on the http port', () => {
+    assert.equal(runtime.readinessProbe.httpGet.path, PATHS.ready);
+    assert.equal(runtime.livenessProbe.httpGet.path, PATHS.live);
+    assert.equal(runtime.startupProbe.httpGet.path, PATHS.ready);
+    for (const probe of [runtime.readinessProbe, runtime.livenessProbe, runtime.startupProbe]) assert.equal(probe.httpGet.port, HTTP_PORT);
+  });
+
+  it('runs non-root on a read-only root with nothing extra allowed', () => {
+    for (const container of [...pod.containers, ...pod.initContainers]) {
+      assert.deepEqual(container.securityContext, {
+        allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, privileged: false,
+        readOnlyRootFilesystem: true, runAsGroup: RUNTIME_UID, runAsNonRoot: true, runAsUser: RUNTIME_UID,
+      }, container.name);
+    }
+    assert.deepEqual(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.ok(runtime.volumeMounts.some((m: any) => m.mountPath === '/tmp'), 'a writable /tmp');
+  });
+
+  it('sizes the grace period and preStop from the drain timeout', () => {
+    assert.equal(pod.terminationGracePeriodSeconds, 5 + SERVE_SETTINGS.drainTimeoutSeconds.default + 5);
+    assert.deepEqual(runtime.lifecycle.preStop.exec.command, ['node', '-e', 'setTimeout(() => {}, 5000)']);
+    assert.ok(runtime.args.includes(`--drain-timeout=${SERVE_SETTINGS.drainTimeoutSeconds.default}`));
+    const custom = one(synth((chart) => new ModelService(chart, 'm', { model: ModelSource.fromImage('registry/m:1'), drainTimeoutSeconds: 60, preStopDelaySeconds: 10 })), 'Deployment');
+    assert.equal(custom.spec.template.spec.terminationGracePeriodSeconds, 75);
+  });
+
+  it('serves the repository the init container fills, with requests and limits', () => {
+    assert.deepEqual(runtime.args.slice(0, 3), ['serve', '--model-repository', '/models']);
+    const init = pod.initContainers[0];
+    assert.deepEqual(init.args, ['fetch', '--uri', 'https://models.example.com/fraud/3/model.onnx', '--sha256', SHA, '--dest', '/models/fraud/1/model.onnx']);
+    assert.equal(init.image, runtime.image);
+    assert.deepEqual(runtime.resources, { limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '500m', memory: '512Mi' } });
+    assert.equal(pod.topologySpreadConstraints.length, 2);
+    assert.equal(deployment.spec.replicas, 2);
+    assert.deepEqual(deployment.spec.strategy.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 });
+  });
+
+  it('opens only the ports it serves, to the peers given', () => {
+    const policy = one(objects, 'NetworkPolicy');
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress']);
+    assert.deepEqual(policy.spec.ingress[0].ports.map((p: any) => p.port), [HTTP_PORT, GRPC_PORT]);
+    const peers = one(synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromImage('registry/m:1'), allowFrom: [{ namespaceSelector: { matchLabels: { team: 'risk' } } }],
+    })), 'NetworkPolicy');
+    assert.deepEqual(peers.spec.ingress[0].from, [{ namespaceSelector: { matchLabels: { team: 'risk' } } }]);
+  });
+
+  it('exposes through a load balancer on port 80, as the seed does', () => {
+    const service = one(synth((chart) => new ModelService(chart, 'm', { model: ModelSource.fromImage('registry/m:1'), exposure: Exposure.loadBalancer() })), 'Service');
+    assert.equal(service.spec.type, 'LoadBalancer');
+    assert.deepEqual(service.spec.ports[0], { name: 'http', port: 80, targetPort: HTTP_PORT });
+  });
+
+  it('passes runtime settings as the runtime\'s own flags, and asks for GPUs', () => {
+    const d = one(synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromImage('registry/m:1'), maxBatchSize: 8, maxQueueDelayMicroseconds: 500, maxQueueSize: 64,
+      maxBodyBytes: 1048576, intraOpThreads: 2, gpus: 1,
+    })), 'Deployment').spec.template.spec.containers[0];
+    for (const arg of ['--max-batch-size=8', '--max-queue-delay-microseconds=500', '--max-queue-size=64', '--max-body-bytes=1048576', '--intra-op-threads=2', '--execution-provider=cuda']) {
+      assert.ok(d.args.includes(arg), arg);
+    }
+    assert.equal(d.image, 'registry/m:1');
+    assert.equal(d.resources.limits['nvidia.com/gpu'], '1');
+  });
+
+  it('mounts a claim read-only and a small file from a ConfigMap, reading its signature', () => {
+    const claim = synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromPersistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(chart, 'Claim', 'models-pvc'), 'repo'),
+    }));
+    const spec = one(claim, 'Deployment').spec.template.spec;
+    assert.deepEqual(spec.volumes.find((v: any) => v.name === 'models').persistentVolumeClaim, { claimName: 'models-pvc', readOnly: true });
+    assert.deepEqual(spec.containers[0].volumeMounts.find((m: any) => m.name === 'models'), { mountPath: '/models', name: 'models', readOnly: true, subPath: 'repo' });
+
+    let service!: ModelService;
+    const file = synth((chart) => { service = new ModelService(chart, 'my-model', { modelName: 'my_model', model: ModelSource.fromFile(MODELS.linearRegression) }); });
+    const configMap = one(file, 'ConfigMap');
+    assert.ok(configMap.binaryData['model.onnx'].length > 100);
+    const mount = one(file, 'Deployment').spec.template.spec.containers[0].volumeMounts.find((m: any) => m.name === 'models');
+    assert.equal(mount.mountPath, '/models/my_model/1');
+    assert.deepEqual(service.signature?.inputs.map((i) => [i.name, i.datatype]), [['x', 'FP32']]);
+  });
+
+  it('builds PromQL from the runtime\'s metric names', () => {
+    let service!: ModelService;
+    synth((chart) => { service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('registry/m:1') }); });
+    assert.match(service.metricRequestRate(), new RegExp(`^sum\\(rate\\(${METRIC.requests}\\{namespace="risk",service="${service.serviceName}"\\}\\[5m\\]\\)\\)$`));
+    assert.match(service.metricErrorRatio(), /code=~"5\.\."/);
+    assert.match(service.metricLatencyQuantile(0.99), new RegExp(`histogram_quantile\\(0.99, sum by \\(le\\) \\(rate\\(${METRIC.requestDuration}_bucket`));
+    assert.match(service.metricInFlightPerPod(), new RegExp(METRIC.inFlight));
+    assert.equal(service.restUrl, `http://${service.serviceName}:${HTTP_PORT}`);
+  });
+});
+
+describe('ModelAutoscaler', () => {
+  it('scales on CPU with an autoscaling/v2 HPA that targets the Deployment, which drops its fixed replicas', () => {
+    const objects = synth((chart) => {
+      const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('registry/m:1') });
+      new ModelAutoscaler(chart, 'auto', { service, minReplicas: 2, maxReplicas: 10 });
+    });
+    const hpa = one(objects, 'HorizontalPodAutoscaler');
+    const deployment = one(objects, 'Deployment');
+    assert.equal(hpa.apiVersion, 'autoscaling/v2');
+    assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
+    assert.deepEqual([hpa.spec.minReplicas, hpa.spec.maxReplicas], [2, 10]);
+    assert.deepEqual(hpa.spec.metrics, [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }]);
+    assert.equal(hpa.spec.behavior.scaleDown.stabilizationWindowSeconds, 300);
+    assert.equal(deployment.spec.replicas, undefined);
+  });
+
+  it('scales on in-flight requests through KEDA, down to zero if asked', () => {
+    const objects = synth((chart) => {
+      const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('registry/m:1') });
+      new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, maxReplicas: 5, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 4, prometheusAddress: 'http://prometheus:9090' }) });
+    });
+    const scaled = one(objects, 'ScaledObject');
+    assert.equal(scaled.apiVersion, 'keda.sh/v1alpha1');
+    assert.equal(scaled.spec.minReplicaCount, 0);
+    assert.equal(scaled.spec.scaleTargetRef.name, one(objects, 'Deployment').metadata.name);
+    assert.match(scaled.spec.triggers[0].metadata.query, new RegExp(`^sum\\(${METRIC.inFlight}\\{`));
+    assert.equal(scaled.spec.triggers[0].metadata.threshold, '4');
+    assert.equal(byKind(objects, 'HorizontalPodAutoscaler').length, 0);
+    assert.equal(one(objects, 'Deployment').spec.replicas, undefined);
+  });
+
+  it('scales on in-flight requests as an HPA Pods metric with the prometheus-adapter rule it needs', () => {
+    const objects = synth((chart) => {
+      const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('registry/m:1') });
+      new ModelAutoscaler(chart, 'auto', { service, signal: ScalingSignal.inFlightRequestsWithPrometheusAdapter({ target: 8 }) });
+    });
+    const hpa = one(objects, 'HorizontalPodAutoscaler');
+    assert.deepEqual(hpa.spec.metrics[0], { type: 'Pods', pods: { metric: { name: METRIC.inFlight }, target: { type: 'AverageValue', averageValue: 8 } } });
+    const rules = JSON.parse(one(objects, 'ConfigMap').data['rules.yaml']).rules;
+    assert.equal(rules[0].name.as, METRIC.inFlight);
+    assert.match(rules[0].seriesQuery, new RegExp(`^${METRIC.inFlight}\\{`));
+  });
+});
+
+describe('synth-time errors name the prop, the value and the fix', () => {
+  const image = ModelSource.fromImage('registry/m:1');
+  const cases: Array<[string, (chart: Chart) => void, RegExp]> = [
+    ['min > max', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', { model: image }), minReplicas: 5, maxReplicas: 3 }), /'minReplicas' \(5\) must be less than or equal to 'maxReplicas' \(3\)/],
+    ['zero max', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', { model: image }), maxReplicas: 0 }), /'maxReplicas' \(0\) must be a positive integer/],
+    ['zero min without KEDA', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', { model: image }), minReplicas: 0 }), /'minReplicas' \(0\) must be an integer of at least 1 \(only KEDA can scale to zero\)/],
+    ['fixed replicas', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', { model: image, replicas: 3 }) }), /has fixed 'replicas'; remove them/],
+    ['negative replicas', (c) => new ModelService(c, 's', { model: image, replicas: -1 }), /'replicas' \(-1\) must be a positive integer/],
+    ['bad model name', (c) => new ModelService(c, 's', { model: image, modelName: 'Fraud Model!' }), /'modelName' \('Fraud Model!'\) must be 1 to 63/],
+    ['bad namespace', (c) => new ModelService(new Chart(c, 'x', { namespace: 'Risk_Team' }), 's', { model: image }), /'namespace' \('Risk_Team'\) must be a DNS label/],
+    ['bad sha256', () => ModelSource.fromUri('https://m/x.onnx', { sha256: 'abc' }), /'sha256' \('abc'\) must be the file's sha256 as 64 lower-case hex digits/],
+    ['bad scheme', () => ModelSource.fromUri('ftp://m/x.onnx', { sha256: SHA }), /must be http:\/\/ or https:\/\//],
+    ['oversized ConfigMap model', (c) => new ModelService(c, 's', { model: ModelSource.fromFile(MODELS.ocrDetection) }), /over the \d+-byte ConfigMap limit; use ModelSource.fromUri/],
+    ['not a model', (c) => new ModelService(c, 's', { model: ModelSource.fromFile(MODELS.corrupt) }), /is not an ONNX model/],
+    ['bad cpu', (c) => new ModelService(c, 's', { model: image, cpuRequest: '2 cores' }), /'cpuRequest' \('2 cores'\) is not a CPU quantity Kubernetes accepts/],
+    ['bad memory', (c) => new ModelService(c, 's', { model: image, memoryLimit: '1GB' }), /'memoryLimit' \('1GB'\) is not a memory quantity/],
+    ['request over limit', (c) => new ModelService(c, 's', { model: image, memoryRequest: '4Gi', memoryLimit: '1Gi' }), /'memoryRequest' \(4Gi\) must not exceed 'memoryLimit' \(1Gi\)/],
+    ['runtime bound', (c) => new ModelService(c, 's', { model: image, maxBatchSize: 0 }), /'maxBatchSize' \(0\) must be an integer from 1 to 4096 \(the runtime's --max-batch-size\)/],
+    ['bad cpu target', () => ScalingSignal.cpu(150), /utilization \(150\) must be an integer percentage/],
+    ['bad in-flight target', () => ScalingSignal.inFlightRequestsWithPrometheusAdapter({ target: 0 }), /'target' \(0\) must be a positive number/],
+  ];
+  for (const [name, build, message] of cases) {
+    it(name, () => assert.throws(() => synth(build), message));
+  }
+});
