@@ -15,6 +15,7 @@ import * as YAML from 'yaml';
 import { ModelService, ModelSource } from 'modelship';
 import { MODEL_REPOSITORY_PATH } from '../../lib/contract/runtime';
 import { sendBytes, startFixtureServer } from '../helpers/http-fixture-server';
+import { assertValidManifests } from '../helpers/k8s-schema';
 import { CLI, MODELS, REPO_ROOT } from '../helpers/paths';
 
 async function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -69,6 +70,7 @@ describe('npx cdk8s synth', () => {
       assert.deepEqual(service.spec.ports[0], { name: 'http', port: 80, targetPort: 8080 });
       const ocr = YAML.parseAllDocuments(readFileSync(join(out, 'ocr.k8s.yaml'), 'utf8')).map((d) => d.toJS());
       assert.ok(ocr.some((o) => o.kind === 'ScaledObject'));
+      assertValidManifests([...seed, ...ocr]);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -10,6 +10,7 @@ import { Exposure, ModelAutoscaler, ModelService, ModelSource, ScalingSignal } f
 import { GRPC_PORT, HTTP_PORT, PATHS, RUNTIME_UID } from '../../lib/contract/runtime';
 import { SERVE_SETTINGS } from '../../lib/contract/settings';
 import { METRIC } from '../../lib/contract/metrics';
+import { assertValidManifests } from '../helpers/k8s-schema';
 import { MODELS } from '../helpers/paths';
 
 const SHA = 'a'.repeat(64);
@@ -190,6 +191,27 @@ describe('ModelAutoscaler', () => {
     assert.equal(rules[0].name.as, METRIC.inFlight);
     assert.match(rules[0].seriesQuery, new RegExp(`^${METRIC.inFlight}\\{`));
   });
+});
+
+describe('every synthesized object passes the strict Kubernetes 1.27 and CRD schema checks', () => {
+  const image = ModelSource.fromImage('registry/m:1');
+  const variants: Array<[string, (chart: Chart) => void]> = [
+    ['from a URI, defaults', (c) => new ModelService(c, 'fraud', { model: ModelSource.fromUri('https://m/x.onnx', { sha256: SHA }) })],
+    ['from a file, load balancer, every runtime setting, GPU, peers', (c) => new ModelService(c, 'my-model', {
+      modelName: 'my_model', model: ModelSource.fromFile(MODELS.linearRegression), exposure: Exposure.loadBalancer(), gpus: 1,
+      maxBatchSize: 8, maxQueueDelayMicroseconds: 100, maxQueueSize: 10, maxBodyBytes: 4096, intraOpThreads: 1, interOpThreads: 1,
+      drainTimeoutSeconds: 10, preStopDelaySeconds: 0, replicas: 1, allowFrom: [{ podSelector: { matchLabels: { role: 'client' } } }],
+    })],
+    ['from a claim, CPU autoscaler', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', {
+      model: ModelSource.fromPersistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(c, 'Claim', 'pvc'), 'repo') }) })],
+    ['KEDA to zero', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', { model: image }), minReplicas: 0,
+      signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) })],
+    ['prometheus-adapter', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', { model: image }),
+      signal: ScalingSignal.inFlightRequestsWithPrometheusAdapter({ target: 3 }) })],
+  ];
+  for (const [name, build] of variants) {
+    it(name, () => assertValidManifests(synth(build)));
+  }
 });
 
 describe('synth-time errors name the prop, the value and the fix', () => {
