@@ -145,7 +145,8 @@ export class ModelService extends Construct {
       timeoutSeconds: Duration.seconds(2),
     });
     this.deployment = new kplus.Deployment(this, 'Deployment', {
-      replicas: this.replicas,
+      // Unset unless given: cdk8s-plus then writes its default of 2, or nothing once an autoscaler takes over.
+      replicas: props.replicas,
       // Start a new pod before stopping an old one: a rollout never drops below the serving capacity.
       strategy: kplus.DeploymentStrategy.rollingUpdate({ maxSurge: kplus.PercentOrAbsolute.absolute(1), maxUnavailable: kplus.PercentOrAbsolute.absolute(0) }),
       metadata: { labels: this.labels },
