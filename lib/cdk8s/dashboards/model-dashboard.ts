@@ -1,0 +1,44 @@
+/**
+ * The Grafana dashboard of a ModelService: traffic, errors, latency, the queue and batches, replicas, resources
+ * against limits, and error budget left — every query built from the contract's metric names.
+ */
+import { METRIC } from '../../contract/metrics';
+import type { ModelService } from '../model-service';
+import { errorRatio, inFlightTotal, latencyQuantile, matchers, requestRate, type SeriesSelector } from '../promql';
+import type { Slo } from '../rules/slo';
+
+interface Panel { title: string; unit: string; targets: Array<{ expr: string; legendFormat: string }> }
+
+export function dashboardJson(service: ModelService, selector: SeriesSelector, slos: { availability: Slo; latency: Slo }) {
+  const m = matchers(selector);
+  const ns = selector.namespace ? `namespace="${selector.namespace}",` : '';
+  const pods = `${ns}pod=~"${service.deployment.name}-.*",container="${service.deployment.containers[0].name}"`;
+  const hist = (metric: string, q: number) => `histogram_quantile(${q}, sum by (le) (rate(${metric}_bucket${m}[5m])))`;
+  const budgetLeft = (slo: Slo) => `1 - (slo:sli_error:ratio_rate3d${matchers({ service: selector.service, namespace: selector.namespace }, [`slo="${slo.name}"`])} / ${Number((1 - slo.objective).toPrecision(12))})`;
+  const panels: Panel[] = [
+    { title: 'Requests per second', unit: 'reqps', targets: [{ expr: `sum by (protocol, code) (rate(${METRIC.requests}${m}[5m]))`, legendFormat: '{{protocol}} {{code}}' }, { expr: requestRate(selector), legendFormat: 'total' }] },
+    { title: 'Server error ratio', unit: 'percentunit', targets: [{ expr: errorRatio(selector), legendFormat: '5xx share' }] },
+    { title: 'Latency', unit: 's', targets: [0.5, 0.95, 0.99].map((q) => ({ expr: latencyQuantile(selector, q), legendFormat: `p${q * 100}` })) },
+    { title: 'Queue time and compute time (p99)', unit: 's', targets: [{ expr: hist(METRIC.queueDuration, 0.99), legendFormat: 'queue' }, { expr: hist(METRIC.computeDuration, 0.99), legendFormat: 'compute per batch' }] },
+    { title: 'Mean batch size', unit: 'short', targets: [{ expr: `sum(rate(${METRIC.batchSize}_sum${m}[5m])) / sum(rate(${METRIC.batchSize}_count${m}[5m]))`, legendFormat: 'rows per run' }] },
+    { title: 'In flight and queued', unit: 'short', targets: [{ expr: inFlightTotal(selector), legendFormat: 'in flight' }, { expr: `sum(${METRIC.queueDepth}${m})`, legendFormat: 'queued' }] },
+    { title: 'Replicas', unit: 'short', targets: [{ expr: `sum(up${m})`, legendFormat: 'scraped up' }, { expr: `kube_deployment_status_replicas_available{${ns}deployment="${service.deployment.name}"}`, legendFormat: 'available' }] },
+    { title: 'CPU against limit', unit: 'percentunit', targets: [{ expr: `sum by (pod) (rate(container_cpu_usage_seconds_total{${pods}}[5m])) / sum by (pod) (kube_pod_container_resource_limits{${pods},resource="cpu"})`, legendFormat: '{{pod}}' }] },
+    { title: 'Memory against limit', unit: 'percentunit', targets: [{ expr: `max by (pod) (container_memory_working_set_bytes{${pods}}) / max by (pod) (kube_pod_container_resource_limits{${pods},resource="memory"})`, legendFormat: '{{pod}}' }] },
+    { title: 'Error budget left (3 days)', unit: 'percentunit', targets: [{ expr: budgetLeft(slos.availability), legendFormat: 'availability' }, { expr: budgetLeft(slos.latency), legendFormat: 'latency' }] },
+  ];
+  return {
+    title: `Model ${service.modelName} (${selector.service})`,
+    uid: `modelship-${selector.service}`.slice(0, 40),
+    tags: ['modelship'],
+    schemaVersion: 39,
+    time: { from: 'now-6h', to: 'now' },
+    panels: panels.map((p, i) => ({
+      id: i + 1, type: 'timeseries', title: p.title, datasource: { type: 'prometheus', uid: '${datasource}' },
+      gridPos: { h: 8, w: 12, x: (i % 2) * 12, y: Math.floor(i / 2) * 8 },
+      fieldConfig: { defaults: { unit: p.unit }, overrides: [] },
+      targets: p.targets.map((t, j) => ({ refId: String.fromCharCode(65 + j), ...t })),
+    })),
+    templating: { list: [{ name: 'datasource', type: 'datasource', query: 'prometheus' }] },
+  };
+}

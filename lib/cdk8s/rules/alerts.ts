@@ -1,0 +1,119 @@
+/**
+ * The alert rules of a ModelService, named by the constructs contract. Resource alerts read the standard cAdvisor
+ * and kube-state-metrics series, scoped to this service's pods by the Deployment's pod-name pattern.
+ */
+import { METRIC } from '../../contract/metrics';
+import { matchers, type SeriesSelector } from '../promql';
+import { burnRateAlertExprs, type Rule, type Slo } from './slo';
+
+export const ALERT = {
+  errorBudgetBurn: 'ModelServiceErrorBudgetBurn',
+  latencyBudgetBurn: 'ModelServiceLatencyBudgetBurn',
+  highCpu: 'ModelServiceHighCPU',
+  memoryNearLimit: 'ModelServiceMemoryNearLimit',
+  oomKilled: 'ModelServiceOOMKilled',
+  down: 'ModelServiceDown',
+  modelNotReady: 'ModelServiceModelNotReady',
+  crashLooping: 'ModelServiceCrashLooping',
+  replicasMismatch: 'ModelServiceReplicasMismatch',
+  autoscalerMaxedOut: 'ModelServiceAutoscalerMaxedOut',
+} as const;
+export type AlertName = (typeof ALERT)[keyof typeof ALERT];
+
+/** How long each condition must hold before its alert fires. */
+export type AlertDurations = Readonly<Record<AlertName | 'ModelServiceErrorBudgetBurnTicket' | 'ModelServiceLatencyBudgetBurnTicket', string>>;
+
+export const DEFAULT_ALERT_DURATIONS: AlertDurations = {
+  ModelServiceErrorBudgetBurn: '2m',
+  ModelServiceErrorBudgetBurnTicket: '15m',
+  ModelServiceLatencyBudgetBurn: '2m',
+  ModelServiceLatencyBudgetBurnTicket: '15m',
+  ModelServiceHighCPU: '5m',
+  ModelServiceMemoryNearLimit: '5m',
+  ModelServiceOOMKilled: '0m',
+  ModelServiceDown: '2m',
+  ModelServiceModelNotReady: '5m',
+  ModelServiceCrashLooping: '5m',
+  ModelServiceReplicasMismatch: '15m',
+  ModelServiceAutoscalerMaxedOut: '15m',
+};
+
+export interface AlertContext {
+  readonly selector: SeriesSelector;
+  /** Matches the service's pods: `<deployment>-<replicaset hash>-<pod hash>`. */
+  readonly podPattern: string;
+  readonly deploymentName: string;
+  readonly containerName: string;
+  /** The HPA to watch (KEDA's is `keda-hpa-<scaledobject>`), when the service is autoscaled. */
+  readonly hpaName?: string;
+  readonly cpuThreshold: number;
+  readonly memoryThreshold: number;
+  readonly durations: AlertDurations;
+  readonly runbookBaseUrl: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export function alertRules(context: AlertContext, slos: { availability: Slo; latency: Slo }): Rule[] {
+  const { selector, durations, labels } = context;
+  const ns = selector.namespace ? `namespace="${selector.namespace}",` : '';
+  const pods = `${ns}pod=~"${context.podPattern}"`;
+  const container = `${pods},container="${context.containerName}"`;
+  const who = `${labels.service}${selector.namespace ? ` in ${selector.namespace}` : ''}`;
+  const alert = (name: AlertName, expr: string, severity: string, summary: string, description: string, forKey: keyof AlertDurations = name): Rule => ({
+    alert: name,
+    expr,
+    for: durations[forKey],
+    labels: { ...labels, severity },
+    annotations: { summary, description, runbook_url: `${context.runbookBaseUrl}/${name}.md` },
+  });
+  const burn = (name: AlertName, slo: Slo, what: string) => {
+    const exprs = burnRateAlertExprs(slo, labels);
+    const percent = `${Number((slo.objective * 100).toPrecision(6))}%`;
+    return [
+      alert(name, exprs.critical, 'critical', `${who} is burning its ${what} error budget fast`,
+        `The ${what} SLO (${percent}) of ${who} is burning its error budget at 6× or more; at this rate the month's budget is gone in days. Current 5m error ratio: {{ $value | humanizePercentage }}.`),
+      alert(name, exprs.warning, 'warning', `${who} is burning its ${what} error budget`,
+        `The ${what} SLO (${percent}) of ${who} has been burning its error budget faster than it refills for hours.`, `${name}Ticket` as keyof AlertDurations),
+    ];
+  };
+  const rules: Rule[] = [
+    ...burn(ALERT.errorBudgetBurn, slos.availability, 'availability'),
+    ...burn(ALERT.latencyBudgetBurn, slos.latency, 'latency'),
+    alert(ALERT.highCpu,
+      `sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{${container}}[5m])) / sum by (namespace, pod) (kube_pod_container_resource_limits{${container},resource="cpu"}) > ${context.cpuThreshold}`,
+      'warning', `A pod of ${who} uses most of its CPU limit`,
+      `Pod {{ $labels.pod }} has used {{ $value | humanizePercentage }} of its CPU limit for ${durations.ModelServiceHighCPU}; requests queue and latency grows. Scale out or raise the limit.`),
+    alert(ALERT.memoryNearLimit,
+      `max by (namespace, pod) (container_memory_working_set_bytes{${container}}) / max by (namespace, pod) (kube_pod_container_resource_limits{${container},resource="memory"}) > ${context.memoryThreshold}`,
+      'warning', `A pod of ${who} is close to its memory limit`,
+      `Pod {{ $labels.pod }}'s working set is {{ $value | humanizePercentage }} of its memory limit; past it the kernel kills the process.`),
+    alert(ALERT.oomKilled,
+      `increase(kube_pod_container_status_restarts_total{${container}}[10m]) > 0 and on (namespace, pod, container) max by (namespace, pod, container) (kube_pod_container_status_last_terminated_reason{${container},reason="OOMKilled"}) == 1`,
+      'warning', `A pod of ${who} was killed for running out of memory`,
+      `Container {{ $labels.container }} of pod {{ $labels.pod }} was OOM-killed and restarted; every request in flight on it was lost.`),
+    alert(ALERT.down,
+      `(sum(up${matchers(selector)}) or vector(0)) == 0`,
+      'critical', `No pod of ${who} is being scraped as up`,
+      `Prometheus has no up target for ${who}: the service is down, or not scraped at all.`),
+    alert(ALERT.modelNotReady,
+      `${METRIC.modelReady}${matchers(selector)} == 0`,
+      'critical', `A model of ${who} cannot serve`,
+      `Model {{ $labels.model }} version {{ $labels.version }} on pod {{ $labels.pod }} is not ready: its file is missing or corrupt, or it failed to load. The runtime log names the reason.`),
+    alert(ALERT.crashLooping,
+      `max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{${container},reason="CrashLoopBackOff"}) == 1 or increase(kube_pod_container_status_restarts_total{${container}}[15m]) > 2`,
+      'warning', `A pod of ${who} is crash-looping`,
+      `Container {{ $labels.container }} of pod {{ $labels.pod }} keeps restarting.`),
+    alert(ALERT.replicasMismatch,
+      `kube_deployment_spec_replicas{${ns}deployment="${context.deploymentName}"} != kube_deployment_status_replicas_available{${ns}deployment="${context.deploymentName}"}`,
+      'warning', `${who} runs fewer replicas than it should`,
+      `Deployment ${context.deploymentName} wants {{ printf "%.0f" $value }} replicas that are not all available: pods cannot be scheduled, pulled or made ready.`),
+  ];
+  if (context.hpaName) {
+    const hpa = `${ns}horizontalpodautoscaler="${context.hpaName}"`;
+    rules.push(alert(ALERT.autoscalerMaxedOut,
+      `kube_horizontalpodautoscaler_status_current_replicas{${hpa}} >= kube_horizontalpodautoscaler_spec_max_replicas{${hpa}}`,
+      'warning', `The autoscaler of ${who} is pinned at its maximum`,
+      `HPA ${context.hpaName} has run at its maximum of {{ $value }} replicas for ${durations.ModelServiceAutoscalerMaxedOut}: demand exceeds what it may add. Raise maxReplicas or the per-pod capacity.`));
+  }
+  return rules;
+}

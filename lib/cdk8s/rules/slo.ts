@@ -1,0 +1,96 @@
+/**
+ * SLO recording rules and multi-window multi-burn-rate alerts (Google SRE workbook, ch. 5), with sloth's rule
+ * names (`slo:sli_error:ratio_rate5m` ... `_rate3d`), as pure functions from objectives to rule groups.
+ */
+import { LATENCY_BUCKETS_SECONDS, METRIC } from '../../contract/metrics';
+import { matchers, type SeriesSelector } from '../promql';
+
+/** The windows sloth records; the burn-rate alerts read pairs of them. */
+export const SLO_WINDOWS = ['5m', '30m', '1h', '2h', '6h', '1d', '3d'] as const;
+export type SloWindow = (typeof SLO_WINDOWS)[number];
+
+/** Workbook table 5-8: [burn rate, long window, short window, severity]. */
+export const BURN_RATE_ALERTS = [
+  { burnRate: 14.4, long: '1h', short: '5m', severity: 'critical' },
+  { burnRate: 6, long: '6h', short: '30m', severity: 'critical' },
+  { burnRate: 3, long: '1d', short: '2h', severity: 'warning' },
+  { burnRate: 1, long: '3d', short: '6h', severity: 'warning' },
+] as const;
+
+export interface Rule {
+  readonly record?: string;
+  readonly alert?: string;
+  readonly expr: string;
+  readonly for?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+export interface RuleGroup {
+  readonly name: string;
+  readonly interval?: string;
+  readonly rules: readonly Rule[];
+}
+
+export interface Slo {
+  /** `availability` or `latency`: the `slo` label on every series of this objective. */
+  readonly name: 'availability' | 'latency';
+  /** Target share of good requests, e.g. 0.999. */
+  readonly objective: number;
+  /** PromQL for the share of bad requests over a window. */
+  errorRatio(window: string): string;
+}
+
+export function availabilitySlo(selector: SeriesSelector, objectivePercent: number): Slo {
+  const objective = checkObjective('availabilityObjective', objectivePercent);
+  return {
+    name: 'availability',
+    objective,
+    errorRatio: (w) => `sum(rate(${METRIC.requests}${matchers(selector, ['code=~"5.."'])}[${w}])) / sum(rate(${METRIC.requests}${matchers(selector)}[${w}]))`,
+  };
+}
+
+export function latencySlo(selector: SeriesSelector, objectivePercent: number, thresholdSeconds: number): Slo {
+  const objective = checkObjective('latencyObjective.percent', objectivePercent);
+  const le = bucketBoundary(thresholdSeconds);
+  return {
+    name: 'latency',
+    objective,
+    errorRatio: (w) => `1 - (sum(rate(${METRIC.requestDuration}_bucket${matchers(selector, [`le="${le}"`])}[${w}])) / sum(rate(${METRIC.requestDuration}_count${matchers(selector)}[${w}])))`,
+  };
+}
+
+function checkObjective(prop: string, percent: number): number {
+  if (!(percent > 0 && percent < 100)) throw new Error(`'${prop}' (${percent}) must be a percentage between 0 and 100, e.g. 99.9`);
+  return percent / 100;
+}
+
+/** The histogram can only count "faster than X" at a bucket edge: the threshold must be one. */
+export function bucketBoundary(seconds: number): string {
+  if (!LATENCY_BUCKETS_SECONDS.includes(seconds)) {
+    throw new Error(`'latencyObjective.thresholdSeconds' (${seconds}) must be a bucket boundary of ${METRIC.requestDuration}: one of ${LATENCY_BUCKETS_SECONDS.join(', ')}`);
+  }
+  return String(seconds);
+}
+
+/** Recording rules for one objective: the error ratio over every window, the objective and the budget. */
+export function sloRecordingRules(slo: Slo, labels: Readonly<Record<string, string>>): Rule[] {
+  const common = { ...labels, slo: slo.name };
+  return [
+    ...SLO_WINDOWS.map((w): Rule => ({ record: `slo:sli_error:ratio_rate${w}`, expr: slo.errorRatio(w), labels: common })),
+    { record: 'slo:objective:ratio', expr: `vector(${round(slo.objective)})`, labels: common },
+    { record: 'slo:error_budget:ratio', expr: `vector(${round(1 - slo.objective)})`, labels: common },
+  ];
+}
+
+/** The burn-rate alert expressions for one objective, one per severity, over the recorded ratios. */
+export function burnRateAlertExprs(slo: Slo, labels: Readonly<Record<string, string>>): Record<'critical' | 'warning', string> {
+  const sel = matchers({ service: labels.service, namespace: labels.namespace }, [`slo="${slo.name}"`]);
+  const budget = round(1 - slo.objective);
+  const condition = (a: (typeof BURN_RATE_ALERTS)[number]) =>
+    `(slo:sli_error:ratio_rate${a.long}${sel} > ${round(a.burnRate * budget)} and slo:sli_error:ratio_rate${a.short}${sel} > ${round(a.burnRate * budget)})`;
+  const of = (severity: string) => BURN_RATE_ALERTS.filter((a) => a.severity === severity).map(condition).join(' or ');
+  return { critical: of('critical'), warning: of('warning') };
+}
+
+const round = (n: number) => Number(n.toPrecision(12));
