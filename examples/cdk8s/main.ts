@@ -3,15 +3,16 @@
  *  - the seed's linear regression, shipped in a ConfigMap and exposed like the seed's (LoadBalancer, 80 → http),
  *    so the seed's `curl -d '{"instances": [1.0, 2.0, 3.0]}' http://<lb>/v1/models/my_model:predict` works;
  *  - a realistic one: PaddleOCR text detection fetched from a URI and verified, autoscaled on in-flight requests.
+ * Both are monitored: a ServiceMonitor, SLO and resource alerts in a PrometheusRule, and a Grafana dashboard.
  */
 import { App, Chart } from 'cdk8s';
 import { join } from 'node:path';
-import { Exposure, ModelAutoscaler, ModelService, ModelSource, ScalingSignal } from 'modelship';
+import { Exposure, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource, ScalingSignal } from 'modelship';
 
 const app = new App();
 
 const seed = new Chart(app, 'linear-regression', { namespace: 'models' });
-new ModelService(seed, 'my-model', {
+const linear = new ModelService(seed, 'my-model', {
   modelName: 'my_model',
   model: ModelSource.fromFile(join(__dirname, '..', '..', '..', 'examples', 'models', 'my_model', '1', 'model.onnx')),
   exposure: Exposure.loadBalancer({ port: 80 }),
@@ -21,6 +22,8 @@ new ModelService(seed, 'my-model', {
   memoryRequest: '256Mi',
   memoryLimit: '512Mi',
 });
+// The seed's monitoring step: CPU, memory, latency and errors, scraped and alerted on.
+new ModelMonitoring(seed, 'my-model-monitoring', { service: linear, extraLabels: { release: 'kube-prometheus-stack' } });
 
 const ocr = new Chart(app, 'ocr', { namespace: 'ocr' });
 const detection = new ModelService(ocr, 'text-detection', {
@@ -34,11 +37,19 @@ const detection = new ModelService(ocr, 'text-detection', {
   maxBatchSize: 8,
   drainTimeoutSeconds: 60,
 });
-new ModelAutoscaler(ocr, 'text-detection-autoscaler', {
+const autoscaler = new ModelAutoscaler(ocr, 'text-detection-autoscaler', {
   service: detection,
   minReplicas: 2,
   maxReplicas: 10,
   signal: ScalingSignal.inFlightRequestsWithKeda({ target: 4, prometheusAddress: 'http://prometheus-operated.monitoring.svc:9090' }),
+});
+
+new ModelMonitoring(ocr, 'text-detection-monitoring', {
+  service: detection,
+  autoscaler,
+  availabilityObjective: 99.9,
+  latencyObjective: { thresholdSeconds: 0.5, percent: 99 },
+  extraLabels: { release: 'kube-prometheus-stack' },
 });
 
 app.synth();

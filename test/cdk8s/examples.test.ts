@@ -70,6 +70,7 @@ describe('npx cdk8s synth', () => {
       assert.deepEqual(service.spec.ports[0], { name: 'http', port: 80, targetPort: 8080 });
       const ocr = YAML.parseAllDocuments(readFileSync(join(out, 'ocr.k8s.yaml'), 'utf8')).map((d) => d.toJS());
       assert.ok(ocr.some((o) => o.kind === 'ScaledObject'));
+      for (const kind of ['ServiceMonitor', 'PrometheusRule']) assert.ok(seed.some((o) => o.kind === kind) && ocr.some((o) => o.kind === kind), kind);
       assertValidManifests([...seed, ...ocr]);
     } finally {
       rmSync(out, { recursive: true, force: true });
