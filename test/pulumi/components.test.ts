@@ -1,0 +1,160 @@
+/**
+ * `modelship/pulumi` under Pulumi's own mocks: each Kubernetes object is registered as its own child resource of
+ * the component, with the same content the cdk8s side synthesizes for the same props, and Output-valued image and
+ * namespace reach the objects.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as pulumi from '@pulumi/pulumi';
+import { Chart, Testing } from 'cdk8s';
+import { MODELS } from '../helpers/paths';
+
+const MODEL_FILE = MODELS.linearRegression;
+
+interface Registered { type: string; name: string; inputs: any }
+const registered: Registered[] = [];
+
+// Mocks first, then the component module, as Pulumi's testing guide requires.
+pulumi.runtime.setMocks({
+  newResource: (args) => {
+    registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+    return { id: `${args.name}-id`, state: args.inputs };
+  },
+  call: (args) => args.inputs,
+}, 'modelship', 'test', false);
+
+type PulumiSide = typeof import('modelship/pulumi');
+type CdkSide = typeof import('modelship');
+let mp: PulumiSide;
+let mc: CdkSide;
+
+const value = <T>(output: pulumi.Output<T>) => new Promise<T>((resolve) => output.apply((v) => { resolve(v); return v; }));
+const settle = async () => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
+
+describe('modelship/pulumi', () => {
+  before(async () => {
+    mp = await import('modelship/pulumi');
+    mc = await import('modelship');
+  });
+
+  const propSets: Array<[string, (side: CdkSide | PulumiSide) => { service: any; autoscaler?: any; monitoring?: any }]> = [
+    ['a URI source, CPU autoscaler, monitoring', (side) => ({
+      service: { model: side.ModelSource.fromUri('https://models.example.com/fraud/3/model.onnx', { sha256: 'b'.repeat(64) }), maxBatchSize: 16 },
+      autoscaler: { minReplicas: 2, maxReplicas: 10 },
+      monitoring: { extraLabels: { release: 'kps' } },
+    })],
+    ['a local file behind a load balancer, KEDA to zero, PodMonitor', (side) => ({
+      service: { modelName: 'my_model', model: side.ModelSource.fromFile(MODEL_FILE), exposure: side.Exposure.loadBalancer(), gpus: 1 },
+      autoscaler: { minReplicas: 0, maxReplicas: 3, signal: side.ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) },
+      monitoring: { podMonitor: true, availabilityObjective: 99.5, plainPrometheusFiles: true },
+    })],
+    ['an image, fixed replicas, prometheus-adapter-free, no dashboard', (side) => ({
+      service: { model: side.ModelSource.fromImage('registry/m:1'), replicas: 3, allowFrom: [{ podSelector: { matchLabels: { role: 'client' } } }] },
+      monitoring: { dashboard: false, latencyObjective: { thresholdSeconds: 0.1, percent: 95 } },
+    })],
+  ];
+  propSets.forEach(([label, make], index) => {
+    it(`registers each object as a child of its component, equal to the cdk8s synthesis: ${label}`, async () => {
+      registered.length = 0;
+      const name = `parity${index}`;
+      const p = make(mp);
+      const service = new mp.ModelService(name, { ...p.service, namespace: 'risk' });
+      const autoscaler = p.autoscaler ? new mp.ModelAutoscaler(`${name}-autoscaler`, { service, ...p.autoscaler }) : undefined;
+      if (p.monitoring) new mp.ModelMonitoring(`${name}-monitoring`, { service, autoscaler, ...p.monitoring });
+      await value(service.restUrl);
+      await settle();
+
+      const c = make(mc);
+      const chart = new Chart(Testing.app(), name, { namespace: 'risk' });
+      const cdkService = new mc.ModelService(chart, name, c.service);
+      const cdkAutoscaler = c.autoscaler ? new mc.ModelAutoscaler(chart, `${name}-autoscaler`, { service: cdkService, ...c.autoscaler }) : undefined;
+      if (c.monitoring) new mc.ModelMonitoring(chart, `${name}-monitoring`, { service: cdkService, autoscaler: cdkAutoscaler, ...c.monitoring });
+      const expected = Testing.synth(chart) as any[];
+
+      const objects = registered.filter((r) => r.type.startsWith('kubernetes:'));
+      assert.deepEqual(objects.map((o) => o.inputs.kind).sort(), expected.map((o) => o.kind).sort());
+      for (const object of expected) {
+        const match = objects.find((o) => o.inputs.kind === object.kind && o.inputs.metadata.name === object.metadata.name);
+        assert.ok(match, `${object.kind} ${object.metadata.name} is registered`);
+        assert.deepEqual(JSON.parse(JSON.stringify(match.inputs)), object, `${object.kind} content`);
+        const [group, version] = object.apiVersion.includes('/') ? object.apiVersion.split('/') : ['core', object.apiVersion];
+        assert.equal(match.type, `kubernetes:${group}/${version}:${object.kind}`);
+      }
+      const components = registered.filter((r) => r.type.startsWith('modelship:')).map((r) => r.type).sort();
+      assert.deepEqual(components, ['modelship:index:ModelService', ...(p.autoscaler ? ['modelship:index:ModelAutoscaler'] : []), ...(p.monitoring ? ['modelship:index:ModelMonitoring'] : [])].sort());
+    });
+  });
+
+  it('puts children under their component and exposes the service\'s names and URLs', async () => {
+    const service = new mp.ModelService('ocr', { model: mp.ModelSource.fromImage('registry/ocr:1'), namespace: 'vision' });
+    const deploymentUrn = await value((await childOf(service)).urn);
+    assert.match(deploymentUrn, /modelship:index:ModelService\$kubernetes:/);
+    const name = await value(service.serviceName);
+    assert.equal(await value(service.restUrl), `http://${name}.vision.svc.cluster.local:8080`);
+    assert.equal(await value(service.grpcAddress), `${name}.vision.svc.cluster.local:8081`);
+    assert.match(await value(service.deploymentName), /^ocr-deployment-/);
+  });
+
+  it('carries an Output-valued image and namespace into every object', async () => {
+    registered.length = 0;
+    const image = pulumi.output(Promise.resolve('registry.example.com/runtime@sha256:' + 'c'.repeat(64)));
+    const namespace = pulumi.output(Promise.resolve('team-a'));
+    const service = new mp.ModelService('late', { model: mp.ModelSource.fromUri('https://m/x.onnx', { sha256: 'd'.repeat(64) }), image, namespace });
+    new mp.ModelMonitoring('late-monitoring', { service });
+    await value(service.restUrl);
+    await settle();
+    const objects = registered.filter((r) => r.type.startsWith('kubernetes:'));
+    assert.ok(objects.length >= 5);
+    for (const object of objects) assert.equal(object.inputs.metadata.namespace, 'team-a', object.inputs.kind);
+    const deployment = objects.find((o) => o.inputs.kind === 'Deployment')!;
+    assert.equal(deployment.inputs.spec.template.spec.containers[0].image, 'registry.example.com/runtime@sha256:' + 'c'.repeat(64));
+    assert.equal(deployment.inputs.spec.template.spec.initContainers[0].image, deployment.inputs.spec.template.spec.containers[0].image);
+    const rules = objects.find((o) => o.inputs.kind === 'PrometheusRule')!;
+    assert.ok(JSON.stringify(rules.inputs).includes('namespace=\\"team-a\\"'));
+    assert.ok(!JSON.stringify(objects).includes('placeholder'));
+    assert.equal(await value(service.restUrl), `http://${await value(service.serviceName)}.team-a.svc.cluster.local:8080`);
+  });
+});
+
+/** The first custom resource registered under a component. */
+async function childOf(component: pulumi.ComponentResource): Promise<pulumi.CustomResource> {
+  await settle();
+  const children: pulumi.Resource[] = (component as any).__childResources ? [...(component as any).__childResources] : [];
+  const custom = children.find((c) => pulumi.CustomResource.isInstance(c));
+  assert.ok(custom, 'the component has custom-resource children');
+  return custom as pulumi.CustomResource;
+}
+
+describe('what each side loads', () => {
+  const loaded = (entry: string) => {
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+    const script = `require(${JSON.stringify(entry)}); console.log(JSON.stringify(Object.keys(require.cache)))`;
+    return JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: require('node:path').join(__dirname, '..', '..', '..') }).toString()) as string[];
+  };
+
+  it('the cdk8s side never loads @pulumi/*', () => {
+    const modules = loaded('modelship');
+    assert.ok(modules.some((m) => m.includes('cdk8s-plus-27')));
+    assert.deepEqual(modules.filter((m) => m.includes('@pulumi')), []);
+  });
+
+  it('the Pulumi side needs no cdk8s CLI', () => {
+    const modules = loaded('modelship/pulumi');
+    assert.ok(modules.some((m) => m.includes('@pulumi/kubernetes')));
+    assert.deepEqual(modules.filter((m) => m.includes('cdk8s-cli')), []);
+  });
+});
+
+describe('examples/pulumi', () => {
+  it('registers the same kinds of objects as the cdk8s example', async () => {
+    registered.length = 0;
+    const program = await import('../../examples/pulumi/index.js');
+    await value(program.linearRegressionUrl);
+    await settle();
+    const kinds = registered.filter((r) => r.type.startsWith('kubernetes:')).map((r) => r.inputs.kind);
+    for (const kind of ['Namespace', 'Deployment', 'Service', 'ConfigMap', 'ScaledObject', 'ServiceMonitor', 'PrometheusRule']) assert.ok(kinds.includes(kind), kind);
+    const seedService = registered.find((r) => r.inputs.kind === 'Service' && r.inputs.spec.type === 'LoadBalancer')!;
+    assert.equal(seedService.inputs.metadata.namespace, 'models');
+    assert.equal(seedService.inputs.spec.ports[0].port, 80);
+  });
+});
