@@ -71,7 +71,7 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
     const percent = `${Number((slo.objective * 100).toPrecision(6))}%`;
     return [
       alert(name, exprs.critical, 'critical', `${who} is burning its ${what} error budget fast`,
-        `The ${what} SLO (${percent}) of ${who} is burning its error budget at 6× or more; at this rate the month's budget is gone in days. Current 5m error ratio: {{ $value | humanizePercentage }}.`),
+        `The ${what} SLO (${percent}) of ${who} is burning its error budget at 6× or more; at this rate the month's budget is gone in days. Error ratio over the long window: {{ $value | humanizePercentage }}.`),
       alert(name, exprs.warning, 'warning', `${who} is burning its ${what} error budget`,
         `The ${what} SLO (${percent}) of ${who} has been burning its error budget faster than it refills for hours.`, `${name}Ticket` as keyof AlertDurations),
     ];
