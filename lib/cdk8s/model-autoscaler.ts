@@ -86,6 +86,8 @@ export class ModelAutoscaler extends Construct {
   readonly scaledObject?: ApiObject;
   /** prometheus-adapter rule, when that signal is used. */
   readonly prometheusAdapterRule?: Record<string, unknown>;
+  readonly minReplicas: number;
+  readonly maxReplicas: number;
 
   constructor(scope: Construct, id: string, props: ModelAutoscalerProps) {
     super(scope, id);
@@ -108,6 +110,8 @@ export class ModelAutoscaler extends Construct {
     for (const [name, value] of [['scaleDownStabilizationSeconds', scaleDown], ['scaleUpStabilizationSeconds', scaleUp]] as const) {
       if (!Number.isInteger(value) || value < 0 || value > 3600) throw new Error(`'${name}' (${value}) must be an integer from 0 to 3600`);
     }
+    this.minReplicas = minReplicas;
+    this.maxReplicas = maxReplicas;
     if (maxReplicas > 1) props.service.ensureDisruptionBudget();
 
     const deployment = props.service.deployment;

@@ -100,7 +100,7 @@ export class ModelMonitoring extends Construct {
         rules: alertRules({
           selector, labels, cpuThreshold, memoryThreshold, durations, deploymentName,
           podPattern: `${deploymentName}-[a-z0-9]+-[a-z0-9]+`, containerName: service.deployment.containers[0].name,
-          hpaName: hpaNameOf(props.autoscaler), runbookBaseUrl: props.runbookBaseUrl ?? DEFAULT_RUNBOOK_BASE_URL,
+          hpaName: hpaNameOf(props.autoscaler), mayScaleToZero: props.autoscaler?.minReplicas === 0, runbookBaseUrl: props.runbookBaseUrl ?? DEFAULT_RUNBOOK_BASE_URL,
         }, slos),
       },
     ];
@@ -110,7 +110,8 @@ export class ModelMonitoring extends Construct {
     this.monitor = props.podMonitor
       ? new ApiObject(this, 'PodMonitor', {
         apiVersion: 'monitoring.coreos.com/v1', kind: 'PodMonitor', metadata: { labels: objectLabels },
-        spec: { selector: { matchLabels: selectorLabels(service.labels) }, podMetricsEndpoints: [endpoint] },
+        // A PodMonitor adds no `service` label, and every rule selects on it: add it as a ServiceMonitor would.
+        spec: { selector: { matchLabels: selectorLabels(service.labels) }, podMetricsEndpoints: [{ ...endpoint, relabelings: [{ action: 'replace', targetLabel: 'service', replacement: selector.service }] }] },
       })
       : new ApiObject(this, 'ServiceMonitor', {
         apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata: { labels: objectLabels },

@@ -96,6 +96,28 @@ describe('ModelMonitoring', () => {
     assert.ok(!build({}, false).monitoring.ruleGroups.flatMap((g) => g.rules).some((r) => r.alert === ALERT.autoscalerMaxedOut));
   });
 
+  it('labels PodMonitor targets with the service the rules select on', () => {
+    const { service: svc, objects: pod } = build({ podMonitor: true });
+    const endpoint = pod.find((o) => o.kind === 'PodMonitor')!.spec.podMetricsEndpoints[0];
+    assert.deepEqual(endpoint.relabelings, [{ action: 'replace', targetLabel: 'service', replacement: svc.serviceName }]);
+  });
+
+  it('matches whole-second bucket bounds as Prometheus 2 and 3 write them', () => {
+    const latency = build({ latencyObjective: { thresholdSeconds: 1, percent: 99 } }).monitoring.ruleGroups[0].rules
+      .find((r) => r.record === 'slo:sli_error:ratio_rate5m' && r.labels?.slo === 'latency')!;
+    assert.match(latency.expr, /le=~"1\(\\\.0\)\?"/);
+  });
+
+  it('does not page ModelServiceDown while KEDA holds the service at zero', () => {
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    const { ScalingSignal } = require('modelship') as typeof import('modelship');
+    const autoscaler = new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) });
+    const down = new ModelMonitoring(chart, 'm', { service, autoscaler }).ruleGroups[1].rules.find((r) => r.alert === ALERT.down)!;
+    assert.match(down.expr, new RegExp(`and on \\(\\) \\(sum\\(kube_deployment_spec_replicas\\{namespace="risk",deployment="${service.deployment.name}"\\}\\) > 0\\)$`));
+    assert.doesNotMatch(rules.find((r) => r.alert === ALERT.down)!.expr, /kube_deployment_spec_replicas/);
+  });
+
   it('refuses objectives and thresholds that cannot work, naming them', () => {
     assert.throws(() => build({ latencyObjective: { thresholdSeconds: 0.3, percent: 99 } }), /'latencyObjective.thresholdSeconds' \(0.3\) must be a bucket boundary of modelship_inference_request_duration_seconds: one of .*0.25/);
     assert.throws(() => build({ availabilityObjective: 100 }), /'availabilityObjective' \(100\) must be a percentage between 0 and 100/);

@@ -46,6 +46,8 @@ export interface AlertContext {
   readonly containerName: string;
   /** The HPA to watch (KEDA's is `keda-hpa-<scaledobject>`), when the service is autoscaled. */
   readonly hpaName?: string;
+  /** The autoscaler may take the Deployment to zero replicas (KEDA, minReplicas 0). */
+  readonly mayScaleToZero?: boolean;
   readonly cpuThreshold: number;
   readonly memoryThreshold: number;
   readonly durations: AlertDurations;
@@ -92,7 +94,8 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
       'warning', `A pod of ${who} was killed for running out of memory`,
       `Container {{ $labels.container }} of pod {{ $labels.pod }} was OOM-killed and restarted; every request in flight on it was lost.`),
     alert(ALERT.down,
-      `(sum(up${matchers(selector)}) or vector(0)) == 0`,
+      // Scaled to zero on purpose (KEDA), no target is expected: only alert while the Deployment wants pods.
+      `(sum(up${matchers(selector)}) or vector(0)) == 0${context.mayScaleToZero ? ` and on () (sum(kube_deployment_spec_replicas{${ns}deployment="${context.deploymentName}"}) > 0)` : ''}`,
       'critical', `No pod of ${who} is being scraped as up`,
       `Prometheus has no up target for ${who}: the service is down, or not scraped at all.`),
     alert(ALERT.modelNotReady,
@@ -100,7 +103,8 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
       'critical', `A model of ${who} cannot serve`,
       `Model {{ $labels.model }} version {{ $labels.version }} on pod {{ $labels.pod }} is not ready: its file is missing or corrupt, or it failed to load. The runtime log names the reason.`),
     alert(ALERT.crashLooping,
-      `max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{${container},reason="CrashLoopBackOff"}) == 1 or increase(kube_pod_container_status_restarts_total{${container}}[15m]) > 2`,
+      // Both sides keep the same labels, so a container matching both conditions is one alert, not two.
+      `max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{${container},reason="CrashLoopBackOff"}) == 1 or max by (namespace, pod, container) (increase(kube_pod_container_status_restarts_total{${container}}[15m])) > 2`,
       'warning', `A pod of ${who} is crash-looping`,
       `Container {{ $labels.container }} of pod {{ $labels.pod }} keeps restarting.`),
     alert(ALERT.replicasMismatch,
@@ -111,7 +115,8 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
   if (context.hpaName) {
     const hpa = `${ns}horizontalpodautoscaler="${context.hpaName}"`;
     rules.push(alert(ALERT.autoscalerMaxedOut,
-      `kube_horizontalpodautoscaler_status_current_replicas{${hpa}} >= kube_horizontalpodautoscaler_spec_max_replicas{${hpa}}`,
+      // An autoscaler with min = max always sits at its maximum: that is its configuration, not an alert.
+      `kube_horizontalpodautoscaler_status_current_replicas{${hpa}} >= kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} and on (namespace, horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} > kube_horizontalpodautoscaler_spec_min_replicas{${hpa}})`,
       'warning', `The autoscaler of ${who} is pinned at its maximum`,
       `HPA ${context.hpaName} has run at its maximum of {{ $value }} replicas for ${durations.ModelServiceAutoscalerMaxedOut}: demand exceeds what it may add. Raise maxReplicas or the per-pod capacity.`));
   }

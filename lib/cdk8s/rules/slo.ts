@@ -53,10 +53,12 @@ export function availabilitySlo(selector: SeriesSelector, objectivePercent: numb
 export function latencySlo(selector: SeriesSelector, objectivePercent: number, thresholdSeconds: number): Slo {
   const objective = checkObjective('latencyObjective.percent', objectivePercent);
   const le = bucketBoundary(thresholdSeconds);
+  // Prometheus 3 writes whole-number bucket bounds as "1.0" where 2.x wrote "1": match both.
+  const bucket = Number.isInteger(thresholdSeconds) ? `le=~"${le}(\\.0)?"` : `le="${le}"`;
   return {
     name: 'latency',
     objective,
-    errorRatio: (w) => `1 - (sum(rate(${METRIC.requestDuration}_bucket${matchers(selector, [`le="${le}"`])}[${w}])) / sum(rate(${METRIC.requestDuration}_count${matchers(selector)}[${w}])))`,
+    errorRatio: (w) => `1 - (sum(rate(${METRIC.requestDuration}_bucket${matchers(selector, [bucket])}[${w}])) / sum(rate(${METRIC.requestDuration}_count${matchers(selector)}[${w}])))`,
   };
 }
 

@@ -1,0 +1,668 @@
+/**
+ * ModelMonitoring's rules through Prometheus' own tooling: `promtool check rules` on the plain rules file and on the
+ * PrometheusRule's spec, and `promtool test rules` on unit tests generated here from the synthesized names. Every
+ * alert is driven with realistic series (the runtime's metrics as a ServiceMonitor labels them, cAdvisor's and
+ * kube-state-metrics' as kube-prometheus-stack scrapes them): it fires on the condition it names, with its severity,
+ * and stays quiet on healthy input next to noisy neighbours. A mutated expectation must make promtool fail, so these
+ * tests can fail.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Chart, Testing } from 'cdk8s';
+import * as YAML from 'yaml';
+import {
+  ALERT, DEFAULT_ALERT_DURATIONS, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource,
+  type AlertName, type ModelMonitoringProps, type Rule,
+} from 'modelship';
+import { METRIC } from '../../lib/contract/metrics';
+
+const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
+
+type Labels = Record<string, string>;
+type Manifest = { kind: string; metadata: { name: string; namespace?: string }; spec?: any };
+
+// ---------------------------------------------------------------------------------------------------------------
+// The construct under test, and the names Prometheus sees
+
+interface Synthesized {
+  readonly monitoring: ModelMonitoring;
+  readonly objects: Manifest[];
+  readonly names: { readonly namespace: string; readonly service: string; readonly deployment: string; readonly hpa: string };
+}
+
+function synthesize(props: Partial<ModelMonitoringProps> = {}): Synthesized {
+  const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+  const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+  const autoscaler = new ModelAutoscaler(chart, 'auto', { service });
+  const monitoring = new ModelMonitoring(chart, 'mon', { service, autoscaler, ...props });
+  const objects = Testing.synth(chart) as Manifest[];
+  const one = (kind: string) => {
+    const found = objects.filter((o) => o.kind === kind);
+    assert.equal(found.length, 1, `one ${kind}, found ${found.length}`);
+    return found[0];
+  };
+  const deployment = one('Deployment');
+  return {
+    monitoring,
+    objects,
+    names: {
+      namespace: deployment.metadata.namespace!,
+      service: one('Service').metadata.name,
+      deployment: deployment.metadata.name,
+      hpa: one('HorizontalPodAutoscaler').metadata.name,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// promtool
+
+interface RunResult { readonly code: number; readonly output: string }
+
+function promtool(cwd: string, ...args: string[]): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(PROMTOOL, args, { cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, output: `${stdout}${stderr}` });
+    });
+  });
+}
+
+async function assertPromtoolPasses(cwd: string, ...args: string[]): Promise<string> {
+  const result = await promtool(cwd, ...args);
+  assert.equal(result.code, 0, `promtool ${args.join(' ')} exited ${result.code} in ${cwd}:\n${result.output}`);
+  return result.output;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Input series in promtool's expanding notation, one sample per minute
+
+interface Series { readonly name: string; readonly labels: Labels; readonly values: string }
+const num = (n: number) => String(Number(n.toPrecision(12)));
+const seriesText = (s: Series) => `${s.name}{${Object.entries(s.labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`;
+const input = (series: Series[]) => series.map((s) => ({ series: seriesText(s), values: s.values }));
+
+/** A counter: 0 at t=0, then per phase `steps` samples, each `perStep` higher than the one before. */
+function counter(...phases: Array<readonly [perStep: number, steps: number]>): string {
+  let value = 0;
+  const parts = ['0'];
+  for (const [perStep, steps] of phases) {
+    parts.push(`${num(value + perStep)}+${num(perStep)}x${steps - 1}`);
+    value += perStep * steps;
+  }
+  return parts.join(' ');
+}
+
+/** A gauge: per phase `samples` samples of `value` (`_` for none: the series is not scraped). */
+const gauge = (...phases: Array<readonly [value: number | '_', samples: number]>) =>
+  phases.map(([value, samples]) => `${value === '_' ? '_' : num(value)}x${samples - 1}`).join(' ');
+
+/** Explicit samples, e.g. a counter that steps irregularly. */
+const samples = (...values: number[]) => values.map(num).join(' ');
+
+const GiB = 2 ** 30;
+
+/** One traffic phase: requests per minute, the share answered 5xx, and the share slower than the latency threshold. */
+interface TrafficPhase { readonly minutes: number; readonly perMinute: number; readonly errorShare: number; readonly slowShare: number }
+
+/**
+ * The world around one ModelService as kube-prometheus-stack scrapes it: the runtime's series (ServiceMonitor target
+ * labels), cAdvisor's (kubelet) and kube-state-metrics' (honorLabels), for pods of the Deployment and for noisy
+ * neighbours that the rules must not select.
+ */
+function world(names: Synthesized['names']) {
+  const { namespace } = names;
+  const podA = `${names.deployment}-5d8f7c9b4-x2x7q`;
+  const podB = `${names.deployment}-5d8f7c9b4-k8m2p`;
+  // Pods the rules must ignore: another Deployment whose name extends this one's, and this one's name in another namespace.
+  const shadowPod = `${names.deployment}-shadow-6b7c8d9f5-j4k2m`;
+  const otherService = 'fraud-detection-shadow-service-c8f1d2a3';
+  const ip: Record<string, string> = { [podA]: '10.42.1.17', [podB]: '10.42.2.9', [shadowPod]: '10.42.3.4' };
+
+  const runtimeTarget = (pod: string, service = names.service, ns = namespace): Labels => ({
+    namespace: ns, service, job: service, endpoint: 'http', container: 'runtime', pod, instance: `${ip[pod] ?? '10.42.9.9'}:8080`,
+  });
+  const ksm = (ns = namespace): Labels => ({
+    namespace: ns, job: 'kube-state-metrics', service: 'kube-state-metrics', endpoint: 'http', instance: '10.42.0.5:8080',
+  });
+  const ksmContainer = (pod: string, container = 'runtime', ns = namespace): Labels => ({
+    ...ksm(ns), pod, container, uid: `uid-${pod.slice(-5)}`,
+  });
+  const cadvisor = (pod: string, container = 'runtime', ns = namespace): Labels => ({
+    namespace: ns, pod, container, job: 'kubelet', service: 'kubelet', endpoint: 'https-metrics', metrics_path: '/metrics/cadvisor',
+    node: 'node-a', instance: '10.0.0.11:10250', ...(container ? { image: 'r/m:1' } : {}),
+  });
+
+  /**
+   * The runtime's request counter and latency histogram for `phases`: good requests on REST and gRPC, errors as REST
+   * 500s; slow requests land in the 0.5 s bucket, fast ones in the 0.1 s bucket. One sample every `stepMinutes`.
+   */
+  function traffic(phases: TrafficPhase[], target = runtimeTarget(podA), stepMinutes = 1): Series[] {
+    const streams = [
+      { protocol: 'rest', code: '200', share: (p: TrafficPhase) => (1 - p.errorShare) * (2 / 3) },
+      { protocol: 'grpc', code: '200', share: (p: TrafficPhase) => (1 - p.errorShare) / 3 },
+      { protocol: 'rest', code: '500', share: (p: TrafficPhase) => p.errorShare },
+    ];
+    return streams.flatMap(({ protocol, code, share }): Series[] => {
+      const labels = { ...target, model: 'fraud', version: '3', protocol, code };
+      const all = (p: TrafficPhase) => p.perMinute * share(p);
+      const fast = (p: TrafficPhase) => all(p) * (1 - p.slowShare);
+      const of = (perMinute: (p: TrafficPhase) => number) => counter(...phases.map((p) => [perMinute(p) * stepMinutes, p.minutes / stepMinutes] as const));
+      return [
+        { name: METRIC.requests, labels, values: of(all) },
+        { name: `${METRIC.requestDuration}_bucket`, labels: { ...labels, le: '0.1' }, values: of(fast) },
+        { name: `${METRIC.requestDuration}_bucket`, labels: { ...labels, le: '0.25' }, values: of(fast) },
+        { name: `${METRIC.requestDuration}_bucket`, labels: { ...labels, le: '0.5' }, values: of(all) },
+        { name: `${METRIC.requestDuration}_bucket`, labels: { ...labels, le: '+Inf' }, values: of(all) },
+        { name: `${METRIC.requestDuration}_count`, labels, values: of(all) },
+      ];
+    });
+  }
+
+  /** Everything a healthy service reports for `minutes`, next to a noisy neighbour that breaks every rule. */
+  function healthy(minutes: number): Series[] {
+    const steady = (value: number) => gauge([value, minutes + 1]);
+    const shadowTarget = runtimeTarget(shadowPod, otherService);
+    return [
+      ...traffic([{ minutes, perMinute: 1200, errorShare: 0.0001, slowShare: 0.001 }]),
+      // Another service in the namespace failing half its requests, slowly.
+      ...traffic([{ minutes, perMinute: 600, errorShare: 0.5, slowShare: 0.5 }], shadowTarget),
+      ...[podA, podB].flatMap((pod): Series[] => [
+        { name: 'up', labels: runtimeTarget(pod), values: steady(1) },
+        { name: METRIC.modelReady, labels: { ...runtimeTarget(pod), model: 'fraud', version: '3' }, values: steady(1) },
+        { name: 'container_cpu_usage_seconds_total', labels: cadvisor(pod), values: counter([0.3 * 60, minutes]) },
+        // The pod cgroup (container="") and a sidecar, which the per-container rules must not add in.
+        { name: 'container_cpu_usage_seconds_total', labels: cadvisor(pod, ''), values: counter([0.35 * 60, minutes]) },
+        { name: 'container_cpu_usage_seconds_total', labels: cadvisor(pod, 'istio-proxy'), values: counter([0.05 * 60, minutes]) },
+        { name: 'kube_pod_container_resource_limits', labels: { ...ksmContainer(pod), resource: 'cpu', unit: 'core' }, values: steady(1) },
+        { name: 'kube_pod_container_resource_limits', labels: { ...ksmContainer(pod, 'istio-proxy'), resource: 'cpu', unit: 'core' }, values: steady(0.05) },
+        { name: 'container_memory_working_set_bytes', labels: cadvisor(pod), values: steady(1.1 * GiB) },
+        { name: 'container_memory_working_set_bytes', labels: cadvisor(pod, ''), values: steady(1.95 * GiB) },
+        { name: 'kube_pod_container_resource_limits', labels: { ...ksmContainer(pod), resource: 'memory', unit: 'byte' }, values: steady(2 * GiB) },
+        { name: 'kube_pod_container_status_restarts_total', labels: ksmContainer(pod), values: steady(0) },
+      ]),
+      // The neighbour: down, model not ready, pinned at 100% CPU and memory, OOM-killed and crash-looping.
+      { name: 'up', labels: shadowTarget, values: steady(0) },
+      { name: METRIC.modelReady, labels: { ...shadowTarget, model: 'fraud', version: '4' }, values: steady(0) },
+      { name: 'container_cpu_usage_seconds_total', labels: cadvisor(shadowPod), values: counter([60, minutes]) },
+      { name: 'kube_pod_container_resource_limits', labels: { ...ksmContainer(shadowPod), resource: 'cpu', unit: 'core' }, values: steady(1) },
+      { name: 'container_memory_working_set_bytes', labels: cadvisor(shadowPod), values: steady(2 * GiB) },
+      { name: 'kube_pod_container_resource_limits', labels: { ...ksmContainer(shadowPod), resource: 'memory', unit: 'byte' }, values: steady(2 * GiB) },
+      { name: 'kube_pod_container_status_restarts_total', labels: ksmContainer(shadowPod), values: counter([0.5, minutes]) },
+      { name: 'kube_pod_container_status_last_terminated_reason', labels: { ...ksmContainer(shadowPod), reason: 'OOMKilled' }, values: steady(1) },
+      { name: 'kube_pod_container_status_waiting_reason', labels: { ...ksmContainer(shadowPod), reason: 'CrashLoopBackOff' }, values: steady(1) },
+      // This Deployment's name in another namespace, OOM-killed.
+      { name: 'kube_pod_container_status_restarts_total', labels: ksmContainer(podA, 'runtime', 'staging'), values: counter([0.2, minutes]) },
+      { name: 'kube_pod_container_status_last_terminated_reason', labels: { ...ksmContainer(podA, 'runtime', 'staging'), reason: 'OOMKilled' }, values: steady(1) },
+      // The Deployment scales from 2 to 4 at minute 20 and its pods are available 2 minutes later.
+      { name: 'kube_deployment_spec_replicas', labels: { ...ksm(), deployment: names.deployment }, values: gauge([2, 20], [4, minutes - 19]) },
+      { name: 'kube_deployment_status_replicas_available', labels: { ...ksm(), deployment: names.deployment }, values: gauge([2, 22], [4, minutes - 21]) },
+      { name: 'kube_deployment_spec_replicas', labels: { ...ksm(), deployment: `${names.deployment}-shadow` }, values: steady(3) },
+      { name: 'kube_deployment_status_replicas_available', labels: { ...ksm(), deployment: `${names.deployment}-shadow` }, values: steady(0) },
+      { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: { ...ksm(), horizontalpodautoscaler: names.hpa }, values: gauge([2, 20], [4, minutes - 19]) },
+      { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: { ...ksm(), horizontalpodautoscaler: names.hpa }, values: steady(2) },
+      { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: { ...ksm(), horizontalpodautoscaler: names.hpa }, values: steady(10) },
+      { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: { ...ksm(), horizontalpodautoscaler: 'fraud-detection-shadow-hpa-c1d2e3f4' }, values: steady(5) },
+      { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: { ...ksm(), horizontalpodautoscaler: 'fraud-detection-shadow-hpa-c1d2e3f4' }, values: steady(2) },
+      { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: { ...ksm(), horizontalpodautoscaler: 'fraud-detection-shadow-hpa-c1d2e3f4' }, values: steady(5) },
+    ];
+  }
+
+  return { podA, podB, otherService, runtimeTarget, ksm, ksmContainer, cadvisor, traffic, healthy };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Expected alerts: labels as the rule produces them, annotations rendered from the rule's own templates
+
+interface ExpAlert { readonly exp_labels: Labels; readonly exp_annotations: Labels }
+interface AlertRuleTest { eval_time: string; alertname: string; exp_alerts: ExpAlert[] }
+interface ExprTest { expr: string; eval_time: string; exp_samples: Array<{ labels: string; value: number }> }
+interface TestGroup { interval: string; input_series: Array<{ series: string; values: string }>; alert_rule_test?: AlertRuleTest[]; promql_expr_test?: ExprTest[] }
+
+/** Prometheus' humanizePercentage (`%.4g%%`) for values that need no exponent. */
+const humanizePercentage = (ratio: number) => `${Number((ratio * 100).toPrecision(4))}%`;
+
+interface TestFileOptions { readonly ruleFile?: string; readonly evaluationInterval?: string }
+const minutes = (m: number) => `${m}m`;
+
+/**
+ * An SLO ratio rounded to 1e-6: the recorded ratios carry the float noise of subtracting large counter values, and
+ * promtool 2.42 compares samples exactly.
+ */
+function ratioTest(record: string, evalMinutes: number, expected: Record<string, number>, labels: (slo: 'availability' | 'latency') => Labels): ExprTest {
+  return {
+    expr: `round(${record}, 0.000001)`,
+    eval_time: minutes(evalMinutes),
+    exp_samples: Object.entries(expected).map(([slo, value]) => ({ labels: seriesText({ name: '', labels: labels(slo as 'availability' | 'latency'), values: '' }), value })),
+  };
+}
+
+function expectations(synth: Synthesized) {
+  const rules = synth.monitoring.ruleGroups.flatMap((g) => g.rules);
+  const ruleOf = (name: AlertName, severity: string): Rule => {
+    const found = rules.filter((r) => r.alert === name && r.labels?.severity === severity);
+    assert.equal(found.length, 1, `one ${severity} ${name} rule`);
+    return found[0];
+  };
+  /** Renders the few template forms the rules use; anything else is a template this test does not know. */
+  const render = (template: string, labels: Labels, value: string | undefined) => {
+    const out = template.replace(/\{\{\s*(.*?)\s*\}\}/g, (whole, inner: string) => {
+      const label = /^\$labels\.(\w+)$/.exec(inner);
+      if (label) {
+        assert.ok(label[1] in labels, `annotation template ${whole} names a label the alert does not carry`);
+        return labels[label[1]];
+      }
+      if (/^\$value( \| humanizePercentage)?$/.test(inner) || inner === 'printf "%.0f" $value') {
+        assert.ok(value !== undefined, `annotation template ${whole} needs the expected value`);
+        return value;
+      }
+      throw new Error(`unknown annotation template ${whole}`);
+    });
+    return out;
+  };
+  /** One expected alert of rule `name`/`severity`: the series' labels (without `__name__`), then the rule's labels. */
+  const alert = (name: AlertName, severity: string, seriesLabels: Labels, value?: string): ExpAlert => {
+    const rule = ruleOf(name, severity);
+    const labels = { ...seriesLabels, ...rule.labels };
+    assert.equal(labels.severity, severity);
+    const annotations = Object.fromEntries(Object.entries(rule.annotations ?? {}).map(([k, v]) => [k, render(v, labels, value)]));
+    return { exp_labels: labels, exp_annotations: annotations };
+  };
+  const sloLabels = (slo: 'availability' | 'latency'): Labels => ({ namespace: synth.names.namespace, service: synth.names.service, slo });
+  return { alert, sloLabels };
+}
+
+const ALL_ALERTS = Object.values(ALERT);
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
+  let dir: string;
+  let keep = false;
+  const synth = synthesize();
+  const { names } = synth;
+  const w = world(names);
+  const { alert, sloLabels } = expectations(synth);
+
+  /** Writes a `promtool test rules` file into the temp dir (against rules.yaml unless told otherwise). */
+  const writeTests = (file: string, tests: TestGroup[], options: TestFileOptions = {}) => {
+    const { ruleFile = 'rules.yaml', evaluationInterval = '1m' } = options;
+    // Recording rules first, so that alerts read this evaluation's ratios: promtool's order is random otherwise.
+    const group_eval_order = synth.monitoring.ruleGroups.map((g) => g.name);
+    writeFileSync(join(dir, file), YAML.stringify({ rule_files: [ruleFile], evaluation_interval: evaluationInterval, group_eval_order, tests }, { lineWidth: 0 }));
+    return file;
+  };
+  /** Writes and runs a test file; fails with promtool's output unless it exits 0. */
+  const runTests = async (file: string, tests: TestGroup[], options: TestFileOptions & { readonly todo?: boolean } = {}) => {
+    try {
+      return await assertPromtoolPasses(dir, 'test', 'rules', writeTests(file, tests, options));
+    } catch (error) {
+      keep ||= !options.todo;
+      throw error;
+    }
+  };
+
+  before(() => {
+    assert.ok(existsSync(PROMTOOL), `${PROMTOOL} is missing: install Debian's 'prometheus' package (apt-get install -y prometheus); .ci/run installs it`);
+    dir = mkdtempSync(join(tmpdir(), 'modelship-promtool-'));
+    writeFileSync(join(dir, 'rules.yaml'), synth.monitoring.rulesFile());
+  });
+  after(() => {
+    if (keep) console.error(`promtool inputs kept in ${dir}`);
+    else if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes promtool check rules, as a rules file and as the PrometheusRule spec', async () => {
+    const prometheusRule = synth.objects.find((o) => o.kind === 'PrometheusRule');
+    assert.ok(prometheusRule, 'a PrometheusRule');
+    assert.deepEqual(prometheusRule.spec, YAML.parse(synth.monitoring.rulesFile()), 'the PrometheusRule holds the rules file');
+    writeFileSync(join(dir, 'prometheus-rule-spec.yaml'), YAML.stringify(prometheusRule.spec));
+    const output = await assertPromtoolPasses(dir, 'check', 'rules', '--lint=all', '--lint-fatal', 'rules.yaml', 'prometheus-rule-spec.yaml');
+    const ruleCount = synth.monitoring.ruleGroups.reduce((n, g) => n + g.rules.length, 0);
+    assert.equal(output.match(new RegExp(`SUCCESS: ${ruleCount} rules found`, 'g'))?.length, 2, output);
+    const alerts = new Set(synth.monitoring.ruleGroups.flatMap((g) => g.rules.map((r) => r.alert).filter(Boolean)));
+    assert.deepEqual([...alerts].sort(), [...ALL_ALERTS].sort(), 'every alert of the contract is a rule');
+  });
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Healthy input: nothing fires, whatever the neighbours do
+
+  const healthyGroup = (length: number, evalTimes: number[]): TestGroup => ({
+    interval: '1m',
+    input_series: input(w.healthy(length)),
+    alert_rule_test: evalTimes.flatMap((t) => ALL_ALERTS.map((alertname) => ({ eval_time: minutes(t), alertname, exp_alerts: [] }))),
+    promql_expr_test: [ratioTest('slo:sli_error:ratio_rate1h', length, { availability: 0.0001, latency: 0.001 }, sloLabels)],
+  });
+
+  it('stays quiet on a healthy service (0.01% errors, 0.1% slow, a scale-up) next to a neighbour that breaks every rule', async () => {
+    await runTests('healthy.test.yaml', [healthyGroup(6 * 60, [10, 21, 60, 6 * 60])]);
+  });
+
+  it('fails when a test expects what did not happen (negative controls)', async () => {
+    // A page on healthy input.
+    const healthy = healthyGroup(90, [60]);
+    healthy.alert_rule_test!.find((t) => t.alertname === ALERT.errorBudgetBurn)!.exp_alerts = [alert(ALERT.errorBudgetBurn, 'critical', sloLabels('availability'), '10%')];
+    // The right alert with the wrong severity.
+    const down = downGroup();
+    const firing = down.alert_rule_test!.find((t) => t.exp_alerts.length > 0)!;
+    firing.exp_alerts = firing.exp_alerts.map((a) => ({ ...a, exp_labels: { ...a.exp_labels, severity: 'warning' } }));
+    for (const [file, group, alertname] of [['negative-healthy.test.yaml', healthy, ALERT.errorBudgetBurn], ['negative-severity.test.yaml', down, ALERT.down]] as const) {
+      const result = await promtool(dir, 'test', 'rules', writeTests(file, [group]));
+      assert.notEqual(result.code, 0, `promtool passed ${file}:\n${result.output}`);
+      assert.match(result.output, /FAILED/, result.output);
+      assert.match(result.output, new RegExp(`alertname: ${alertname}, time: `), result.output);
+    }
+  });
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Burn rates
+
+  it('pages on a fast burn (10% errors, 50% slow after 6 healthy hours): critical first, then the ticket too', async () => {
+    const start = 360;
+    const none = (t: number) => [ALERT.errorBudgetBurn, ALERT.latencyBudgetBurn].map((alertname) => ({ eval_time: minutes(t), alertname, exp_alerts: [] }));
+    const group: TestGroup = {
+      interval: '1m',
+      input_series: input(w.traffic([
+        { minutes: start, perMinute: 1200, errorShare: 0.0001, slowShare: 0.001 },
+        { minutes: 120, perMinute: 1200, errorShare: 0.1, slowShare: 0.5 },
+      ])),
+      alert_rule_test: [
+        // The last healthy minute, and 5 minutes into the burn: the 1 h window has not seen enough yet.
+        ...none(start),
+        ...none(start + 5),
+        // 16 minutes in, the 1 h window reads 2.67% errors (27× the budget of 99.9%), and has been past 14.4× for over
+        // 2 minutes: the page. The ticket's windows are past 3× too, but its 15 minutes have not run yet (its pending
+        // state is read from ALERTS below).
+        {
+          eval_time: minutes(start + 16), alertname: ALERT.errorBudgetBurn,
+          exp_alerts: [alert(ALERT.errorBudgetBurn, 'critical', sloLabels('availability'), humanizePercentage((16 * 120 + 44 * 0.12) / (60 * 1200)))],
+        },
+        // 50% slow against a 1% budget: the 1 h window passes 14.4% after some 17 minutes.
+        { eval_time: minutes(start + 16), alertname: ALERT.latencyBudgetBurn, exp_alerts: [] },
+        // 90 minutes in, every window reads the burn: both severities (Alertmanager inhibits the ticket).
+        {
+          eval_time: minutes(start + 90), alertname: ALERT.errorBudgetBurn, exp_alerts: [
+            alert(ALERT.errorBudgetBurn, 'critical', sloLabels('availability'), '10%'),
+            alert(ALERT.errorBudgetBurn, 'warning', sloLabels('availability')),
+          ],
+        },
+        {
+          eval_time: minutes(start + 90), alertname: ALERT.latencyBudgetBurn, exp_alerts: [
+            alert(ALERT.latencyBudgetBurn, 'critical', sloLabels('latency'), '50%'),
+            alert(ALERT.latencyBudgetBurn, 'warning', sloLabels('latency')),
+          ],
+        },
+      ],
+      promql_expr_test: [
+        {
+          expr: `ALERTS{alertname="${ALERT.errorBudgetBurn}"}`,
+          eval_time: minutes(start + 16),
+          exp_samples: [
+            { labels: seriesText({ name: 'ALERTS', labels: { alertname: ALERT.errorBudgetBurn, alertstate: 'firing', ...sloLabels('availability'), severity: 'critical' }, values: '' }), value: 1 },
+            { labels: seriesText({ name: 'ALERTS', labels: { alertname: ALERT.errorBudgetBurn, alertstate: 'pending', ...sloLabels('availability'), severity: 'warning' }, values: '' }), value: 1 },
+          ],
+        },
+        ...['5m', '30m', '1h'].map((window) => ratioTest(`slo:sli_error:ratio_rate${window}`, start + 90, { availability: 0.1, latency: 0.5 }, sloLabels)),
+        ratioTest('slo:sli_error:ratio_rate1h', start, { availability: 0.0001, latency: 0.001 }, sloLabels),
+        ratioTest('slo:error_budget:ratio', start, { availability: 0.001, latency: 0.01 }, sloLabels),
+        ratioTest('slo:objective:ratio', start, { availability: 0.999, latency: 0.99 }, sloLabels),
+      ],
+    };
+    await runTests('fast-burn.test.yaml', [group]);
+  });
+
+  it('opens a ticket, never a page, on a slow burn (0.4% errors, 4% slow for a day after 12 healthy hours)', async () => {
+    // Samples and evaluations every 2 minutes: a day and a half of 1 d and 3 d windows stays within seconds.
+    const healthy = 12 * 60;
+    const day = 24 * 60;
+    const group: TestGroup = {
+      interval: '2m',
+      input_series: input(w.traffic([
+        { minutes: healthy, perMinute: 1200, errorShare: 0.0001, slowShare: 0.001 },
+        { minutes: day, perMinute: 1200, errorShare: 0.004, slowShare: 0.04 },
+      ], undefined, 2)),
+      alert_rule_test: [
+        // 12 healthy hours, then 3 hours at 4× the budget: not yet worth a ticket.
+        ...[healthy, healthy + 3 * 60].flatMap((t) => [ALERT.errorBudgetBurn, ALERT.latencyBudgetBurn].map((alertname) => ({ eval_time: minutes(t), alertname, exp_alerts: [] }))),
+        // Once the 3 d window (all 15+ hours of it) is past 1× the budget, and the 6 h one is: a warning, only a warning.
+        ...[healthy + 5 * 60, healthy + day].flatMap((t) => [
+          { eval_time: minutes(t), alertname: ALERT.errorBudgetBurn, exp_alerts: [alert(ALERT.errorBudgetBurn, 'warning', sloLabels('availability'))] },
+          { eval_time: minutes(t), alertname: ALERT.latencyBudgetBurn, exp_alerts: [alert(ALERT.latencyBudgetBurn, 'warning', sloLabels('latency'))] },
+        ]),
+      ],
+      promql_expr_test: [
+        ratioTest('slo:sli_error:ratio_rate1d', healthy + day, { availability: 0.004, latency: 0.04 }, sloLabels),
+        ratioTest('slo:sli_error:ratio_rate6h', healthy, { availability: 0.0001, latency: 0.001 }, sloLabels),
+      ],
+    };
+    await runTests('slow-burn.test.yaml', [group], { evaluationInterval: '2m' });
+  });
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Resources and Kubernetes state, with the default `for` durations
+
+  /** `up` is 0 on both pods from the start; back to 1 at minute 10. */
+  function downGroup(): TestGroup {
+    const fired = [alert(ALERT.down, 'critical', {})];
+    return {
+      interval: '1m',
+      input_series: input([w.podA, w.podB].map((pod) => ({ name: 'up', labels: w.runtimeTarget(pod), values: gauge([0, 10], [1, 10]) }))),
+      alert_rule_test: [
+        { eval_time: '1m', alertname: ALERT.down, exp_alerts: [] },
+        { eval_time: '3m', alertname: ALERT.down, exp_alerts: fired },
+        { eval_time: '12m', alertname: ALERT.down, exp_alerts: [] },
+      ],
+    };
+  }
+
+  it(`fires ${ALERT.down} when every target is down and when none is scraped at all`, async () => {
+    const fired = [alert(ALERT.down, 'critical', {})];
+    const unscraped: TestGroup = {
+      interval: '1m',
+      // Only the neighbour is scraped; this service has no target (e.g. its ServiceMonitor selects nothing).
+      input_series: input([{ name: 'up', labels: w.runtimeTarget(w.podA, w.otherService), values: gauge([1, 10]) }]),
+      alert_rule_test: [
+        { eval_time: '1m', alertname: ALERT.down, exp_alerts: [] },
+        { eval_time: '3m', alertname: ALERT.down, exp_alerts: fired },
+      ],
+    };
+    await runTests('down.test.yaml', [downGroup(), unscraped]);
+  });
+
+  it('fires each resource and state alert on its condition, for the pod concerned only, after its default `for`', async () => {
+    const hold = (name: keyof typeof DEFAULT_ALERT_DURATIONS) => Number(/^(\d+)m$/.exec(DEFAULT_ALERT_DURATIONS[name])![1]);
+    const ksmPod = w.ksmContainer;
+    const groups: TestGroup[] = [];
+    // CPU: pod A runs at 0.3 of its 1-core limit, then at 0.95 from minute 30; pod B stays at 0.3. The 5 m rate
+    // passes 0.8 four minutes in, so the alert is pending until minute 34 + `for`.
+    const hot = 30;
+    groups.push({
+      interval: '1m',
+      input_series: input([
+        ...[[w.podA, 0.95], [w.podB, 0.3]].flatMap(([pod, cores]): Series[] => [
+          { name: 'container_cpu_usage_seconds_total', labels: w.cadvisor(pod as string), values: counter([0.3 * 60, hot], [(cores as number) * 60, 20]) },
+          { name: 'kube_pod_container_resource_limits', labels: { ...ksmPod(pod as string), resource: 'cpu', unit: 'core' }, values: gauge([1, hot + 21]) },
+        ]),
+      ]),
+      alert_rule_test: [
+        { eval_time: minutes(hot + 4 + hold(ALERT.highCpu) - 1), alertname: ALERT.highCpu, exp_alerts: [] },
+        { eval_time: minutes(hot + 4 + hold(ALERT.highCpu) + 1), alertname: ALERT.highCpu, exp_alerts: [alert(ALERT.highCpu, 'warning', { namespace: names.namespace, pod: w.podA }, '95%')] },
+      ],
+    });
+    // Memory: pod A's working set at 95% of its 2 GiB limit, pod B at 55%.
+    groups.push({
+      interval: '1m',
+      input_series: input([
+        ...[[w.podA, 0.95], [w.podB, 0.55]].flatMap(([pod, share]): Series[] => [
+          { name: 'container_memory_working_set_bytes', labels: w.cadvisor(pod as string), values: gauge([(share as number) * 2 * GiB, 21]) },
+          { name: 'kube_pod_container_resource_limits', labels: { ...ksmPod(pod as string), resource: 'memory', unit: 'byte' }, values: gauge([2 * GiB, 21]) },
+        ]),
+      ]),
+      alert_rule_test: [
+        { eval_time: minutes(hold(ALERT.memoryNearLimit) - 1), alertname: ALERT.memoryNearLimit, exp_alerts: [] },
+        { eval_time: minutes(hold(ALERT.memoryNearLimit) + 1), alertname: ALERT.memoryNearLimit, exp_alerts: [alert(ALERT.memoryNearLimit, 'warning', { namespace: names.namespace, pod: w.podA }, '95%')] },
+      ],
+    });
+    // OOM: both pods restart once at minute 5, pod A OOM-killed, pod B exited with an error.
+    groups.push({
+      interval: '1m',
+      input_series: input([
+        ...[w.podA, w.podB].map((pod): Series => ({ name: 'kube_pod_container_status_restarts_total', labels: ksmPod(pod), values: gauge([0, 5], [1, 25]) })),
+        { name: 'kube_pod_container_status_last_terminated_reason', labels: { ...ksmPod(w.podA), reason: 'OOMKilled' }, values: gauge(['_', 5], [1, 25]) },
+        { name: 'kube_pod_container_status_last_terminated_reason', labels: { ...ksmPod(w.podB), reason: 'Error' }, values: gauge(['_', 5], [1, 25]) },
+      ]),
+      alert_rule_test: [
+        { eval_time: '4m', alertname: ALERT.oomKilled, exp_alerts: [] },
+        { eval_time: '6m', alertname: ALERT.oomKilled, exp_alerts: [alert(ALERT.oomKilled, 'warning', ksmPod(w.podA))] },
+        // One restart is not a crash loop.
+        { eval_time: '6m', alertname: ALERT.crashLooping, exp_alerts: [] },
+        // Ten minutes later the restart has left the window.
+        { eval_time: '16m', alertname: ALERT.oomKilled, exp_alerts: [] },
+      ],
+    });
+    // Model not ready on pod A (its file is corrupt), ready on pod B.
+    groups.push({
+      interval: '1m',
+      input_series: input([[w.podA, 0], [w.podB, 1]].map(([pod, ready]): Series => ({
+        name: METRIC.modelReady, labels: { ...w.runtimeTarget(pod as string), model: 'fraud', version: '3' }, values: gauge([ready as number, 21]),
+      }))),
+      alert_rule_test: [
+        { eval_time: minutes(hold(ALERT.modelNotReady) - 1), alertname: ALERT.modelNotReady, exp_alerts: [] },
+        {
+          eval_time: minutes(hold(ALERT.modelNotReady) + 1), alertname: ALERT.modelNotReady,
+          exp_alerts: [alert(ALERT.modelNotReady, 'critical', { ...w.runtimeTarget(w.podA), model: 'fraud', version: '3' })],
+        },
+      ],
+    });
+    // Replicas: 3 wanted, 2 available (one pod cannot be scheduled).
+    const deployment = { ...w.ksm(), deployment: names.deployment };
+    groups.push({
+      interval: '1m',
+      input_series: input([
+        { name: 'kube_deployment_spec_replicas', labels: deployment, values: gauge([3, 31]) },
+        { name: 'kube_deployment_status_replicas_available', labels: deployment, values: gauge([2, 31]) },
+      ]),
+      alert_rule_test: [
+        { eval_time: minutes(hold(ALERT.replicasMismatch) - 1), alertname: ALERT.replicasMismatch, exp_alerts: [] },
+        { eval_time: minutes(hold(ALERT.replicasMismatch) + 1), alertname: ALERT.replicasMismatch, exp_alerts: [alert(ALERT.replicasMismatch, 'warning', deployment, '3')] },
+      ],
+    });
+    // The HPA at its maximum of 10.
+    const hpa = { ...w.ksm(), horizontalpodautoscaler: names.hpa };
+    groups.push({
+      interval: '1m',
+      input_series: input([
+        { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: hpa, values: gauge([6, 3], [10, 28]) },
+        { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: hpa, values: gauge([2, 31]) },
+        { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: hpa, values: gauge([10, 31]) },
+      ]),
+      alert_rule_test: [
+        { eval_time: minutes(hold(ALERT.autoscalerMaxedOut) + 1), alertname: ALERT.autoscalerMaxedOut, exp_alerts: [] },
+        { eval_time: minutes(hold(ALERT.autoscalerMaxedOut) + 4), alertname: ALERT.autoscalerMaxedOut, exp_alerts: [alert(ALERT.autoscalerMaxedOut, 'warning', hpa, '10')] },
+      ],
+    });
+    await runTests('resources.test.yaml', groups);
+  });
+
+  /** A restart counter at 5 that counts one more every `period` minutes. */
+  const restartsEvery = (period: number, length: number) => samples(...Array.from({ length }, (_, t) => 5 + Math.floor(t / period)));
+  /** How many firing alerts of `alertname` there are per container, whatever labels they carry. */
+  const firingPerContainer = (alertname: AlertName, evalMinutes: number, pods: string[], severity: string): ExprTest => ({
+    expr: `count by (namespace, pod, container, severity) (ALERTS{alertname="${alertname}",alertstate="firing"})`,
+    eval_time: minutes(evalMinutes),
+    exp_samples: pods.map((pod) => ({ labels: seriesText({ name: '', labels: { namespace: names.namespace, pod, container: 'runtime', severity }, values: '' }), value: 1 })),
+  });
+
+  it(`fires ${ALERT.crashLooping} on CrashLoopBackOff, and on repeated restarts without it`, async () => {
+    const hold = Number(/^(\d+)m$/.exec(DEFAULT_ALERT_DURATIONS.ModelServiceCrashLooping)![1]);
+    // Pod A: in CrashLoopBackOff; it loads for a few minutes before it crashes, so it restarts only every 8 minutes.
+    const backOff: TestGroup = {
+      interval: '1m',
+      input_series: input([
+        { name: 'kube_pod_container_status_waiting_reason', labels: { ...w.ksmContainer(w.podA), reason: 'CrashLoopBackOff' }, values: gauge([1, 31]) },
+        { name: 'kube_pod_container_status_restarts_total', labels: w.ksmContainer(w.podA), values: restartsEvery(8, 31) },
+        { name: 'kube_pod_container_status_restarts_total', labels: w.ksmContainer(w.podB), values: gauge([0, 31]) },
+      ]),
+      alert_rule_test: [
+        { eval_time: minutes(hold - 1), alertname: ALERT.crashLooping, exp_alerts: [] },
+        { eval_time: minutes(hold + 20), alertname: ALERT.crashLooping, exp_alerts: [alert(ALERT.crashLooping, 'warning', { namespace: names.namespace, pod: w.podA, container: 'runtime' })] },
+      ],
+    };
+    // Pod B: restarted every 4 minutes and never seen waiting (the scrapes fall between back-offs). Asserted through
+    // ALERTS by container, since which labels the restarts branch keeps is the rule's business.
+    const restarts: TestGroup = {
+      interval: '1m',
+      input_series: input([
+        { name: 'kube_pod_container_status_restarts_total', labels: w.ksmContainer(w.podA), values: gauge([0, 31]) },
+        { name: 'kube_pod_container_status_restarts_total', labels: w.ksmContainer(w.podB), values: restartsEvery(4, 31) },
+      ]),
+      alert_rule_test: [{ eval_time: '10m', alertname: ALERT.crashLooping, exp_alerts: [] }],
+      promql_expr_test: [firingPerContainer(ALERT.crashLooping, 25, [w.podB], 'warning')],
+    };
+    await runTests('crash-looping.test.yaml', [backOff, restarts]);
+  });
+
+  // Regressions for rule bugs these tests found (fixed in lib/cdk8s/rules/alerts.ts).
+
+  it(`${ALERT.crashLooping}: one alert per container when it is in CrashLoopBackOff and restarting`, async () => {
+    const group: TestGroup = {
+      interval: '1m',
+      input_series: input([
+        // Restarted every 5 minutes (the kubelet's maximum back-off) and waiting in CrashLoopBackOff in between.
+        { name: 'kube_pod_container_status_waiting_reason', labels: { ...w.ksmContainer(w.podA), reason: 'CrashLoopBackOff' }, values: gauge([1, 31]) },
+        { name: 'kube_pod_container_status_restarts_total', labels: w.ksmContainer(w.podA), values: restartsEvery(5, 31) },
+      ]),
+      promql_expr_test: [firingPerContainer(ALERT.crashLooping, 25, [w.podA], 'warning')],
+    };
+    await runTests('crash-looping-once.test.yaml', [group]);
+  });
+
+  it(`${ALERT.autoscalerMaxedOut}: quiet for an autoscaler whose minimum is its maximum`, async () => {
+    const hpa = { ...w.ksm(), horizontalpodautoscaler: names.hpa };
+    const group: TestGroup = {
+      interval: '1m',
+      input_series: input([
+        { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: hpa, values: gauge([3, 31]) },
+        { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: hpa, values: gauge([3, 31]) },
+        { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: hpa, values: gauge([3, 31]) },
+      ]),
+      alert_rule_test: [{ eval_time: '30m', alertname: ALERT.autoscalerMaxedOut, exp_alerts: [] }],
+    };
+    await runTests('hpa-fixed-size.test.yaml', [group]);
+  });
+
+  it('honours `alertFor`: shortened durations fire where the defaults are still pending', async () => {
+    // CPU at 0.9 of the limit from the start (the 5 m rate passes 0.8 at minute 5), 1 of 3 replicas, HPA at max.
+    const fast = synthesize({ alertFor: { ModelServiceHighCPU: '1m', ModelServiceReplicasMismatch: '2m', ModelServiceAutoscalerMaxedOut: '2m' } });
+    assert.deepEqual(fast.names, names);
+    writeFileSync(join(dir, 'rules-fast.yaml'), fast.monitoring.rulesFile());
+    const fastAlert = expectations(fast).alert;
+    const deployment = { ...w.ksm(), deployment: names.deployment };
+    const hpa = { ...w.ksm(), horizontalpodautoscaler: names.hpa };
+    const group: TestGroup = {
+      interval: '1m',
+      input_series: input([
+        { name: 'container_cpu_usage_seconds_total', labels: w.cadvisor(w.podA), values: counter([0.9 * 60, 10]) },
+        { name: 'kube_pod_container_resource_limits', labels: { ...w.ksmContainer(w.podA), resource: 'cpu', unit: 'core' }, values: gauge([1, 11]) },
+        { name: 'kube_deployment_spec_replicas', labels: deployment, values: gauge([3, 11]) },
+        { name: 'kube_deployment_status_replicas_available', labels: deployment, values: gauge([1, 11]) },
+        { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: hpa, values: gauge([10, 11]) },
+        { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: hpa, values: gauge([2, 11]) },
+        { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: hpa, values: gauge([10, 11]) },
+      ]),
+      alert_rule_test: [
+        { eval_time: '7m', alertname: ALERT.highCpu, exp_alerts: [fastAlert(ALERT.highCpu, 'warning', { namespace: names.namespace, pod: w.podA }, '90%')] },
+        { eval_time: '7m', alertname: ALERT.replicasMismatch, exp_alerts: [fastAlert(ALERT.replicasMismatch, 'warning', deployment, '3')] },
+        { eval_time: '7m', alertname: ALERT.autoscalerMaxedOut, exp_alerts: [fastAlert(ALERT.autoscalerMaxedOut, 'warning', hpa, '10')] },
+      ],
+    };
+    await runTests('alert-for.test.yaml', [group], { ruleFile: 'rules-fast.yaml' });
+    // The same input against the default durations: all three still pending.
+    const pending: TestGroup = { ...group, alert_rule_test: group.alert_rule_test!.map((t) => ({ ...t, exp_alerts: [] })) };
+    await runTests('alert-for-defaults.test.yaml', [pending]);
+  });
+});
