@@ -87,6 +87,26 @@ export const SERVE_SETTINGS = {
     min: 0, max: 1_000_000,
     description: 'How long the oldest queued request may wait for more to batch with; 0 never waits, so an idle server adds no latency',
   },
+  requestTimeoutSeconds: {
+    kind: 'integer', flag: 'request-timeout', env: 'MODELSHIP_REQUEST_TIMEOUT', default: 60, min: 1, max: 3600,
+    description: 'Seconds a client may take to send a whole request (headers within 10 s): slow clients cannot hold connections',
+  },
+  maxConnections: {
+    kind: 'integer', flag: 'max-connections', env: 'MODELSHIP_MAX_CONNECTIONS', default: 4096, min: 1, max: 1_000_000,
+    description: 'Open HTTP connections accepted at once; more are refused',
+  },
+  payloadLogPercent: {
+    kind: 'integer', flag: 'payload-log-percent', env: 'MODELSHIP_PAYLOAD_LOG_PERCENT', default: 0, min: 0, max: 100,
+    description: 'Percent of inferences whose inputs and outputs are logged (0: off)',
+  },
+  payloadLogMaxBytes: {
+    kind: 'integer', flag: 'payload-log-max-bytes', env: 'MODELSHIP_PAYLOAD_LOG_MAX_BYTES', default: 4096, min: 256, max: 1024 * 1024,
+    description: 'Most bytes of tensor data logged per payload record',
+  },
+  payloadLogRedact: {
+    kind: 'list', flag: 'payload-log-redact', env: 'MODELSHIP_PAYLOAD_LOG_REDACT',
+    description: 'Tensor names whose data is never logged, repeatable',
+  },
   drainTimeoutSeconds: {
     kind: 'integer', flag: 'drain-timeout', env: 'MODELSHIP_DRAIN_TIMEOUT', default: DEFAULT_DRAIN_TIMEOUT_SECONDS,
     min: 0, max: 3600, description: 'Seconds to let in-flight requests finish after SIGTERM',

@@ -34,7 +34,10 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   const registry = new ModelRegistry(entries, settings, metrics, log);
   const service = new InferenceService(registry, metrics, { maxTensorElements: settings.maxTensorElements });
   const tracker = new RequestTracker();
-  const app = createHttpServer(service, { maxBodyBytes: settings.maxBodyBytes, serverVersion, log });
+  const app = createHttpServer(service, {
+    maxBodyBytes: settings.maxBodyBytes, requestTimeoutSeconds: settings.requestTimeoutSeconds,
+    maxConnections: settings.maxConnections, serverVersion, log,
+  });
   // Callback-style hooks: an async hook costs a promise per request, which shows at tens of thousands a second.
   app.addHook('onRequest', (request, reply, done) => {
     if (!service.isDraining && !UNTRACKED_PATHS.has(request.url)) tracker.track(reply.raw);

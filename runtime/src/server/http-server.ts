@@ -19,6 +19,9 @@ const JSON_CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencod
 
 export interface HttpServerOptions {
   readonly maxBodyBytes: number;
+  /** Seconds a client may take to send a whole request. */
+  readonly requestTimeoutSeconds: number;
+  readonly maxConnections: number;
   readonly serverVersion: string;
   readonly log: Logger;
 }
@@ -31,6 +34,10 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
     bodyLimit: options.maxBodyBytes,
     // Idle keep-alive connections are closed on shutdown; busy ones finish their request first.
     forceCloseConnections: 'idle',
+    // Slow clients (slowloris) cannot hold connections: headers within 10 s, the whole request within the timeout.
+    requestTimeout: options.requestTimeoutSeconds * 1000,
+    // Node checks those timeouts every connectionsCheckingInterval (30 s by default): check every second.
+    http: { headersTimeout: Math.min(10, options.requestTimeoutSeconds) * 1000, connectionsCheckingInterval: 1000 },
     return503OnClosing: false,
   });
 
@@ -62,6 +69,7 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
     const registry = service.metrics.registry;
     return reply.type(registry.contentType).send(await registry.metrics());
   });
+  app.server.maxConnections = options.maxConnections;
   registerV2Routes(app, service, options.serverVersion);
   registerTfServingRoutes(app, service);
   return app;
