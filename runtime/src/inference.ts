@@ -8,6 +8,7 @@ import { InferenceError } from './errors';
 import type { RuntimeMetrics } from './metrics';
 import type { ModelRegistry } from './model/registry';
 import type { ModelVersion } from './model/model-version';
+import type { PayloadLogger } from './payload-log';
 import type { NamedTensor } from './tensor/datatypes';
 import { checkOutputNames, type ShapeLimits } from './tensor/signature';
 
@@ -22,6 +23,7 @@ export class InferenceService {
     readonly registry: ModelRegistry,
     readonly metrics: RuntimeMetrics,
     readonly limits: ShapeLimits,
+    private readonly payloads?: PayloadLogger,
   ) {}
 
   /** After this, every new request is refused with 503 (SIGTERM). */
@@ -81,7 +83,10 @@ export class InferenceService {
    */
   async run(target: ModelVersion, inputs: readonly NamedTensor[], requestedOutputs?: readonly string[]): Promise<InferenceResult> {
     const outputs = checkOutputNames(target.signature, requestedOutputs);
+    // Inputs move to the session worker without a copy, so a sampled record takes its share of them first.
+    const sampled = this.payloads?.sample() ? this.payloads.capture(inputs, 0.5) : undefined;
     const result = await target.run(inputs, outputs);
+    if (sampled) this.payloads!.write(target.name, target.version, sampled, result.outputs);
     // Compute time and batch size are per executed run, so the queue records them (model/registry.ts).
     this.metrics.forVersion(target.name, target.version).queueDuration.observe(result.queueSeconds);
     return { outputs: result.outputs };

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { PATHS } from '../../lib/contract/runtime';
 import type { ServeSettings } from './config';
 import { InferenceService } from './inference';
+import { PayloadLogger } from './payload-log';
 import { RuntimeMetrics } from './metrics';
 import { ModelRegistry } from './model/registry';
 import { modelsFromFlags, scanRepository, type ModelEntry } from './repository';
@@ -32,7 +33,10 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   const entries = findModels(settings, log);
   const metrics = new RuntimeMetrics();
   const registry = new ModelRegistry(entries, settings, metrics, log);
-  const service = new InferenceService(registry, metrics, { maxTensorElements: settings.maxTensorElements });
+  const payloads = settings.payloadLogPercent > 0
+    ? new PayloadLogger({ percent: settings.payloadLogPercent, maxBytes: settings.payloadLogMaxBytes, redact: settings.payloadLogRedact }, log.child({ component: 'payload' }))
+    : undefined;
+  const service = new InferenceService(registry, metrics, { maxTensorElements: settings.maxTensorElements }, payloads);
   const tracker = new RequestTracker();
   const app = createHttpServer(service, {
     maxBodyBytes: settings.maxBodyBytes, requestTimeoutSeconds: settings.requestTimeoutSeconds,
