@@ -107,6 +107,10 @@ export const SERVE_SETTINGS = {
     kind: 'list', flag: 'payload-log-redact', env: 'MODELSHIP_PAYLOAD_LOG_REDACT',
     description: 'Tensor names whose data is never logged, repeatable',
   },
+  pollRepositorySeconds: {
+    kind: 'integer', flag: 'poll-repository-seconds', env: 'MODELSHIP_POLL_REPOSITORY_SECONDS', default: 5, min: 0, max: 3600,
+    description: 'How often the model repository is scanned for new models and versions; 0 never rescans',
+  },
   drainTimeoutSeconds: {
     kind: 'integer', flag: 'drain-timeout', env: 'MODELSHIP_DRAIN_TIMEOUT', default: DEFAULT_DRAIN_TIMEOUT_SECONDS,
     min: 0, max: 3600, description: 'Seconds to let in-flight requests finish after SIGTERM',
@@ -142,6 +146,23 @@ export const SERVE_SETTINGS = {
   logLevel: {
     kind: 'string', flag: 'log-level', env: 'MODELSHIP_LOG_LEVEL', default: 'info', choices: LOG_LEVELS,
     description: 'JSON log level',
+  },
+  authTokenFile: {
+    kind: 'string', flag: 'auth-token-file', env: 'MODELSHIP_AUTH_TOKEN_FILE',
+    description: "File of accepted bearer tokens, one per line ('#' comments); when set, requests need 'Authorization: Bearer <token>'. Re-read when it changes",
+  },
+  authExempt: {
+    kind: 'string', flag: 'auth-exempt', env: 'MODELSHIP_AUTH_EXEMPT', default: 'health-and-metrics',
+    choices: ['health', 'health-and-metrics', 'none'],
+    description: 'Endpoints that stay open when --auth-token-file is set: health checks (REST and gRPC), and /metrics',
+  },
+  tlsCertFile: {
+    kind: 'string', flag: 'tls-cert-file', env: 'MODELSHIP_TLS_CERT_FILE',
+    description: 'PEM certificate chain; with --tls-key-file, REST is served over HTTPS and gRPC over TLS',
+  },
+  tlsKeyFile: {
+    kind: 'string', flag: 'tls-key-file', env: 'MODELSHIP_TLS_KEY_FILE',
+    description: 'PEM private key of --tls-cert-file',
   },
 } as const satisfies Record<string, Setting>;
 

@@ -59,6 +59,14 @@ export class RuntimeMetrics {
    * The series of one model version, resolved once: prom-client hashes the label set on every call otherwise,
    * which at tens of thousands of requests a second is a measurable share of the main thread.
    */
+  /** Drops an unloaded version's series, so dashboards do not show a version that is gone. */
+  forget(model: string, version: number, info?: { readonly sha256: string; readonly opset: string }): void {
+    const labels = { model, version: String(version) };
+    for (const metric of [this.inFlight, this.queueDepth, this.modelReady, this.modelLoadDuration]) metric.remove(labels);
+    if (info) this.modelInfo.remove({ ...labels, ...info });
+    this.versions.delete(`${model}\u0000${version}`);
+  }
+
   forVersion(model: string, version: number): VersionMetrics {
     const key = `${model}\u0000${version}`;
     let found = this.versions.get(key);

@@ -12,9 +12,11 @@ import { PayloadLogger } from './payload-log';
 import { RuntimeMetrics } from './metrics';
 import { ModelRegistry } from './model/registry';
 import { modelsFromFlags, scanRepository, type ModelEntry } from './repository';
+import { createAuthenticator } from './server/auth';
 import { startGrpcServer, type GrpcServer } from './server/grpc-server';
 import { createHttpServer } from './server/http-server';
 import { RequestTracker } from './server/request-tracker';
+import { loadTls } from './server/tls';
 
 export interface RunningServer {
   readonly httpPort: number;
@@ -30,7 +32,10 @@ const GRPC_CLOSE_GRACE_MS = 5000;
 const UNTRACKED_PATHS = new Set<string>([PATHS.live, PATHS.ready, PATHS.metrics]);
 
 export async function serve(settings: ServeSettings, log: Logger, serverVersion: string): Promise<RunningServer> {
+  // Certificates and tokens first: a wrong path ends the start before any model loads.
+  const tls = loadTls(settings);
   const entries = findModels(settings, log);
+  const auth = createAuthenticator(settings, log);
   const metrics = new RuntimeMetrics();
   const registry = new ModelRegistry(entries, settings, metrics, log);
   const payloads = settings.payloadLogPercent > 0
@@ -40,7 +45,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   const tracker = new RequestTracker();
   const app = createHttpServer(service, {
     maxBodyBytes: settings.maxBodyBytes, requestTimeoutSeconds: settings.requestTimeoutSeconds,
-    maxConnections: settings.maxConnections, serverVersion, log,
+    maxConnections: settings.maxConnections, serverVersion, log, auth, tls,
   });
   // Callback-style hooks: an async hook costs a promise per request, which shows at tens of thousands a second.
   app.addHook('onRequest', (request, reply, done) => {
@@ -50,17 +55,19 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
 
   await app.listen({ port: settings.httpPort, host: settings.host });
   const httpPort = (app.server.address() as AddressInfo).port;
-  log.info({ protocol: 'http', host: settings.host, port: httpPort }, `listening for REST on ${settings.host}:${httpPort}`);
+  const security = { tls: tls !== undefined, auth: auth !== undefined };
+  log.info({ protocol: 'http', host: settings.host, port: httpPort, ...security }, `listening for ${tls ? 'HTTPS' : 'REST'} on ${settings.host}:${httpPort}`);
   let grpc: GrpcServer;
   try {
-    grpc = await startGrpcServer(service, { host: settings.host, port: settings.grpcPort, maxBodyBytes: settings.maxBodyBytes, serverVersion, log, tracker });
+    grpc = await startGrpcServer(service, { host: settings.host, port: settings.grpcPort, maxBodyBytes: settings.maxBodyBytes, serverVersion, log, tracker, auth, tls });
   } catch (error) {
     await app.close();
     await registry.close();
+    auth?.close();
     throw error;
   }
   const grpcPort = grpc.port;
-  log.info({ protocol: 'grpc', host: settings.host, port: grpcPort }, `listening for gRPC on ${settings.host}:${grpcPort}`);
+  log.info({ protocol: 'grpc', host: settings.host, port: grpcPort, ...security }, `listening for gRPC${tls ? ' over TLS' : ''} on ${settings.host}:${grpcPort}`);
 
   const loaded = registry.loadAll().then(() => {
     const versions = registry.allVersions();
@@ -68,8 +75,24 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
     log.info({ ready, failed: versions.length - ready }, registry.ready ? 'ready' : 'no model version could be loaded; not ready');
   });
 
+  // New versions dropped into the repository are loaded and switched to without a restart (registry.refresh).
+  let polling: NodeJS.Timeout | undefined;
+  if (settings.modelRepository && settings.pollRepositorySeconds > 0) {
+    let scanning = false;
+    polling = setInterval(() => {
+      if (scanning || service.isDraining) return;
+      scanning = true;
+      void loaded
+        .then(() => registry.refresh(scanRepository(settings.modelRepository!).models, settings.drainTimeoutSeconds))
+        .catch((error: Error) => log.error(`rescanning the model repository failed: ${error.message}`))
+        .finally(() => { scanning = false; });
+    }, settings.pollRepositorySeconds * 1000);
+    polling.unref();
+  }
+
   let stopping: Promise<boolean> | undefined;
-  const shutdown = (reason: string) => (stopping ??= drain(app, grpc, service, registry, tracker, settings.drainTimeoutSeconds, reason, log));
+  const shutdown = (reason: string) => (stopping ??= (clearInterval(polling), drain(app, grpc, service, registry, tracker, settings.drainTimeoutSeconds, reason, log)
+    .finally(() => auth?.close())));
   return { httpPort, grpcPort, service, loaded, shutdown };
 }
 

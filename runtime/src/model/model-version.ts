@@ -10,7 +10,8 @@ import type { Signature } from '../tensor/signature';
 import type { LoadResult } from './messages';
 import type { SessionWorkerClient } from './session-worker-client';
 
-export type ModelState = 'LOADING' | 'READY' | 'UNAVAILABLE';
+/** UNLOADING: superseded by a newer version; finishing its requests before it is unloaded. */
+export type ModelState = 'LOADING' | 'READY' | 'UNAVAILABLE' | 'UNLOADING';
 
 export class ModelVersion {
   state: ModelState = 'LOADING';
@@ -18,6 +19,8 @@ export class ModelVersion {
   reason: string | undefined;
   loaded: LoadResult | undefined;
   readonly queue: RunQueue;
+  /** Runs submitted and not yet settled: what a retiring version waits for. */
+  inFlight = 0;
 
   constructor(
     readonly name: string,
@@ -53,6 +56,11 @@ export class ModelVersion {
     return this.loaded;
   }
 
+  /** Stops taking new requests; those already queued finish. */
+  retire(): void {
+    this.state = 'UNLOADING';
+  }
+
   fail(reason: string): void {
     this.state = 'UNAVAILABLE';
     this.reason = reason;
@@ -61,6 +69,8 @@ export class ModelVersion {
   /** Queues one run; rejects with 503 unless READY, 429 when the queue is full, 500 when execution fails. */
   run(inputs: readonly NamedTensor[], outputs: readonly string[]): Promise<QueuedRunResult> {
     this.requireReady();
-    return this.queue.submit(inputs, outputs);
+    const run = this.queue.submit(inputs, outputs);
+    this.inFlight++;
+    return run.finally(() => { this.inFlight--; });
   }
 }

@@ -14,8 +14,8 @@ import { SessionWorkerClient } from './session-worker-client';
 export class Model {
   constructor(
     readonly name: string,
-    /** Ascending by version number. */
-    readonly versions: readonly ModelVersion[],
+    /** Ascending by version number; grows and shrinks as the repository changes (refresh). */
+    readonly versions: ModelVersion[],
     /** Why the model has nothing to serve at all. */
     readonly problem?: string,
   ) {}
@@ -49,21 +49,71 @@ export class ModelRegistry {
     } catch (error) {
       return new Model(entry.name, [], (error as Error).message);
     }
-    const versions = entry.versions.map((v) => {
-      const labels = { model: entry.name, version: String(v.version) };
-      const worker = this.workers.reduce((least, w) => (w.hosted < least.hosted ? w : least));
-      worker.hosted++;
-      const series = this.metrics.forVersion(entry.name, v.version);
-      return new ModelVersion(entry.name, v.version, v.path, settings, worker, {
-        depth: (depth) => series.queueDepth.set(depth),
-        run: (rows, seconds) => {
-          series.batchSize.observe(rows);
-          series.computeDuration.observe(seconds);
-        },
-        unbatchable: () => this.log.warn(labels, `model '${entry.name}' version ${v.version}: its outputs do not follow a merged batch along dim 0; running its requests one by one from now on`),
-      });
-    });
+    const versions = entry.versions.map((v) => this.createVersion(entry.name, v.version, v.path, settings));
     return new Model(entry.name, versions, entry.problem);
+  }
+
+  private createVersion(name: string, version: number, path: string, settings: ModelSettings): ModelVersion {
+    const labels = { model: name, version: String(version) };
+    const worker = this.workers.reduce((least, w) => (w.hosted < least.hosted ? w : least));
+    worker.hosted++;
+    const series = this.metrics.forVersion(name, version);
+    return new ModelVersion(name, version, path, settings, worker, {
+      depth: (depth) => series.queueDepth.set(depth),
+      run: (rows, seconds) => {
+        series.batchSize.observe(rows);
+        series.computeDuration.observe(seconds);
+      },
+      unbatchable: () => this.log.warn(labels, `model '${name}' version ${version}: its outputs do not follow a merged batch along dim 0; running its requests one by one from now on`),
+    });
+  }
+
+  /**
+   * Takes in what changed in the repository since the last scan. New models and new versions load and warm up
+   * while the current ones keep serving; a new version that becomes READY is the default from that moment (each
+   * request resolves the default when it arrives), and the older READY versions are drained and unloaded. A new
+   * version that fails to load is reported and never replaces a working one. Removed directories are left alone.
+   */
+  async refresh(entries: readonly ModelEntry[], drainTimeoutSeconds: number): Promise<void> {
+    for (const entry of entries) {
+      const model = this.models.get(entry.name);
+      if (!model || model.versions.length === 0) {
+        if (entry.versions.length === 0) continue;
+        const created = this.createModel(entry);
+        this.models.set(entry.name, created);
+        this.log.info({ model: entry.name }, `model '${entry.name}' appeared in the repository; loading`);
+        await Promise.all(created.versions.map((version) => this.loadVersion(version)));
+        continue;
+      }
+      const known = new Set(model.versions.map((v) => v.version));
+      const fresh = entry.versions.filter((v) => !known.has(v.version));
+      if (fresh.length === 0) continue;
+      for (const found of fresh) {
+        const version = this.createVersion(entry.name, found.version, found.path, model.versions[0].settings);
+        model.versions.push(version);
+        model.versions.sort((a, b) => a.version - b.version);
+        this.log.info({ model: entry.name, version: String(found.version) }, `${version.key} appeared in the repository; loading`);
+        await this.loadVersion(version);
+      }
+      await this.retireSuperseded(model, drainTimeoutSeconds);
+    }
+  }
+
+  /** Drains and unloads the READY versions older than the model's default, once the default can serve. */
+  private async retireSuperseded(model: Model, drainTimeoutSeconds: number): Promise<void> {
+    const current = model.defaultVersion;
+    if (!current || current.state !== 'READY') return;
+    for (const old of model.versions.filter((v) => v.version < current.version && v.state === 'READY')) {
+      old.retire();
+      const deadline = Date.now() + drainTimeoutSeconds * 1000;
+      while (old.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await old.worker.unload(old.key).catch(() => undefined);
+      old.worker.hosted--;
+      model.versions.splice(model.versions.indexOf(old), 1);
+      const file = old.loaded?.file;
+      this.metrics.forget(old.name, old.version, file && { sha256: file.sha256, opset: String(file.opset ?? '') });
+      this.log.info({ model: old.name, version: String(old.version) }, `${old.key} was superseded by version ${current.version}; drained and unloaded`);
+    }
   }
 
   /** Loads every version; resolves when each has loaded or failed. Failures are logged, not thrown. */

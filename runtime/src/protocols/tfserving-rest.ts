@@ -58,7 +58,7 @@ export function registerTfServingRoutes(app: FastifyInstance, service: Inference
   app.get<{ Params: VersionParams }>('/v1/models/:model/versions/:version/metadata', async (request) => metadata(request.params));
 }
 
-const TF_STATE = { READY: 'AVAILABLE', LOADING: 'LOADING', UNAVAILABLE: 'END' } as const;
+const TF_STATE = { READY: 'AVAILABLE', LOADING: 'LOADING', UNAVAILABLE: 'END', UNLOADING: 'UNLOADING' } as const;
 
 function versionStatus(version: ModelVersion) {
   return {
