@@ -96,7 +96,30 @@ export interface ModelServiceProps {
   readonly allowFrom?: kplus.k8s.NetworkPolicyPeer[];
   /** `app.kubernetes.io/part-of`. @default 'modelship' */
   readonly partOf?: string;
+  /**
+   * A Secret holding the accepted bearer tokens, one per line (blank lines and `#` comments ignored). It is mounted
+   * read-only at /etc/modelship/auth and passed as --auth-token-file; every inference and metadata request, REST and
+   * gRPC, then needs `Authorization: Bearer <token>`, while health checks and /metrics stay open. Updating the
+   * Secret rotates the tokens without a restart (within the kubelet's sync period).
+   * @default - no authentication
+   */
+  readonly authTokenSecret?: kplus.ISecret;
+  /** The key of `authTokenSecret` that holds the tokens. @default 'tokens' */
+  readonly authTokenKey?: string;
+  /**
+   * A kubernetes.io/tls Secret (keys tls.crt and tls.key), mounted read-only at /etc/modelship/tls: REST is then
+   * served over HTTPS and gRPC over TLS on the same ports, and the probes use HTTPS. A renewed certificate is read
+   * when the pod restarts.
+   * @default - plaintext HTTP and gRPC
+   */
+  readonly tlsSecret?: kplus.ISecret;
 }
+
+/** Where ModelService mounts `authTokenSecret`, and the file the runtime reads in it. */
+export const AUTH_TOKEN_DIR = '/etc/modelship/auth';
+export const AUTH_TOKEN_FILE = `${AUTH_TOKEN_DIR}/tokens`;
+/** Where ModelService mounts `tlsSecret`. */
+export const TLS_DIR = '/etc/modelship/tls';
 
 export class ModelService extends Construct {
   readonly deployment: kplus.Deployment;
@@ -106,6 +129,8 @@ export class ModelService extends Construct {
   /** The model's signature, when the source could read it at synth time (ModelSource.fromFile). */
   readonly signature?: OnnxFileInfo;
   readonly drainTimeoutSeconds: number;
+  /** True when the runtime serves TLS (`tlsSecret`): REST over HTTPS, gRPC over TLS. */
+  readonly tlsEnabled: boolean;
   private readonly replicasFixed: boolean;
   private readonly replicas: number;
   private disruptionBudget?: kplus.k8s.KubePodDisruptionBudget;
@@ -140,9 +165,13 @@ export class ModelService extends Construct {
     this.signature = source.signature;
 
     const port = (name: string, number: number) => ({ name, number });
+    const tls = props.tlsSecret !== undefined;
+    this.tlsEnabled = tls;
+    // The kubelet does not verify the certificate of an HTTPS probe, so a self-signed or private CA works.
+    const scheme = tls ? kplus.ConnectionScheme.HTTPS : kplus.ConnectionScheme.HTTP;
     const readiness = (options: { periodSeconds: number; failureThreshold: number }) => kplus.Probe.fromHttpGet(PATHS.ready, {
       port: HTTP_PORT, periodSeconds: Duration.seconds(options.periodSeconds), failureThreshold: options.failureThreshold,
-      timeoutSeconds: Duration.seconds(2),
+      timeoutSeconds: Duration.seconds(2), scheme,
     });
     this.deployment = new kplus.Deployment(this, 'Deployment', {
       // Unset unless given: cdk8s-plus then writes its default of 2, or nothing once an autoscaler takes over.
@@ -159,12 +188,12 @@ export class ModelService extends Construct {
       containers: [{
         name: 'runtime',
         image: source.image ?? runtimeImage,
-        args: ['serve', `--${SERVE_SETTINGS.modelRepository.flag}`, MODEL_REPOSITORY_PATH, ...runtimeArgs(props, gpus, this.drainTimeoutSeconds)],
+        args: ['serve', `--${SERVE_SETTINGS.modelRepository.flag}`, MODEL_REPOSITORY_PATH, ...runtimeArgs(props, gpus, this.drainTimeoutSeconds), ...securityArgs(props)],
         ports: [port(PORT_NAME.http, HTTP_PORT), port(PORT_NAME.grpc, GRPC_PORT)],
         // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes.
         startup: readiness({ periodSeconds: 5, failureThreshold: 60 }),
         readiness: readiness({ periodSeconds: 5, failureThreshold: 2 }),
-        liveness: kplus.Probe.fromHttpGet(PATHS.live, { port: HTTP_PORT, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2) }),
+        liveness: kplus.Probe.fromHttpGet(PATHS.live, { port: HTTP_PORT, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2), scheme }),
         // The image has no shell; node can wait. Endpoints drop the pod while it waits, so SIGTERM finds no new traffic.
         lifecycle: preStopDelay > 0 ? { preStop: kplus.Handler.fromCommand(['node', '-e', `setTimeout(() => {}, ${preStopDelay * 1000})`]) } : undefined,
         securityContext,
@@ -177,6 +206,22 @@ export class ModelService extends Construct {
     });
     const runtime = this.deployment.containers[0];
     runtime.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp', { sizeLimit: Size.mebibytes(64) }));
+    // Secret volumes with explicit items (not subPath mounts, which the kubelet never updates), readable by the
+    // runtime's group only (fsGroup).
+    if (props.authTokenSecret) {
+      const key = props.authTokenKey ?? 'tokens';
+      if (!/^[-._a-zA-Z0-9]+$/.test(key)) throw new Error(`'authTokenKey' ('${key}') must be a Secret key: letters, digits, '-', '_' and '.'`);
+      runtime.mount(AUTH_TOKEN_DIR, kplus.Volume.fromSecret(this, 'AuthTokenVolume', props.authTokenSecret, {
+        name: 'auth-tokens', defaultMode: 0o440, items: { [key]: { path: 'tokens' } },
+      }), { readOnly: true });
+    } else if (props.authTokenKey !== undefined) {
+      throw new Error(`'authTokenKey' ('${props.authTokenKey}') needs 'authTokenSecret'`);
+    }
+    if (props.tlsSecret) {
+      runtime.mount(TLS_DIR, kplus.Volume.fromSecret(this, 'TlsVolume', props.tlsSecret, {
+        name: 'tls', defaultMode: 0o440, items: { 'tls.crt': { path: 'tls.crt' }, 'tls.key': { path: 'tls.key' } },
+      }), { readOnly: true });
+    }
 
     const deploymentObject = ApiObject.of(this.deployment);
     // cdk8s-plus names capabilities CAP_*; Kubernetes' "drop everything" is the literal ALL.
@@ -220,9 +265,9 @@ export class ModelService extends Construct {
     return this.service.name;
   }
 
-  /** In-cluster URL of the REST endpoints. */
+  /** In-cluster URL of the REST endpoints (https with `tlsSecret`). */
   get restUrl(): string {
-    return `http://${this.service.name}:${this.service.ports[0].port}`;
+    return `${this.tlsEnabled ? 'https' : 'http'}://${this.service.name}:${this.service.ports[0].port}`;
   }
 
   /** In-cluster address of the gRPC endpoint. */
@@ -302,6 +347,14 @@ function checkResources(props: ModelServiceProps) {
 // Placeholders for cdk8s-plus's typed resources; the exact strings are patched in after synthesis.
 const cpu = (_value: string) => kplus.Cpu.millis(1);
 const memory = (_value: string) => Size.mebibytes(1);
+
+/** The authentication and TLS flags, pointing at the files the Secret volumes mount. */
+function securityArgs(props: ModelServiceProps): string[] {
+  return [
+    ...(props.authTokenSecret ? [`--${SERVE_SETTINGS.authTokenFile.flag}=${AUTH_TOKEN_FILE}`] : []),
+    ...(props.tlsSecret ? [`--${SERVE_SETTINGS.tlsCertFile.flag}=${TLS_DIR}/tls.crt`, `--${SERVE_SETTINGS.tlsKeyFile.flag}=${TLS_DIR}/tls.key`] : []),
+  ];
+}
 
 /** Runtime flags from props, named by lib/contract/settings.ts; only what differs from the runtime's defaults. */
 function runtimeArgs(props: ModelServiceProps, gpus: number, drainTimeoutSeconds: number): string[] {

@@ -193,6 +193,67 @@ describe('ModelAutoscaler', () => {
   });
 });
 
+describe('ModelService with authentication and TLS from Secrets', () => {
+  let service!: ModelService;
+  const objects = synth((chart) => {
+    service = new ModelService(chart, 'fraud', {
+      model: ModelSource.fromImage('registry/m:1'),
+      authTokenSecret: kplus.Secret.fromSecretName(chart, 'Tokens', 'fraud-tokens'), authTokenKey: 'api-tokens',
+      tlsSecret: kplus.Secret.fromSecretName(chart, 'Tls', 'fraud-tls'),
+    });
+  });
+  const pod = one(objects, 'Deployment').spec.template.spec;
+  const runtime = pod.containers[0];
+
+  it('passes the mounted files as the runtime\'s own flags', () => {
+    for (const arg of [`--${SERVE_SETTINGS.authTokenFile.flag}=/etc/modelship/auth/tokens`,
+      `--${SERVE_SETTINGS.tlsCertFile.flag}=/etc/modelship/tls/tls.crt`, `--${SERVE_SETTINGS.tlsKeyFile.flag}=/etc/modelship/tls/tls.key`]) {
+      assert.ok(runtime.args.includes(arg), arg);
+    }
+  });
+
+  it('mounts both Secrets read-only as whole volumes (which the kubelet updates), the token key as the file tokens', () => {
+    const volume = (secretName: string) => pod.volumes.find((v: any) => v.secret?.secretName === secretName);
+    assert.deepEqual(volume('fraud-tokens').secret, { secretName: 'fraud-tokens', defaultMode: 0o440, items: [{ key: 'api-tokens', path: 'tokens' }] });
+    assert.deepEqual(volume('fraud-tls').secret.items, [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }]);
+    for (const [secretName, mountPath] of [['fraud-tokens', '/etc/modelship/auth'], ['fraud-tls', '/etc/modelship/tls']]) {
+      const mount = runtime.volumeMounts.find((m: any) => m.name === volume(secretName).name);
+      assert.deepEqual(mount, { mountPath, name: volume(secretName).name, readOnly: true }, secretName);
+    }
+  });
+
+  it('probes over HTTPS and reports an https URL', () => {
+    for (const probe of [runtime.readinessProbe, runtime.livenessProbe, runtime.startupProbe]) assert.equal(probe.httpGet.scheme, 'HTTPS');
+    assert.match(service.restUrl, /^https:\/\//);
+    assert.equal(service.tlsEnabled, true);
+  });
+
+  it('leaves probes on HTTP, and no security flags or volumes, without the Secrets', () => {
+    const plain = one(synth((chart) => new ModelService(chart, 'm', { model: ModelSource.fromImage('registry/m:1') })), 'Deployment').spec.template.spec;
+    assert.ok(plain.containers[0].args.every((arg: string) => !/--(auth|tls)-/.test(arg)));
+    assert.ok(plain.volumes.every((v: any) => v.secret === undefined));
+    assert.notEqual(plain.containers[0].readinessProbe.httpGet.scheme, 'HTTPS');
+  });
+
+  it('defaults the token key to tokens, and wires either Secret alone', () => {
+    const authOnly = one(synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromImage('registry/m:1'), authTokenSecret: kplus.Secret.fromSecretName(chart, 'T', 't'),
+    })), 'Deployment').spec.template.spec;
+    assert.deepEqual(authOnly.volumes.find((v: any) => v.secret).secret.items, [{ key: 'tokens', path: 'tokens' }]);
+    assert.ok(!authOnly.containers[0].args.some((arg: string) => arg.startsWith('--tls-')));
+    assert.notEqual(authOnly.containers[0].livenessProbe.httpGet.scheme, 'HTTPS');
+  });
+
+  it('passes the strict schema checks', () => assertValidManifests(objects));
+
+  it('refuses a token key without a Secret, and a key Kubernetes would not accept', () => {
+    assert.throws(() => synth((c) => new ModelService(c, 's', { model: ModelSource.fromImage('r/m:1'), authTokenKey: 'tokens' })), /'authTokenKey' \('tokens'\) needs 'authTokenSecret'/);
+    assert.throws(() => synth((c) => new ModelService(c, 's', {
+      model: ModelSource.fromImage('r/m:1'), authTokenSecret: kplus.Secret.fromSecretName(c, 'T', 't'), authTokenKey: 'a/b',
+    })), /'authTokenKey' \('a\/b'\) must be a Secret key/);
+  });
+});
+
 describe('every synthesized object passes the strict Kubernetes 1.27 and CRD schema checks', () => {
   const image = ModelSource.fromImage('registry/m:1');
   const variants: Array<[string, (chart: Chart) => void]> = [

@@ -2,7 +2,8 @@
  * The gRPC door: a @grpc/grpc-js server for OIP v2's GRPCInferenceService on its own port. Each call is counted by
  * the drain's RequestTracker when it arrives before shutdown; once draining, every call but the health checks is
  * refused with UNAVAILABLE. Errors become gRPC statuses with the same messages the REST door sends.
- * Insecure (plaintext) for now, like the HTTP port; TLS belongs in front of both.
+ * With --auth-token-file, every call but the open health checks needs `authorization: Bearer <token>` metadata
+ * (UNAUTHENTICATED otherwise); with --tls-cert-file/--tls-key-file the port speaks TLS, else plaintext.
  */
 import { format } from 'node:util';
 import {
@@ -14,7 +15,9 @@ import type { Logger } from 'pino';
 import { InferenceError } from '../errors';
 import type { InferenceService } from '../inference';
 import { createV2GrpcHandlers, grpcCodeOf, HEALTH_CALLS, loadProtocolDefinition, shuttingDown, type V2GrpcHandlers } from '../protocols/v2-grpc';
+import type { Authenticator } from './auth';
 import type { RequestTracker } from './request-tracker';
+import type { TlsFiles } from './tls';
 
 /** gRPC's message length options are signed 32-bit. */
 const MAX_MESSAGE_LENGTH = 2 ** 31 - 1;
@@ -29,6 +32,10 @@ export interface GrpcServerOptions {
   readonly log: Logger;
   /** Counts calls accepted before the drain, so that the drain waits for them. */
   readonly tracker: RequestTracker;
+  /** Bearer-token authentication; unset accepts every call. */
+  readonly auth?: Authenticator;
+  /** Serve TLS with this certificate (no client certificates); unset serves plaintext. */
+  readonly tls?: TlsFiles;
 }
 
 export interface GrpcServer {
@@ -57,6 +64,12 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     const handler = handlers[name] as (request: unknown) => Promise<unknown>;
     const health = HEALTH_CALLS.has(name);
     implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      // Before anything else: a refused call is neither tracked nor counted against a model.
+      const refusal = options.auth?.grpcRefusal(name, call.metadata);
+      if (refusal !== undefined) {
+        callback({ code: GrpcStatus.UNAUTHENTICATED, details: refusal });
+        return;
+      }
       // The drain waits for calls accepted before it began; health checks, like REST's, are not waited for.
       const finished = !health && !service.isDraining ? options.tracker.start() : undefined;
       const answer = health || !service.isDraining ? handler(call.request) : Promise.reject(shuttingDown());
@@ -70,7 +83,10 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
 
   const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => {
+    const credentials = options.tls
+      ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false)
+      : ServerCredentials.createInsecure();
+    server.bindAsync(address, credentials, (error, bound) => {
       if (error) reject(new Error(`cannot listen for gRPC on ${address}: ${error.message}`));
       else resolve(bound);
     });

@@ -10,6 +10,8 @@ import type { InferenceService } from '../inference';
 import { BINARY_CONTENT_TYPE } from '../protocols/binary-extension';
 import { registerTfServingRoutes } from '../protocols/tfserving-rest';
 import { registerV2Routes } from '../protocols/v2-rest';
+import type { Authenticator } from './auth';
+import type { TlsFiles } from './tls';
 
 /**
  * Content types read as JSON. curl's `-d` sends application/x-www-form-urlencoded, and TF Serving reads that body
@@ -24,9 +26,15 @@ export interface HttpServerOptions {
   readonly maxConnections: number;
   readonly serverVersion: string;
   readonly log: Logger;
+  /** Bearer-token authentication; unset serves every endpoint to anyone. */
+  readonly auth?: Authenticator;
+  /** Serve HTTPS with this certificate; unset serves plain HTTP. */
+  readonly tls?: TlsFiles;
 }
 
 export function createHttpServer(service: InferenceService, options: HttpServerOptions): FastifyInstance {
+  const timeouts = serverTimeouts(options.requestTimeoutSeconds);
+  // An HTTPS instance has the same API; it is typed as the HTTP one so that the routes need not be generic.
   const app: FastifyInstance = Fastify({
     loggerInstance: options.log.child({ component: 'http' }) as FastifyBaseLogger,
     // A line per request would cost more than a small model's inference; the metrics count requests instead.
@@ -37,9 +45,12 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
     // Slow clients (slowloris) cannot hold connections: headers within 10 s, the whole request within the timeout.
     requestTimeout: options.requestTimeoutSeconds * 1000,
     // Node checks those timeouts every connectionsCheckingInterval (30 s by default): check every second.
-    http: { headersTimeout: Math.min(10, options.requestTimeoutSeconds) * 1000, connectionsCheckingInterval: 1000 },
+    // With TLS the same server options go to https.createServer, and a handshake gets as long as the headers.
+    ...(options.tls
+      ? { https: { ...options.tls, ...timeouts, handshakeTimeout: timeouts.headersTimeout } }
+      : { http: timeouts }),
     return503OnClosing: false,
-  });
+  }) as unknown as FastifyInstance;
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(JSON_CONTENT_TYPES, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
@@ -56,6 +67,8 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
     if (error instanceof InferenceError && error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
     return reply.code(status).type('application/json').send({ error: message });
   });
+  // First of the onRequest hooks: a refused request is not tracked, parsed or counted against a model.
+  if (options.auth) app.addHook('onRequest', options.auth.restHook);
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0]}` }));
 
@@ -73,6 +86,10 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
   registerV2Routes(app, service, options.serverVersion);
   registerTfServingRoutes(app, service);
   return app;
+}
+
+function serverTimeouts(requestTimeoutSeconds: number) {
+  return { headersTimeout: Math.min(10, requestTimeoutSeconds) * 1000, connectionsCheckingInterval: 1000 };
 }
 
 function errorStatus(error: FastifyError): number {

@@ -1,0 +1,198 @@
+/**
+ * Bearer-token authentication for both doors. The accepted tokens live in a file (`--auth-token-file`, one per line,
+ * blank lines and `#` comments ignored), typically a Kubernetes Secret volume. The file is re-read when it changes —
+ * fs.watch on its directory (Kubernetes swaps a `..data` symlink there) plus a periodic stat, because watch events
+ * are not delivered on every volume type — so tokens rotate without a restart, and a token taken out of the file is
+ * refused from the next reload on. An unreadable or empty file accepts nothing (fail closed).
+ *
+ * Tokens are kept and compared as sha256 digests with crypto.timingSafeEqual, so neither a token's length nor its
+ * first differing byte shows in the time a refusal takes; a refusal never echoes the token.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { Metadata } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { PATHS } from '../../../lib/contract/runtime';
+import type { ServeSettings } from '../config';
+import { UsageError } from '../errors';
+
+export type AuthExempt = ServeSettings['authExempt'];
+
+/** The largest token file read; anything bigger is a mistake (a wrong path), not a list of tokens. */
+const MAX_TOKEN_FILE_BYTES = 1024 * 1024;
+/** How often the file is stat'ed in case no watch event arrives. */
+const DEFAULT_POLL_MS = 5000;
+/** Watch events come in bursts (a symlink swap is several renames); reload once per burst. */
+const DEBOUNCE_MS = 50;
+
+/** gRPC calls left open by --auth-exempt health (and health-and-metrics: gRPC has no metrics call). */
+const GRPC_HEALTH_CALLS = new Set(['ServerLive', 'ServerReady']);
+
+const digest = (token: string) => createHash('sha256').update(token, 'utf8').digest();
+
+/** The tokens in a token file's text: one per line, blank lines and `#` comments skipped. */
+export function parseTokens(text: string): string[] {
+  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0 && !line.startsWith('#'));
+}
+
+/** The accepted tokens, kept current with the file they come from. */
+export class TokenFile {
+  private digests: Buffer[] = [];
+  private fingerprint: string | undefined;
+  private watcher: FSWatcher | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  /** The last load's error, so that a file that stays broken logs once rather than every poll. */
+  private lastError: string | undefined;
+
+  /**
+   * Reads the file once (an unreadable file at start is a UsageError: the path is wrong) and starts watching it.
+   */
+  constructor(readonly path: string, private readonly log: Logger, pollMs = DEFAULT_POLL_MS) {
+    try {
+      statSync(path);
+    } catch (error) {
+      throw new UsageError(`cannot read --auth-token-file '${path}': ${(error as Error).message}`);
+    }
+    this.reload();
+    try {
+      // The directory, not the file: a Secret update replaces the file's symlink target, which a watch on the
+      // file itself would not follow.
+      this.watcher = watch(dirname(path), { persistent: false }, () => this.scheduleReload());
+      this.watcher.on('error', (error) => {
+        this.log.warn(`watching ${dirname(path)} failed (${error.message}); checking the token file every ${pollMs} ms`);
+        this.watcher?.close();
+        this.watcher = undefined;
+      });
+    } catch (error) {
+      this.log.warn(`cannot watch ${dirname(path)} (${(error as Error).message}); checking the token file every ${pollMs} ms`);
+    }
+    this.poll = setInterval(() => {
+      if (this.statFingerprint() !== this.fingerprint) this.reload();
+    }, pollMs).unref();
+  }
+
+  /** How many tokens are accepted now. */
+  get size(): number {
+    return this.digests.length;
+  }
+
+  /** True when `token` is one of the accepted tokens. Constant time in the token and in which one matched. */
+  accepts(token: string): boolean {
+    const presented = digest(token);
+    let match = false;
+    for (const accepted of this.digests) match = timingSafeEqual(presented, accepted) || match;
+    return match;
+  }
+
+  close(): void {
+    this.watcher?.close();
+    clearInterval(this.poll);
+    clearTimeout(this.debounce);
+  }
+
+  private scheduleReload(): void {
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => this.reload(), DEBOUNCE_MS).unref();
+  }
+
+  /** Identifies the file's current content cheaply: its inode (a rename or symlink swap changes it), size and times. */
+  private statFingerprint(): string | undefined {
+    try {
+      const stat = statSync(this.path);
+      return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private reload(): void {
+    const fingerprint = this.statFingerprint();
+    let tokens: string[];
+    try {
+      if (fingerprint === undefined) statSync(this.path); // throws the reason
+      const text = readFileSync(this.path, 'utf8');
+      if (text.length > MAX_TOKEN_FILE_BYTES) throw new Error(`larger than ${MAX_TOKEN_FILE_BYTES} bytes`);
+      tokens = parseTokens(text);
+      if (tokens.length === 0) throw new Error('it holds no token');
+    } catch (error) {
+      this.fingerprint = fingerprint;
+      this.digests = [];
+      const message = `cannot use --auth-token-file '${this.path}' (${(error as Error).message}): every authenticated request is refused until it is fixed`;
+      if (message !== this.lastError) this.log.error(message);
+      this.lastError = message;
+      return;
+    }
+    const changed = fingerprint !== this.fingerprint;
+    this.fingerprint = fingerprint;
+    this.digests = [...new Set(tokens)].map(digest);
+    if (changed || this.lastError !== undefined) {
+      this.log.info({ tokens: this.digests.length, file: basename(this.path) }, 'loaded the accepted bearer tokens');
+    }
+    this.lastError = undefined;
+  }
+}
+
+/** Why a request was refused, for the 401 body and the gRPC status; undefined when it is accepted. */
+export function checkAuthorization(tokens: TokenFile, header: string | undefined): string | undefined {
+  if (header === undefined || header === '') return "missing credentials: send the header 'Authorization: Bearer <token>'";
+  // RFC 6750 §2.1: the scheme is case-insensitive; the token is everything after the space(s).
+  const match = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(header);
+  if (!match) return "the Authorization header is not a Bearer token: send 'Authorization: Bearer <token>'";
+  if (!tokens.accepts(match[1])) return 'the bearer token was not accepted';
+  return undefined;
+}
+
+/** Authentication as both doors apply it: the token file and the endpoints that stay open. */
+export class Authenticator {
+  private readonly openRoutes: ReadonlySet<string>;
+  private readonly openCalls: ReadonlySet<string>;
+
+  constructor(readonly tokens: TokenFile, exempt: AuthExempt) {
+    const health = exempt === 'health' || exempt === 'health-and-metrics';
+    this.openRoutes = new Set<string>([
+      ...(health ? [PATHS.live, PATHS.ready] : []),
+      ...(exempt === 'health-and-metrics' ? [PATHS.metrics] : []),
+    ]);
+    this.openCalls = health ? GRPC_HEALTH_CALLS : new Set();
+  }
+
+  /**
+   * A fastify onRequest hook (callback style: no promise per request). It runs after routing and before the body
+   * is read, so a refused request costs no body parsing and never reaches a model. The open routes are matched by
+   * their route pattern, so no spelling of a URL (query, trailing slash, encoding) opens a route that is not open.
+   */
+  readonly restHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    const route = request.routeOptions.url;
+    if (route !== undefined && this.openRoutes.has(route)) {
+      done();
+      return;
+    }
+    const refusal = checkAuthorization(this.tokens, request.headers.authorization);
+    if (refusal === undefined) {
+      done();
+      return;
+    }
+    reply.code(401).header('www-authenticate', 'Bearer realm="modelship"').type('application/json').send({ error: refusal });
+  };
+
+  /** Why a gRPC call is refused (UNAUTHENTICATED), or undefined when it may go on. */
+  grpcRefusal(call: string, metadata: Metadata): string | undefined {
+    if (this.openCalls.has(call)) return undefined;
+    const values = metadata.get('authorization');
+    if (values.length > 1) return "send exactly one 'authorization' metadata entry";
+    return checkAuthorization(this.tokens, values.length === 0 ? undefined : String(values[0]));
+  }
+
+  close(): void {
+    this.tokens.close();
+  }
+}
+
+/** The authenticator the settings ask for, or undefined when --auth-token-file is not set. */
+export function createAuthenticator(settings: Pick<ServeSettings, 'authTokenFile' | 'authExempt'>, log: Logger): Authenticator | undefined {
+  if (!settings.authTokenFile) return undefined;
+  return new Authenticator(new TokenFile(settings.authTokenFile, log.child({ component: 'auth' })), settings.authExempt);
+}
