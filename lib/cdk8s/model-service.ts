@@ -229,6 +229,11 @@ export class ModelService extends Construct {
     deploymentObject.addJsonPatch(
       ...containerPaths.map((path) => JsonPatch.add(`/spec/template/spec/${path}/securityContext/capabilities`, { drop: ['ALL'] })),
       JsonPatch.add('/spec/template/spec/securityContext/seccompProfile', { type: 'RuntimeDefault' }),
+      // Prefer replicas on different hosts (what kube-score looks for), besides the spread below; preferred, not
+      // required, so a small cluster still schedules every replica.
+      JsonPatch.add('/spec/template/spec/affinity', { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{
+        weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selectorLabels(this.labels) } },
+      }] } }),
       // Spread across nodes and zones, preferring rather than requiring it so small clusters still schedule.
       JsonPatch.add('/spec/template/spec/topologySpreadConstraints', ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
         maxSkew: 1, topologyKey, whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: selectorLabels(this.labels) },

@@ -60,10 +60,6 @@ const GAPS: Record<string, { readonly fix: string; readonly applies?: (v: Varian
   'kube-score/container-ephemeral-storage-request-and-limit': {
     fix: "model-service.ts: add 'ephemeral-storage' to the runtime container's requests and limits in the resources JsonPatch (new props ephemeralStorageRequest/ephemeralStorageLimit), and patch the same into every initContainers/<i>/resources",
   },
-  'kube-score/deployment-has-host-podantiaffinity': {
-    fix: "model-service.ts: JsonPatch.add('/spec/template/spec/affinity', { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selectorLabels(this.labels) } } }] } })",
-    applies: (v) => v.replicas === undefined || v.replicas >= 2,
-  },
   'kube-score/pod-networkpolicy': {
     fix: "model-service.ts createNetworkPolicy: policyTypes ['Ingress', 'Egress'] with egress rules (DNS on 53 UDP/TCP; for fromUri the model host's port)",
   },
@@ -260,6 +256,10 @@ describe('the proposed lib fixes, applied by hand to the manifests, satisfy the 
       c.resources.limits['ephemeral-storage'] = '2Gi';
     }
   }), ['kube-score/container-ephemeral-storage-request-and-limit']));
+
+  it('a Deployment without the host podAntiAffinity fails kube-score', () => assertFails(mutated(uriObjects, (o) => {
+    delete podSpec(o).affinity;
+  }), ['kube-score/deployment-has-host-podantiaffinity']));
 
   it('a preferred host podAntiAffinity on the selector labels', () => assertPasses(mutated(uriObjects, (o) => {
     const labels = kindOf(o, 'Deployment').spec.template.metadata.labels;
