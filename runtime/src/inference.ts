@@ -1,5 +1,5 @@
 /**
- * The one path every inference takes, whatever door it came in by: refuse while draining, resolve the model
+ * The one path every inference takes, whatever door it came in by: resolve the model
  * version, run it through its queue, and account for it in the metrics. The doors only decode and encode.
  */
 import { performance } from 'node:perf_hooks';
@@ -60,7 +60,8 @@ export class InferenceService {
    * histogram kept for it. `work` decodes the request, calls `run`, and encodes the response.
    */
   async serve<T>(protocol: Protocol, model: string, version: string | undefined, work: (target: ModelVersion) => Promise<T>): Promise<T> {
-    if (this.draining) throw new InferenceError(503, 'the server is shutting down; retry on another replica', 1);
+    // No draining check here: the doors refuse new requests at arrival (admit, the gRPC wrapper), and a request
+    // accepted before SIGTERM whose body was still arriving is one the drain waits for — it must be served.
     const started = performance.now();
     const target = this.registry.resolve(model, version);
     const series = this.metrics.forVersion(target.name, target.version);

@@ -13,7 +13,7 @@ import type { InferenceService } from '../inference';
 import type { ModelVersion } from '../model/model-version';
 import { type Datatype, elementCount, isDatatype, type NamedTensor, type TypedArray } from '../tensor/datatypes';
 import { tensorFromJson } from '../tensor/json';
-import { rawFromTensor, tensorFromRaw } from '../tensor/raw';
+import { decodeStringElement, rawFromTensor, tensorFromRaw } from '../tensor/raw';
 import { checkInputNames, checkShape, preview, requireDatatype, type ShapeLimits, type Signature } from '../tensor/signature';
 import { modelMetadata, SERVER_NAME } from './v2-rest';
 
@@ -259,7 +259,7 @@ function typedElements(input: InferInputTensor, datatype: Datatype, shape: reado
   if (values.length !== expected) {
     throw badRequest(`${where}: shape [${shape.join(', ')}] needs ${expected} elements, contents.${field} has ${values.length}`);
   }
-  if (field === 'bytes_contents') return (values as Uint8Array[]).map((bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  if (field === 'bytes_contents') return (values as Uint8Array[]).map((bytes, i) => decodeStringElement(bytes, `${where}: contents.bytes_contents[${i}]`));
   return values;
 }
 

@@ -2,7 +2,7 @@
  * The HTTP door: fastify with raw-body parsers for the content types the inference endpoints read, one error
  * shape (`{"error": "..."}`) for everything that goes wrong, the protocol routes, and /metrics.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { PATHS } from '../../../lib/contract/runtime';
 import { InferenceError } from '../errors';
@@ -42,6 +42,12 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
     bodyLimit: options.maxBodyBytes,
     // Idle keep-alive connections are closed on shutdown; busy ones finish their request first.
     forceCloseConnections: 'idle',
+    // Errors fastify and Node answer before any route runs get the same `{"error"}` body as every other error.
+    frameworkErrors: (error, _request, reply) => {
+      const plain = reply as unknown as FastifyReply;
+      void plain.code(error.statusCode ?? 400).type('application/json').send({ error: error.message });
+    },
+    clientErrorHandler: answerClientError,
     // Slow clients (slowloris) cannot hold connections: headers within 10 s, the whole request within the timeout.
     requestTimeout: options.requestTimeoutSeconds * 1000,
     // Node checks those timeouts every connectionsCheckingInterval (30 s by default): check every second.
@@ -108,4 +114,14 @@ function describeFastifyError(error: FastifyError, maxBodyBytes: number, content
     default:
       return error.message;
   }
+}
+
+/** Malformed HTTP (bad headers, oversized headers, timeouts) answered with the `{"error"}` body, then closed. */
+function answerClientError(error: Error & { code?: string }, socket: import('node:net').Socket): void {
+  if (!socket.writable) return;
+  const [status, reason, message] = error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'the request headers are too large']
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'the request did not arrive within the request timeout (--request-timeout)']
+      : [400, 'Bad Request', `the request is not valid HTTP: ${error.message}`];
+  const body = JSON.stringify({ error: message });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

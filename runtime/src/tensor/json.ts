@@ -111,8 +111,10 @@ function elementWriter(info: DatatypeInfo, target: TensorData, where: string): W
     case 'string': {
       const array = target as string[];
       return (i, v) => {
-        if (typeof v === 'string') array[i] = v;
-        else fail(i, v, 'a string');
+        if (typeof v !== 'string') fail(i, v, 'a string');
+        // onnxruntime holds string elements as C strings: a NUL would silently cut the element short.
+        else if (v.includes('\0')) fail(i, '(a string with a NUL character)', 'a string without NUL characters');
+        else array[i] = v;
       };
     }
   }

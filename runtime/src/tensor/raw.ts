@@ -50,17 +50,28 @@ function stringsFromRaw(bytes: Uint8Array, count: number, where: string): string
     if (offset + length > bytes.byteLength) {
       throw badRequest(`${where}: raw BYTES element ${strings.length} declares ${length} bytes, only ${bytes.byteLength - offset} remain`);
     }
-    try {
-      strings.push(utf8.decode(bytes.subarray(offset, offset + length)));
-    } catch {
-      throw badRequest(`${where}: raw BYTES element ${strings.length} is not valid UTF-8, which string tensors need`);
-    }
+    strings.push(decodeStringElement(bytes.subarray(offset, offset + length), `${where}: raw BYTES element ${strings.length}`));
     offset += length;
   }
   if (strings.length !== count) {
     throw badRequest(`${where}: shape needs ${count} BYTES elements, raw data holds ${strings.length}`);
   }
   return strings;
+}
+
+/**
+ * One string element from bytes: UTF-8 (onnxruntime-node holds strings as JS strings) without NUL characters
+ * (onnxruntime holds them as C strings, which a NUL would cut short). Anything else is refused, never altered.
+ */
+export function decodeStringElement(bytes: Uint8Array, where: string): string {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw badRequest(`${where} is not valid UTF-8, which string tensors need`);
+  }
+  if (text.includes('\0')) throw badRequest(`${where} contains a NUL character, which onnxruntime string tensors cannot hold`);
+  return text;
 }
 
 /** A tensor's data as raw bytes: a view without a copy for numeric types, length-prefixed UTF-8 for BYTES. */
