@@ -74,6 +74,10 @@ export const SERVE_SETTINGS = {
     kind: 'integer', flag: 'max-tensor-elements', env: 'MODELSHIP_MAX_TENSOR_ELEMENTS', default: 64 * MiB, min: 1,
     max: 2 ** 31 - 1, description: 'Largest element count a declared input shape may have; larger ones get 400',
   },
+  maxResponseBytes: {
+    kind: 'integer', flag: 'max-response-bytes', env: 'MODELSHIP_MAX_RESPONSE_BYTES', default: 64 * MiB, min: 1024,
+    max: 2048 * MiB, description: 'Largest output a request may produce (raw bytes); larger answers are refused with 400 before encoding',
+  },
   maxQueueSize: {
     kind: 'integer', flag: 'max-queue-size', env: 'MODELSHIP_MAX_QUEUE_SIZE', default: 256, min: 1, max: 1_000_000,
     description: 'Requests per model version that may wait to run; more get 429',

@@ -22,7 +22,7 @@ export class InferenceService {
   constructor(
     readonly registry: ModelRegistry,
     readonly metrics: RuntimeMetrics,
-    readonly limits: ShapeLimits,
+    readonly limits: ShapeLimits & { readonly maxResponseBytes: number },
     private readonly payloads?: PayloadLogger,
   ) {}
 
@@ -79,6 +79,22 @@ export class InferenceService {
   }
 
   /**
+   * Refuses an answer too large to encode safely: a small request can ask a model for a huge output (a zero-sized
+   * dim turned into rows, a broadcast), and encoding it on the main thread would starve every other request.
+   */
+  private checkResponseSize(target: ModelVersion, outputs: readonly NamedTensor[]): void {
+    let bytes = 0;
+    for (const output of outputs) {
+      bytes += Array.isArray(output.data)
+        ? (output.data as string[]).reduce((sum, text) => sum + text.length * 3 + 4, 0)
+        : (output.data as { byteLength: number }).byteLength;
+    }
+    if (bytes > this.limits.maxResponseBytes) {
+      throw new InferenceError(400, `${target.key} would answer with ${bytes} bytes of outputs, over the limit of ${this.limits.maxResponseBytes} (--max-response-bytes); ask for smaller inputs or fewer outputs`);
+    }
+  }
+
+  /**
    * Queues a run of decoded inputs (the doors check input names before they decode, so nothing is allocated for
    * a request that names the wrong inputs) and records its queue time.
    */
@@ -87,6 +103,7 @@ export class InferenceService {
     // Inputs move to the session worker without a copy, so a sampled record takes its share of them first.
     const sampled = this.payloads?.sample() ? this.payloads.capture(inputs, 0.5) : undefined;
     const result = await target.run(inputs, outputs);
+    this.checkResponseSize(target, result.outputs);
     if (sampled) this.payloads!.write(target.name, target.version, sampled, result.outputs);
     // Compute time and batch size are per executed run, so the queue records them (model/registry.ts).
     this.metrics.forVersion(target.name, target.version).queueDuration.observe(result.queueSeconds);

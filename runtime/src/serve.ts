@@ -41,7 +41,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   const payloads = settings.payloadLogPercent > 0
     ? new PayloadLogger({ percent: settings.payloadLogPercent, maxBytes: settings.payloadLogMaxBytes, redact: settings.payloadLogRedact }, log.child({ component: 'payload' }))
     : undefined;
-  const service = new InferenceService(registry, metrics, { maxTensorElements: settings.maxTensorElements }, payloads);
+  const service = new InferenceService(registry, metrics, { maxTensorElements: settings.maxTensorElements, maxResponseBytes: settings.maxResponseBytes }, payloads);
   const tracker = new RequestTracker();
   const app = createHttpServer(service, {
     maxBodyBytes: settings.maxBodyBytes, requestTimeoutSeconds: settings.requestTimeoutSeconds,

@@ -91,3 +91,16 @@ describe('raw tensors', () => {
     rejects(() => tensorFromRaw('FP32', [2], new Uint8Array(7), "input 'x'"), /needs 8 bytes of raw data, received 7/);
   });
 });
+
+describe('limits that a small request cannot dodge', () => {
+  it('counts a zero dim as one, so [N, 0] is held to the element limit', () => {
+    const spec: TensorSpec = { name: 'x', datatype: 'INT64', ortType: 'int64', shape: ['a', 'b', 'c'] };
+    assert.deepEqual(checkShape(spec, [5, 0, 2], { maxTensorElements: 10 }), [5, 0, 2]);
+    rejects(() => checkShape(spec, [5, 0, 3], { maxTensorElements: 10 }), /more elements than the limit of 10/);
+  });
+
+  it('refuses strings onnxruntime would alter', () => {
+    rejects(() => tensorFromJson('BYTES', [1], ['a\u0000b'], 'x'), /NUL/);
+    rejects(() => tensorFromJson('BYTES', [1], ['\ud800'], 'x'), /lone surrogate/);
+  });
+});

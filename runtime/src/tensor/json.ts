@@ -114,6 +114,8 @@ function elementWriter(info: DatatypeInfo, target: TensorData, where: string): W
         if (typeof v !== 'string') fail(i, v, 'a string');
         // onnxruntime holds string elements as C strings: a NUL would silently cut the element short.
         else if (v.includes('\0')) fail(i, '(a string with a NUL character)', 'a string without NUL characters');
+        // A lone surrogate has no UTF-8 form: it would come back as U+FFFD.
+        else if (!(v as string & { isWellFormed(): boolean }).isWellFormed()) fail(i, '(a string with a lone surrogate)', 'well-formed Unicode text');
         else array[i] = v;
       };
     }

@@ -74,9 +74,10 @@ export function checkShape(spec: TensorSpec, shape: unknown, limits: ShapeLimits
     throw badRequest(`${where}: dim ${absurd} of shape [${dims.join(', ')}] exceeds the limit of ${limits.maxTensorElements} elements (--max-tensor-elements)`);
   }
   // Multiplying safe integers can overflow past 2^53; stop as soon as the running product exceeds the limit.
+  // A zero dim counts as one: [N, 0] holds nothing, but a model can turn it into N rows of output.
   let count = 1;
   for (const dim of dims) {
-    count *= dim;
+    count *= Math.max(dim, 1);
     if (count > limits.maxTensorElements) {
       throw badRequest(`${where}: shape [${dims.join(', ')}] has more elements than the limit of ${limits.maxTensorElements} (--max-tensor-elements)`);
     }
