@@ -75,8 +75,7 @@ export class ModelMonitoring extends Construct {
     const selector = service.seriesSelector;
     this.serviceName = selector.service;
     this.namespace = selector.namespace;
-    const labels = { namespace: selector.namespace ?? '', service: selector.service };
-    if (!selector.namespace) delete (labels as { namespace?: string }).namespace;
+    const labels: Record<string, string> = { ...(selector.namespace ? { namespace: selector.namespace } : {}), service: selector.service };
     const latency = props.latencyObjective ?? { thresholdSeconds: 0.25, percent: 99 };
     const slos = {
       availability: availabilitySlo(selector, props.availabilityObjective ?? 99.9),

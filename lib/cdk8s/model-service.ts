@@ -198,8 +198,9 @@ export class ModelService extends Construct {
         lifecycle: preStopDelay > 0 ? { preStop: kplus.Handler.fromCommand(['node', '-e', `setTimeout(() => {}, ${preStopDelay * 1000})`]) } : undefined,
         securityContext,
         resources: {
-          cpu: { request: cpu(resources.cpuRequest), limit: cpu(resources.cpuLimit) },
-          memory: { request: memory(resources.memoryRequest), limit: memory(resources.memoryLimit) },
+          // Placeholders: without them cdk8s-plus writes its own defaults; the exact strings are patched in below.
+          cpu: { request: kplus.Cpu.millis(1), limit: kplus.Cpu.millis(1) },
+          memory: { request: Size.mebibytes(1), limit: Size.mebibytes(1) },
         },
         volumeMounts: source.volume ? [{ path: source.mountPath ?? MODEL_REPOSITORY_PATH, volume: source.volume, readOnly: true, subPath: source.mountSubPath }] : [],
       }],
@@ -349,9 +350,6 @@ function checkResources(props: ModelServiceProps) {
   return resources;
 }
 
-// Placeholders for cdk8s-plus's typed resources; the exact strings are patched in after synthesis.
-const cpu = (_value: string) => kplus.Cpu.millis(1);
-const memory = (_value: string) => Size.mebibytes(1);
 
 /** The authentication and TLS flags, pointing at the files the Secret volumes mount. */
 function securityArgs(props: ModelServiceProps): string[] {

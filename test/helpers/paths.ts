@@ -24,3 +24,12 @@ export const MODELS = {
   firstRows: join(FIXTURE_MODELS, 'first_rows.onnx'),
   gatherRows: join(FIXTURE_MODELS, 'gather_rows.onnx'),
 } as const;
+
+/** The models the hostile-input suites (bad-input, property) serve together, as `serve` flags. */
+export const HOSTILE_INPUT_MODEL_ARGS: readonly string[] = [
+  '--model', `lin=${MODELS.linearRegression}`,
+  '--model', `typed=${MODELS.typed}`,
+  '--model', `static=${MODELS.staticBatch}`,
+  '--model', `all=${MODELS.identityAll}`,
+  '--model', `fails=${MODELS.failsAtRun}`,
+];

@@ -9,7 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { METRIC } from '../../lib/contract/metrics';
-import { MODELS } from '../helpers/paths';
+import { HOSTILE_INPUT_MODEL_ARGS, MODELS } from '../helpers/paths';
 import { runReference } from '../helpers/reference';
 import { startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
 
@@ -242,11 +242,7 @@ describe('bad input gets a clear 4xx (or 500 for a failed run) and never hurts t
 
   before(async () => {
     runtime = await startRuntime([
-      '--model', `lin=${MODELS.linearRegression}`,
-      '--model', `typed=${MODELS.typed}`,
-      '--model', `static=${MODELS.staticBatch}`,
-      '--model', `all=${MODELS.identityAll}`,
-      '--model', `fails=${MODELS.failsAtRun}`,
+      ...HOSTILE_INPUT_MODEL_ARGS,
       '--max-body-bytes', String(MAX_BODY_BYTES),
       '--max-tensor-elements', String(MAX_TENSOR_ELEMENTS),
     ]);

@@ -22,7 +22,7 @@ import { setFloat16 } from '@petamoriken/float16';
 import fc from 'fast-check';
 import * as ort from 'onnxruntime-node';
 import { METRIC } from '../../lib/contract/metrics';
-import { MODELS, REPO_ROOT } from '../helpers/paths';
+import { HOSTILE_INPUT_MODEL_ARGS, MODELS, REPO_ROOT } from '../helpers/paths';
 import { runReference } from '../helpers/reference';
 import { startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
 
@@ -704,11 +704,7 @@ describe('property-based: generated requests at every REST and gRPC entry never 
 
   before(async () => {
     runtime = await startRuntime([
-      '--model', `lin=${MODELS.linearRegression}`,
-      '--model', `typed=${MODELS.typed}`,
-      '--model', `static=${MODELS.staticBatch}`,
-      '--model', `all=${MODELS.identityAll}`,
-      '--model', `fails=${MODELS.failsAtRun}`,
+      ...HOSTILE_INPUT_MODEL_ARGS,
       '--max-body-bytes', String(MAX_BODY_BYTES),
       '--max-tensor-elements', String(MAX_TENSOR_ELEMENTS),
       // A short wait for more requests, so that the concurrent property gets merged batches.

@@ -3,7 +3,7 @@
  * `:predict` in the row (`instances`) and columnar (`inputs`) forms, model status and model metadata.
  * @see https://www.tensorflow.org/tfx/serving/api_rest
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { badRequest, notFound } from '../errors';
 import type { InferenceService } from '../inference';
 import type { ModelVersion } from '../model/model-version';
@@ -11,6 +11,7 @@ import type { Model } from '../model/registry';
 import { DATATYPES, type NamedTensor } from '../tensor/datatypes';
 import { inferJsonShape, jsonNested, jsonRow, tensorFromJson } from '../tensor/json';
 import { checkInputNames, checkShape, listNames, preview, publicShape, requireDatatype, type ShapeLimits, type Signature, type TensorSpec } from '../tensor/signature';
+import { admitHook } from './admit-hook';
 import { isPlainObject, parseJsonBody } from './json-body';
 
 /** `my_model:predict`, `my_model/versions/3:predict` */
@@ -20,15 +21,10 @@ interface VersionParams { model: string; version?: string }
 
 export function registerTfServingRoutes(app: FastifyInstance, service: InferenceService): void {
   // Refuse before the body is read when the answer is already known (see InferenceService.admit).
-  const admit = (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
+  const admit = admitHook(service, (request) => {
     const match = PREDICT_PATH.exec((request.params as { '*': string })['*']);
-    try {
-      if (match) service.admit('rest', match[1], match[2]);
-      done();
-    } catch (error) {
-      done(error as Error);
-    }
-  };
+    return match ? { model: match[1], version: match[2] } : undefined;
+  });
   app.post<{ Params: { '*': string } }>('/v1/models/*', { onRequest: admit }, async (request, reply) => {
     const match = PREDICT_PATH.exec(request.params['*']);
     if (!match) throw notFound(`no route for POST ${request.url}; expected /v1/models/<model>[/versions/<version>]:predict`);

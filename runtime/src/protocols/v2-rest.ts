@@ -18,6 +18,7 @@ import {
   isBinaryOutput, NO_BINARY_OUTPUTS, outputBinaryData, requestBinaryOutput, splitInferBody,
 } from './binary-extension';
 import { isPlainObject } from './json-body';
+import { admitHook } from './admit-hook';
 
 export const SERVER_NAME = 'modelship';
 
@@ -57,15 +58,7 @@ export function registerV2Routes(app: FastifyInstance, service: InferenceService
       const result = await service.run(target, decoded.inputs, decoded.outputs);
       return encodeInferResponse(target, decoded.id, result.outputs, decoded.binaryOutputs);
     });
-  const admit = (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
-    const { model, version } = request.params as VersionParams;
-    try {
-      service.admit('rest', model, version);
-      done();
-    } catch (error) {
-      done(error as Error);
-    }
-  };
+  const admit = admitHook(service, (request) => request.params as VersionParams);
   const options: RouteShorthandOptions = { config: { binaryTensorData: true }, onRequest: [binaryWithoutContentType, admit] };
   app.post<{ Params: VersionParams }>('/v2/models/:model/infer', options, async (request, reply) => sendInferResponse(reply, await infer(request)));
   app.post<{ Params: VersionParams }>('/v2/models/:model/versions/:version/infer', options, async (request, reply) => sendInferResponse(reply, await infer(request)));
