@@ -1,4 +1,5 @@
 /** JSON request bodies: parsed safely, with errors that say what was wrong and where. */
+import { isAscii } from 'node:buffer';
 import sjson from 'secure-json-parse';
 import { badRequest } from '../errors';
 
@@ -7,7 +8,7 @@ import { badRequest } from '../errors';
  * request can reach an object's prototype.
  */
 export function parseJsonBody(body: Buffer | string | undefined): unknown {
-  const text = typeof body === 'string' ? body : body?.toString('utf8') ?? '';
+  const text = typeof body === 'string' ? body : body === undefined ? '' : decode(body);
   if (text.trim() === '') throw badRequest('the request body is empty; expected a JSON object');
   try {
     return sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' });
@@ -18,4 +19,13 @@ export function parseJsonBody(body: Buffer | string | undefined): unknown {
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Tensor bodies are ASCII in practice, and Node turns ASCII bytes into a string many times faster than it
+ * transcodes UTF-8 (for a 6 MB body of numbers, tens of milliseconds saved before JSON.parse even starts). The
+ * check itself is a vectorised scan; any other body is decoded as UTF-8, so the text is the same either way.
+ */
+function decode(body: Buffer): string {
+  return isAscii(body) ? body.toString('ascii') : body.toString('utf8');
 }
