@@ -56,13 +56,18 @@ export function concatenate(batch: readonly (readonly NamedTensor[])[]): NamedTe
   });
 }
 
+/** Whether every output's first dimension is the batch's total rows, i.e. whether the outputs can be split. */
+export function followsBatch(outputs: readonly NamedTensor[], totalRows: number): boolean {
+  return outputs.every((output) => output.shape.length > 0 && output.shape[0] === totalRows);
+}
+
 /**
- * Splits a merged run's outputs back into each request's rows, as views on the same buffers (no copy). Returns
- * undefined when an output's first dimension is not the total of the rows: the model does not batch after all.
+ * Splits merged tensors (a run's outputs, or a batch's merged inputs) back into each request's rows, as views on
+ * the same buffers (no copy). Returns undefined when a tensor's first dimension is not the total of the rows: the
+ * model does not batch after all.
  */
 export function splitRows(outputs: readonly NamedTensor[], rows: readonly number[]): NamedTensor[][] | undefined {
-  const total = rows.reduce((a, b) => a + b, 0);
-  if (outputs.some((output) => output.shape.length === 0 || output.shape[0] !== total)) return undefined;
+  if (!followsBatch(outputs, rows.reduce((a, b) => a + b, 0))) return undefined;
   let start = 0;
   return rows.map((count) => {
     const from = start;

@@ -16,8 +16,11 @@ export interface SessionSettings {
 
 export type WorkerRequest =
   | { readonly op: 'load'; readonly id: number; readonly key: string; readonly path: string; readonly settings: SessionSettings }
-  /** One run of one or more requests; more than one are merged along dim 0 (see batcher/batch.ts). */
-  | { readonly op: 'run'; readonly id: number; readonly key: string; readonly batch: readonly (readonly NamedTensor[])[]; readonly outputs: readonly string[] }
+  /**
+   * One run of one or more requests. Several arrive already merged along dim 0 (batcher/batch.ts), `rows` giving
+   * each request's share: one buffer per input crosses the thread boundary however many requests the batch holds.
+   */
+  | { readonly op: 'run'; readonly id: number; readonly key: string; readonly inputs: readonly NamedTensor[]; readonly rows: readonly number[]; readonly outputs: readonly string[] }
   | { readonly op: 'unload'; readonly id: number; readonly key: string };
 
 export interface LoadResult {
@@ -33,8 +36,13 @@ export interface LoadResult {
 export type RequestOutcome = { readonly outputs: readonly NamedTensor[] } | { readonly error: string };
 
 export interface RunResult {
-  /** In the order of the run's requests. */
-  readonly outcomes: readonly RequestOutcome[];
+  /**
+   * The outputs of a merged run that followed the batch, for the main thread to split into each request's rows
+   * (views, no copy); set instead of `outcomes`, so that one buffer per output comes back.
+   */
+  readonly merged?: readonly NamedTensor[];
+  /** In the order of the run's requests, when they ran one by one (or there was only one). */
+  readonly outcomes?: readonly RequestOutcome[];
   /** session.run time, summed when requests had to run one by one. */
   readonly computeSeconds: number;
   /** Rows in each executed run (one entry per session.run). */

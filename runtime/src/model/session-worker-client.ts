@@ -9,7 +9,8 @@ import { Worker } from 'node:worker_threads';
 import { InferenceError } from '../errors';
 import type { JobExecutor, RunJob, RunQueue } from '../batcher/run-queue';
 import { type NamedTensor, transferListOf } from '../tensor/datatypes';
-import type { LoadResult, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
+import { concatenate, rowsOf, splitRows } from '../batcher/batch';
+import type { LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
 
 type Pending = { resolve(value: unknown): void; reject(error: Error): void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -84,10 +85,13 @@ export class SessionWorkerClient implements JobExecutor {
 
   private async execute(queue: RunQueue, batch: readonly RunJob[]): Promise<void> {
     const dispatched = performance.now();
-    const inputs = batch.map((job) => job.inputs);
+    // Merged here rather than in the worker: one buffer per input crosses to the worker, not one per request,
+    // which for small tensors costs more than the copy.
+    const rows = batch.map((job) => job.rows ?? rowsOf(job.inputs) ?? 1);
+    const inputs = batch.length === 1 ? batch[0].inputs : concatenate(batch.map((job) => job.inputs));
     let result: RunResult;
     try {
-      result = (await this.call({ op: 'run', key: queue.key, batch: inputs, outputs: batch[0].outputs }, transferListOf(inputs.flat()))) as RunResult;
+      result = (await this.call({ op: 'run', key: queue.key, inputs, rows, outputs: batch[0].outputs }, transferListOf(inputs))) as RunResult;
     } catch (error) {
       const failure = error instanceof InferenceError ? error : new InferenceError(500, `${queue.key} failed to execute: ${(error as Error).message}`);
       for (const job of batch) job.reject(failure);
@@ -98,8 +102,9 @@ export class SessionWorkerClient implements JobExecutor {
       queue.batchable = false;
       queue.observer.unbatchable();
     }
+    const outcomes = result.merged ? splitRows(result.merged, rows)!.map((outputs): RequestOutcome => ({ outputs })) : result.outcomes!;
     batch.forEach((job, i) => {
-      const outcome = result.outcomes[i];
+      const outcome = outcomes[i];
       if ('error' in outcome) job.reject(new InferenceError(500, `${queue.key} failed to execute: ${outcome.error}`));
       else job.resolve({ outputs: outcome.outputs, queueSeconds: (dispatched - job.enqueuedAt) / 1000 });
     });

@@ -9,7 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { DATATYPES, fromOrtType, type NamedTensor, type TensorData, transferListOf } from '../tensor/datatypes';
 import type { Signature, TensorSpec } from '../tensor/signature';
-import { concatenate, rowsOf, splitRows } from '../batcher/batch';
+import { followsBatch, splitRows } from '../batcher/batch';
 import type { LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
 import { readOnnxFile } from './onnx-file';
 
@@ -90,29 +90,24 @@ async function runOnce(session: ort.InferenceSession, inputs: readonly NamedTens
 }
 
 /**
- * Runs a batch of requests: merged into one session.run when there are several, split back into each request's
- * rows. If the merged run fails, or its outputs do not follow the batch, each request runs alone, so that one
- * request's bad values never fail its neighbours.
+ * Runs a batch of requests, merged along dim 0 when there are several. If the merged run fails, or its outputs do
+ * not follow the batch, each request runs alone on its own rows, so that one request's bad values never fail its
+ * neighbours.
  */
-async function run(key: string, batch: readonly (readonly NamedTensor[])[], outputNames: readonly string[]): Promise<RunResult> {
+async function run(key: string, inputs: readonly NamedTensor[], rows: readonly number[], outputNames: readonly string[]): Promise<RunResult> {
   const session = sessions.get(key);
   if (!session) throw new Error(`no session loaded for ${key}`);
-  const rows = batch.map((inputs) => rowsOf(inputs) ?? 1);
-  if (batch.length > 1) {
-    let merged: Awaited<ReturnType<typeof runOnce>> | undefined;
-    try {
-      merged = await runOnce(session, concatenate(batch), outputNames);
-    } catch {
-      // Fall through to one run per request, which tells each request its own error.
-    }
-    const split = merged && splitRows(merged.outputs, rows);
-    if (merged && split) {
-      return { outcomes: split.map((outputs) => ({ outputs })), computeSeconds: merged.seconds, runRows: [rows.reduce((a, b) => a + b, 0)] };
-    }
-    const alone = await runEach(session, batch, outputNames, rows);
-    return merged ? { ...alone, computeSeconds: alone.computeSeconds + merged.seconds, unbatchable: true } : alone;
+  if (rows.length === 1) return runEach(session, [inputs], outputNames, rows);
+  let merged: Awaited<ReturnType<typeof runOnce>> | undefined;
+  try {
+    merged = await runOnce(session, inputs, outputNames);
+  } catch {
+    // Fall through to one run per request, which tells each request its own error.
   }
-  return runEach(session, batch, outputNames, rows);
+  const total = rows.reduce((a, b) => a + b, 0);
+  if (merged && followsBatch(merged.outputs, total)) return { merged: merged.outputs, computeSeconds: merged.seconds, runRows: [total] };
+  const alone = await runEach(session, splitRows(inputs, rows)!, outputNames, rows);
+  return merged ? { ...alone, computeSeconds: alone.computeSeconds + merged.seconds, unbatchable: true } : alone;
 }
 
 async function runEach(session: ort.InferenceSession, batch: readonly (readonly NamedTensor[])[], outputNames: readonly string[], rows: readonly number[]): Promise<RunResult> {
@@ -137,8 +132,8 @@ async function handle(message: WorkerRequest): Promise<[WorkerReply, ArrayBuffer
       return [{ id: message.id, ok: true, result }, []];
     }
     case 'run': {
-      const result = await run(message.key, message.batch, message.outputs);
-      const outputs = result.outcomes.flatMap((outcome) => ('outputs' in outcome ? outcome.outputs : []));
+      const result = await run(message.key, message.inputs, message.rows, message.outputs);
+      const outputs = result.merged ?? result.outcomes!.flatMap((outcome) => ('outputs' in outcome ? outcome.outputs : []));
       return [{ id: message.id, ok: true, result }, transferListOf(outputs)];
     }
     case 'unload': {
