@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -104,23 +104,73 @@ async function download(options: FetchOptions, expected: string): Promise<void> 
     throw transient ? new Error(message) : new PermanentError(message);
   }
   const partial = join(dirname(options.dest), `.${basename(options.dest)}.partial-${process.pid}`);
+  const total = contentLength(response);
   const hash = createHash('sha256');
+  let received = 0;
+  const file = createWriteStream(partial);
   try {
     await pipeline(
       Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>),
-      new Transform({ transform(chunk, _encoding, done) { hash.update(chunk); done(null, chunk); } }),
-      createWriteStream(partial),
+      new Transform({ transform(chunk: Buffer, _encoding, done) { hash.update(chunk); received += chunk.byteLength; done(null, chunk); } }),
+      file,
     );
     const actual = hash.digest('hex');
     if (actual !== expected) throw new PermanentError(`sha256 mismatch: expected ${expected}, received ${actual}`);
     await rename(partial, options.dest);
   } catch (error) {
+    // Close before removing: an unlinked file still holds its blocks while a descriptor is open, and the free
+    // space reported below should be what the next attempt (or an operator) will actually find.
+    if (!file.closed) await new Promise((resolve) => file.close(resolve));
     await rm(partial, { force: true });
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code && PERMANENT_FS_ERRORS.has(code)) {
-      throw new PermanentError(`cannot write ${options.dest}: ${code} (${(error as Error).message})`);
-    }
-    throw error;
+    throw await explainFailure(error as Error, options.dest, { received, written: file.bytesWritten, total });
+  }
+}
+
+interface Progress {
+  /** Body bytes that arrived from the server. */
+  readonly received: number;
+  /** Bytes that reached the temporary file. */
+  readonly written: number;
+  /** Content-Length, when the server sent one. */
+  readonly total?: number;
+}
+
+function contentLength(response: Response): number | undefined {
+  const header = response.headers.get('content-length');
+  return header !== null && /^\d+$/.test(header) ? Number(header) : undefined;
+}
+
+const ofTotal = (bytes: number, total?: number) => `${bytes} of ${total ?? 'an unknown number of'} bytes`;
+
+/**
+ * Turns a failed transfer into an error that says what to fix: a local file-system error names --dest (with the
+ * sizes when the disk is full, so the volume can be sized) and is mostly permanent; anything else broke the stream
+ * from the server (a dropped connection, a timeout) and is worth another attempt.
+ */
+async function explainFailure(error: Error, dest: string, progress: Progress): Promise<Error> {
+  if (error instanceof PermanentError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    const what = code === 'ENOSPC' ? 'no space left on device' : 'disk quota exceeded';
+    const free = await freeBytes(dirname(dest));
+    return new PermanentError(`cannot write ${dest}: ${what} (${code}) after writing ${ofTotal(progress.written, progress.total)}` +
+      `${free === undefined ? '' : `; ${free} bytes are free there`}`);
+  }
+  if (code && PERMANENT_FS_ERRORS.has(code)) return new PermanentError(`cannot write ${dest}: ${code} (${error.message})`);
+  // Other local errors (EIO, EMFILE, ...) may pass, so they are retried, but named as local, not as the network.
+  if ((error as NodeJS.ErrnoException).syscall) return new Error(`cannot write ${dest}: ${error.message}`);
+  // undici reports a body cut short as TypeError('terminated') whose cause says why ('other side closed').
+  const reason = (error as Error & { cause?: Error }).cause?.message ?? error.message;
+  return new Error(`download interrupted after ${ofTotal(progress.received, progress.total)}: ${reason}`);
+}
+
+/** Bytes an unprivileged writer may still use on the file system holding `dir`, if it can be asked. */
+async function freeBytes(dir: string): Promise<number | undefined> {
+  try {
+    const fs = await statfs(dir);
+    return fs.bavail * fs.bsize;
+  } catch {
+    return undefined;
   }
 }
 
