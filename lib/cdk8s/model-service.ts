@@ -9,10 +9,10 @@ import { Construct } from 'constructs';
 import { GRPC_PORT, HTTP_PORT, MODEL_REPOSITORY_PATH, PATHS, PORT_NAME, RUNTIME_GID, RUNTIME_UID } from '../contract/runtime';
 import { type IntegerSetting, SERVE_SETTINGS } from '../contract/settings';
 import type { OnnxFileInfo } from '../../runtime/src/model/onnx-file';
-import { recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
+import { LABEL_KEYS, recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
 import type { ModelSource } from './model-source';
 import * as promql from './promql';
-import { checkCpu, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting, cpuCores, memoryBytes } from './validation';
+import { checkCpu, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting, checkStorage, cpuCores, memoryBytes } from './validation';
 
 const PACKAGE_VERSION: string = require('../../../package.json').version;
 
@@ -60,6 +60,20 @@ export interface ModelServiceProps {
   /** @default '2Gi' */
   readonly memoryLimit?: string;
   /**
+   * Node-local disk the scheduler reserves for a pod (the runtime container's `ephemeral-storage` request). Disk is
+   * not a burstable resource here: a downloaded model stays on the node for the pod's whole life.
+   * @see https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#local-ephemeral-storage
+   * @default - the limit
+   */
+  readonly ephemeralStorageRequest?: string;
+  /**
+   * The runtime container's `ephemeral-storage` limit. It is the pod's limit once the init containers are done, and
+   * the kubelet evicts a pod whose emptyDirs, logs and writable layers together exceed it, so it must hold the
+   * model's emptyDir (ModelSource.fromUri's `sizeLimit`) and `/tmp` (64Mi); the root filesystem is read-only.
+   * @default - 256Mi (for `/tmp` and logs) plus the model's emptyDir: 2304Mi with ModelSource.fromUri's default `sizeLimit` of 2Gi, 256Mi for the other sources
+   */
+  readonly ephemeralStorageLimit?: string;
+  /**
    * NVIDIA GPUs per pod (`nvidia.com/gpu`); above 0 the runtime runs the CUDA execution provider, which needs an
    * image built with it (runtime/Dockerfile, EXECUTION_PROVIDER=cuda).
    * @default 0
@@ -94,6 +108,12 @@ export interface ModelServiceProps {
    * @default - any peer may reach the http and grpc ports, nothing else is open
    */
   readonly allowFrom?: kplus.k8s.NetworkPolicyPeer[];
+  /**
+   * Egress the pods may open besides DNS and the model download, as NetworkPolicy egress rules (peers and ports),
+   * e.g. a proxy the download goes through. The runtime itself opens no connections.
+   * @default - DNS (port 53, UDP and TCP, to any destination) and, with ModelSource.fromUri, the model host's port
+   */
+  readonly allowEgress?: kplus.k8s.NetworkPolicyEgressRule[];
   /** `app.kubernetes.io/part-of`. @default 'modelship' */
   readonly partOf?: string;
   /**
@@ -155,7 +175,6 @@ export class ModelService extends Construct {
     const gpus = props.gpus ?? 0;
     if (!Number.isInteger(gpus) || gpus < 0) throw new Error(`'gpus' (${gpus}) must be a non-negative integer`);
 
-    this.labels = recommendedLabels(this.modelName, `${this.modelName}-${this.node.addr.slice(0, 8)}`, props.partOf ?? 'modelship');
     const runtimeImage = props.image ?? DEFAULT_RUNTIME_IMAGE;
     const securityContext: kplus.ContainerSecurityContextProps = {
       ensureNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false,
@@ -163,6 +182,7 @@ export class ModelService extends Construct {
     };
     const source = props.model.bind(this, { modelName: this.modelName, modelVersion, runtimeImage, containerSecurityContext: securityContext });
     this.signature = source.signature;
+    const ephemeralStorage = checkEphemeralStorage(props, source.ephemeralStorageBytes ?? 0);
 
     const port = (name: string, number: number) => ({ name, number });
     const tls = props.tlsSecret !== undefined;
@@ -178,8 +198,6 @@ export class ModelService extends Construct {
       replicas: props.replicas,
       // Start a new pod before stopping an old one: a rollout never drops below the serving capacity.
       strategy: kplus.DeploymentStrategy.rollingUpdate({ maxSurge: kplus.PercentOrAbsolute.absolute(1), maxUnavailable: kplus.PercentOrAbsolute.absolute(0) }),
-      metadata: { labels: this.labels },
-      podMetadata: { labels: this.labels },
       automountServiceAccountToken: false,
       // The preStop delay, then the runtime's drain, then a margin for the process to exit.
       terminationGracePeriod: Duration.seconds(preStopDelay + this.drainTimeoutSeconds + 5),
@@ -205,8 +223,15 @@ export class ModelService extends Construct {
         volumeMounts: source.volume ? [{ path: source.mountPath ?? MODEL_REPOSITORY_PATH, volume: source.volume, readOnly: true, subPath: source.mountSubPath }] : [],
       }],
     });
+    // Polaris (metadataAndInstanceMismatched) wants the instance label to be the workload's name. The generated name
+    // is a unique, stable DNS label, and naming the instance after it leaves the Deployment's name as it always was.
+    this.labels = recommendedLabels(this.modelName, this.deployment.name, props.partOf ?? 'modelship');
+    for (const [key, value] of Object.entries(this.labels)) {
+      this.deployment.metadata.addLabel(key, value);
+      this.deployment.podMetadata.addLabel(key, value);
+    }
     const runtime = this.deployment.containers[0];
-    runtime.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp', { sizeLimit: Size.mebibytes(64) }));
+    runtime.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp', { sizeLimit: Size.mebibytes(TMP_SIZE_LIMIT_MIB) }));
     // Secret volumes with explicit items (not subPath mounts, which the kubelet never updates), readable by the
     // runtime's group only (fsGroup).
     if (props.authTokenSecret) {
@@ -244,12 +269,15 @@ export class ModelService extends Construct {
     // Quantity objects because the generated KubeDeployment maps patched props to JSON after patching.
     const quantity = (value: string) => kplus.k8s.Quantity.fromString(value);
     deploymentObject.addJsonPatch(JsonPatch.replace('/spec/template/spec/containers/0/resources', {
-      requests: { cpu: quantity(resources.cpuRequest), memory: quantity(resources.memoryRequest) },
+      requests: { 'cpu': quantity(resources.cpuRequest), 'memory': quantity(resources.memoryRequest), 'ephemeral-storage': quantity(ephemeralStorage.request) },
       limits: {
-        cpu: quantity(resources.cpuLimit), memory: quantity(resources.memoryLimit),
+        'cpu': quantity(resources.cpuLimit), 'memory': quantity(resources.memoryLimit), 'ephemeral-storage': quantity(ephemeralStorage.limit),
         ...(gpus > 0 ? { 'nvidia.com/gpu': quantity(String(gpus)) } : {}),
       },
     }));
+    // The init containers' own writes are their logs; what they produce goes to volumes, counted in the pod's limit.
+    deploymentObject.addJsonPatch(...(source.initContainers ?? []).flatMap((_, i) => ['requests', 'limits'].map((kind) =>
+      JsonPatch.add(`/spec/template/spec/initContainers/${i}/resources/${kind}/ephemeral-storage`, quantity(INIT_CONTAINER_EPHEMERAL_STORAGE)))));
 
     const exposure = props.exposure ?? Exposure.clusterIp();
     this.service = new kplus.Service(this, 'Service', {
@@ -263,7 +291,7 @@ export class ModelService extends Construct {
     });
 
     if (this.replicas > 1) this.ensureDisruptionBudget();
-    this.createNetworkPolicy(props.allowFrom);
+    this.createNetworkPolicy(props.allowFrom, [DNS_EGRESS, ...(source.egress ?? []), ...(props.allowEgress ?? [])]);
   }
 
   /** The Service's name, for URLs and selectors. */
@@ -274,6 +302,11 @@ export class ModelService extends Construct {
   /** In-cluster URL of the REST endpoints (https with `tlsSecret`). */
   get restUrl(): string {
     return `${this.tlsEnabled ? 'https' : 'http'}://${this.service.name}:${this.service.ports[0].port}`;
+  }
+
+  /** The name of `tlsSecret` when TLS is on, read from its volume: where a scraper finds the CA. */
+  get tlsSecretName(): string | undefined {
+    return (this.node.tryFindChild('TlsVolume') as kplus.Volume | undefined)?._toKube().secret?.secretName;
   }
 
   /** In-cluster address of the gRPC endpoint. */
@@ -319,19 +352,60 @@ export class ModelService extends Construct {
     });
   }
 
-  private createNetworkPolicy(allowFrom: kplus.k8s.NetworkPolicyPeer[] | undefined): void {
+  private createNetworkPolicy(allowFrom: kplus.k8s.NetworkPolicyPeer[] | undefined, egress: kplus.k8s.NetworkPolicyEgressRule[]): void {
     new kplus.k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
       metadata: { labels: this.labels },
       spec: {
-        podSelector: { matchLabels: selectorLabels(this.labels) },
-        policyTypes: ['Ingress'],
+        // The instance label alone: it is unique to this service, and Polaris (missingNetworkPolicy) accepts a
+        // selector only when it names exactly one of the pod's labels.
+        podSelector: { matchLabels: { [LABEL_KEYS.instance]: this.labels[LABEL_KEYS.instance] } },
+        policyTypes: ['Ingress', 'Egress'],
         ingress: [{
           ...(allowFrom && allowFrom.length > 0 ? { from: allowFrom } : {}),
           ports: [HTTP_PORT, GRPC_PORT].map((number) => ({ port: kplus.k8s.IntOrString.fromNumber(number), protocol: 'TCP' })),
         }],
+        egress,
       },
     });
   }
+}
+
+const MIB = 2 ** 20;
+/** The runtime's writable /tmp, an emptyDir: it writes nowhere else. */
+const TMP_SIZE_LIMIT_MIB = 64;
+/** The runtime container's ephemeral storage besides the model: /tmp and its logs (the kubelet keeps 5 x 10Mi by default). */
+const RUNTIME_EPHEMERAL_STORAGE_MIB = 256;
+/** An init container writes only its logs: the root filesystem is read-only and its output goes to volumes. */
+const INIT_CONTAINER_EPHEMERAL_STORAGE = '64Mi';
+
+/**
+ * Name resolution on port 53, UDP and TCP (large answers), to any destination rather than the kube-dns pods: a
+ * peer selector would miss NodeLocal DNSCache's link-local address and clusters whose DNS runs elsewhere.
+ */
+const DNS_EGRESS: kplus.k8s.NetworkPolicyEgressRule = {
+  ports: ['UDP', 'TCP'].map((protocol) => ({ port: kplus.k8s.IntOrString.fromNumber(53), protocol })),
+};
+
+/** A whole number of MiB as a quantity, in Gi when it is one. */
+const mebibytes = (mib: number) => (mib % 1024 === 0 ? `${mib / 1024}Gi` : `${mib}Mi`);
+
+/**
+ * The runtime container's ephemeral-storage request and limit. The limit must hold the model's emptyDir and /tmp:
+ * the kubelet counts emptyDirs against the pod's limit, which is this container's once the init containers ran.
+ */
+function checkEphemeralStorage(props: ModelServiceProps, modelBytes: number) {
+  const modelMib = Math.ceil(modelBytes / MIB);
+  const limit = checkStorage('ephemeralStorageLimit', props.ephemeralStorageLimit ?? mebibytes(modelMib + RUNTIME_EPHEMERAL_STORAGE_MIB));
+  const request = checkStorage('ephemeralStorageRequest', props.ephemeralStorageRequest ?? limit);
+  const floorMib = modelMib + TMP_SIZE_LIMIT_MIB;
+  if (memoryBytes(limit) < floorMib * MIB) {
+    const model = modelMib > 0 ? ` the model's emptyDir (${mebibytes(modelMib)}, ModelSource.fromUri's 'sizeLimit') and` : '';
+    throw new Error(`'ephemeralStorageLimit' (${limit}) must be at least ${mebibytes(floorMib)}, room for${model} /tmp (${TMP_SIZE_LIMIT_MIB}Mi), or the kubelet evicts the pod; raise it${modelMib > 0 ? ' or lower \'sizeLimit\'' : ''}`);
+  }
+  if (memoryBytes(request) > memoryBytes(limit)) {
+    throw new Error(`'ephemeralStorageRequest' (${request}) must not exceed 'ephemeralStorageLimit' (${limit})`);
+  }
+  return { request, limit };
 }
 
 function checkResources(props: ModelServiceProps) {

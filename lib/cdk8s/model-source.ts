@@ -10,7 +10,7 @@ import { Construct } from 'constructs';
 import { MODEL_FILE_NAME, MODEL_REPOSITORY_PATH } from '../contract/runtime';
 import { FETCH_SETTINGS } from '../contract/settings';
 import { readOnnxFile, type OnnxFileInfo } from '../../runtime/src/model/onnx-file';
-import { checkSha256 } from './validation';
+import { checkSha256, checkStorage, memoryBytes } from './validation';
 
 /** What the ModelService tells a source about where the model must end up. */
 export interface ModelSourceBindOptions {
@@ -33,11 +33,31 @@ export interface ModelSourceConfig {
   readonly initContainers?: kplus.ContainerProps[];
   /** The signature read from a local file at synth time, when there is one. */
   readonly signature?: OnnxFileInfo;
+  /**
+   * Bytes of the node's ephemeral storage the source's volume may fill for the pod's whole life (an emptyDir's
+   * sizeLimit). The kubelet counts emptyDir usage against the pod, whose limit after the init containers is the
+   * runtime container's, so ModelService adds this to the runtime's ephemeral-storage request and limit.
+   */
+  readonly ephemeralStorageBytes?: number;
+  /** NetworkPolicy egress the pod needs to obtain the model (the init container shares the pod's network). */
+  readonly egress?: kplus.k8s.NetworkPolicyEgressRule[];
 }
+
+/** The largest a single-file ONNX model can be: protobuf refuses messages of 2 GiB and more. */
+export const MAX_ONNX_FILE_SIZE = '2Gi';
 
 export interface FromUriOptions {
   /** The file's sha256: the init container refuses anything else. */
   readonly sha256: string;
+  /**
+   * The largest the model file may be: the `sizeLimit` of the emptyDir it is downloaded into, rounded up to a whole
+   * MiB. emptyDir usage counts against the pod's ephemeral storage, so ModelService adds it to the runtime
+   * container's ephemeral-storage request and limit; set it near the model's real size to reserve less disk on the
+   * node. A file that outgrows it gets the pod evicted.
+   * @see https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#local-ephemeral-storage
+   * @default '2Gi' - the most a single-file ONNX model can be (protobuf's limit), so any model the runtime can load fits
+   */
+  readonly sizeLimit?: string;
 }
 
 export abstract class ModelSource {
@@ -55,7 +75,8 @@ export abstract class ModelSource {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new Error(`ModelSource.fromUri: '${uri}' must be http:// or https://`);
     }
-    return new UriSource(uri, checkSha256('sha256', options.sha256));
+    const sizeLimit = checkStorage('sizeLimit', options.sizeLimit ?? MAX_ONNX_FILE_SIZE);
+    return new UriSource(uri, checkSha256('sha256', options.sha256), Math.ceil(memoryBytes(sizeLimit) / MIB), uriPort(url));
   }
 
   /**
@@ -90,15 +111,27 @@ export abstract class ModelSource {
 const modelPath = (options: ModelSourceBindOptions) =>
   `${MODEL_REPOSITORY_PATH}/${options.modelName}/${options.modelVersion}/${MODEL_FILE_NAME}`;
 
+const MIB = 2 ** 20;
+
+/** The port `modelship fetch` connects to: the URI's own, else the scheme's. */
+function uriPort(url: URL): number {
+  if (url.port !== '') return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
+}
+
 class UriSource extends ModelSource {
-  constructor(private readonly uri: string, private readonly sha256: string) {
+  constructor(private readonly uri: string, private readonly sha256: string, private readonly sizeLimitMebibytes: number, private readonly port: number) {
     super();
   }
 
   bind(_scope: Construct, options: ModelSourceBindOptions): ModelSourceConfig {
-    const volume = kplus.Volume.fromEmptyDir(_scope, 'ModelVolume', 'models');
+    const volume = kplus.Volume.fromEmptyDir(_scope, 'ModelVolume', 'models', { sizeLimit: Size.mebibytes(this.sizeLimitMebibytes) });
     return {
       volume,
+      ephemeralStorageBytes: this.sizeLimitMebibytes * MIB,
+      // The model host's IP is unknown at synth time and NetworkPolicy cannot name hosts, so any destination on its
+      // port. A redirect to another port (http to https) needs ModelService's `allowEgress`.
+      egress: [{ ports: [{ port: kplus.k8s.IntOrString.fromNumber(this.port), protocol: 'TCP' }] }],
       initContainers: [{
         name: 'fetch-model',
         image: options.runtimeImage,

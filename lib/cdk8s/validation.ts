@@ -32,8 +32,17 @@ export function checkCpu(prop: string, value: string): string {
 }
 
 export function checkMemory(prop: string, value: string): string {
+  return checkByteQuantity(prop, value, 'memory', "'512Mi', '2Gi' or '1G'");
+}
+
+/** An ephemeral-storage quantity: the same grammar as memory, named as storage so the message says what was meant. */
+export function checkStorage(prop: string, value: string): string {
+  return checkByteQuantity(prop, value, 'storage', "'256Mi', '2Gi' or '500M'");
+}
+
+function checkByteQuantity(prop: string, value: string, kind: string, examples: string): string {
   if (!MEMORY.test(value) || Number.parseFloat(value) <= 0) {
-    throw new Error(`'${prop}' ('${value}') is not a memory quantity Kubernetes accepts; use e.g. '512Mi', '2Gi' or '1G'`);
+    throw new Error(`'${prop}' ('${value}') is not a ${kind} quantity Kubernetes accepts; use e.g. ${examples}`);
   }
   return value;
 }

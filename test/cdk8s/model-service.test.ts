@@ -87,15 +87,25 @@ describe('ModelService', () => {
     const init = pod.initContainers[0];
     assert.deepEqual(init.args, ['fetch', '--uri', 'https://models.example.com/fraud/3/model.onnx', '--sha256', SHA, '--dest', '/models/fraud/1/model.onnx']);
     assert.equal(init.image, runtime.image);
-    assert.deepEqual(runtime.resources, { limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '500m', memory: '512Mi' } });
+    assert.deepEqual(runtime.resources, {
+      limits: { 'cpu': '2', 'memory': '2Gi', 'ephemeral-storage': '2304Mi' }, requests: { 'cpu': '500m', 'memory': '512Mi', 'ephemeral-storage': '2304Mi' },
+    });
     assert.equal(pod.topologySpreadConstraints.length, 2);
     assert.equal(deployment.spec.replicas, 2);
     assert.deepEqual(deployment.spec.strategy.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 });
   });
 
+  it('names its instance after the Deployment, and selects on it alone in the NetworkPolicy', () => {
+    const instance = deployment.metadata.labels!['app.kubernetes.io/instance'];
+    assert.equal(instance, deployment.metadata.name);
+    assert.equal(deployment.spec.template.metadata.labels['app.kubernetes.io/instance'], instance);
+    for (const kind of ['Service', 'PodDisruptionBudget', 'NetworkPolicy']) assert.equal(one(objects, kind).metadata.labels!['app.kubernetes.io/instance'], instance, kind);
+    assert.deepEqual(one(objects, 'NetworkPolicy').spec.podSelector, { matchLabels: { 'app.kubernetes.io/instance': instance } });
+  });
+
   it('opens only the ports it serves, to the peers given', () => {
     const policy = one(objects, 'NetworkPolicy');
-    assert.deepEqual(policy.spec.policyTypes, ['Ingress']);
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress', 'Egress']);
     assert.deepEqual(policy.spec.ingress[0].ports.map((p: any) => p.port), [HTTP_PORT, GRPC_PORT]);
     const peers = one(synth((chart) => new ModelService(chart, 'm', {
       model: ModelSource.fromImage('registry/m:1'), allowFrom: [{ namespaceSelector: { matchLabels: { team: 'risk' } } }],
@@ -146,6 +156,91 @@ describe('ModelService', () => {
     assert.match(service.metricLatencyQuantile(0.99), new RegExp(`histogram_quantile\\(0.99, sum by \\(le\\) \\(rate\\(${METRIC.requestDuration}_bucket`));
     assert.match(service.metricInFlightPerPod(), new RegExp(METRIC.inFlight));
     assert.equal(service.restUrl, `http://${service.serviceName}:${HTTP_PORT}`);
+  });
+});
+
+describe('ModelService ephemeral storage', () => {
+  const pod = (objects: Manifest[]) => one(objects, 'Deployment').spec.template.spec;
+  const storage = (container: any) => [container.resources.requests['ephemeral-storage'], container.resources.limits['ephemeral-storage']];
+  const volume = (spec: any, name: string) => spec.volumes.find((v: any) => v.name === name);
+  const fromUri = (options: { sizeLimit?: string } = {}) => ModelSource.fromUri('https://m/x.onnx', { sha256: SHA, ...options });
+
+  it('reserves /tmp, logs and the largest ONNX file by default for fromUri, request equal to limit', () => {
+    const spec = pod(synth((c) => new ModelService(c, 's', { model: fromUri() })));
+    assert.deepEqual(storage(spec.containers[0]), ['2304Mi', '2304Mi']);
+    assert.deepEqual(volume(spec, 'models').emptyDir, { sizeLimit: '2048Mi' });
+    assert.deepEqual(volume(spec, 'tmp').emptyDir, { sizeLimit: '64Mi' });
+  });
+
+  it('gives every init container a request and limit for its logs', () => {
+    const spec = pod(synth((c) => new ModelService(c, 's', { model: fromUri() })));
+    assert.equal(spec.initContainers.length, 1);
+    for (const init of spec.initContainers) assert.deepEqual(storage(init), ['64Mi', '64Mi'], init.name);
+  });
+
+  it('sizes the model emptyDir and the defaults from fromUri\'s sizeLimit, rounded up to whole MiB', () => {
+    const small = pod(synth((c) => new ModelService(c, 's', { model: fromUri({ sizeLimit: '500Mi' }) })));
+    assert.deepEqual(volume(small, 'models').emptyDir, { sizeLimit: '500Mi' });
+    assert.deepEqual(storage(small.containers[0]), ['756Mi', '756Mi']);
+    const decimal = pod(synth((c) => new ModelService(c, 's', { model: fromUri({ sizeLimit: '1G' }) })));
+    assert.deepEqual(volume(decimal, 'models').emptyDir, { sizeLimit: '954Mi' });
+    assert.deepEqual(storage(decimal.containers[0]), ['1210Mi', '1210Mi']);
+  });
+
+  it('needs only /tmp and logs when the model is not on an emptyDir', () => {
+    for (const model of [ModelSource.fromImage('registry/m:1'), ModelSource.fromFile(MODELS.linearRegression)]) {
+      const spec = pod(synth((c) => new ModelService(c, 's', { model })));
+      assert.deepEqual(storage(spec.containers[0]), ['256Mi', '256Mi']);
+      assert.equal(spec.initContainers, undefined);
+    }
+  });
+
+  it('writes the quantities given exactly, and the request defaults to the limit', () => {
+    const both = pod(synth((c) => new ModelService(c, 's', { model: fromUri({ sizeLimit: '1Gi' }), ephemeralStorageRequest: '1.5Gi', ephemeralStorageLimit: '3Gi' })));
+    assert.deepEqual(storage(both.containers[0]), ['1.5Gi', '3Gi']);
+    const limitOnly = pod(synth((c) => new ModelService(c, 's', { model: ModelSource.fromImage('registry/m:1'), ephemeralStorageLimit: '1G' })));
+    assert.deepEqual(storage(limitOnly.containers[0]), ['1G', '1G']);
+  });
+
+  it('refuses bad quantities and a limit without room for the model, naming the prop and the fix', () => {
+    const image = ModelSource.fromImage('registry/m:1');
+    assert.throws(() => fromUri({ sizeLimit: '2 GB' }), /'sizeLimit' \('2 GB'\) is not a storage quantity Kubernetes accepts/);
+    assert.throws(() => synth((c) => new ModelService(c, 's', { model: image, ephemeralStorageLimit: 'lots' })), /'ephemeralStorageLimit' \('lots'\) is not a storage quantity/);
+    assert.throws(() => synth((c) => new ModelService(c, 's', { model: image, ephemeralStorageRequest: '-1Gi' })), /'ephemeralStorageRequest' \('-1Gi'\) is not a storage quantity/);
+    assert.throws(() => synth((c) => new ModelService(c, 's', { model: fromUri(), ephemeralStorageLimit: '1Gi' })),
+      /'ephemeralStorageLimit' \(1Gi\) must be at least 2112Mi, room for the model's emptyDir \(2Gi, ModelSource.fromUri's 'sizeLimit'\) and \/tmp \(64Mi\), or the kubelet evicts the pod; raise it or lower 'sizeLimit'/);
+    assert.throws(() => synth((c) => new ModelService(c, 's', { model: image, ephemeralStorageLimit: '32Mi' })), /'ephemeralStorageLimit' \(32Mi\) must be at least 64Mi, room for \/tmp \(64Mi\)/);
+    assert.throws(() => synth((c) => new ModelService(c, 's', { model: image, ephemeralStorageRequest: '1Gi' })),
+      /'ephemeralStorageRequest' \(1Gi\) must not exceed 'ephemeralStorageLimit' \(256Mi\)/);
+  });
+});
+
+describe('ModelService egress', () => {
+  const egress = (model: ModelSource, props: { allowEgress?: kplus.k8s.NetworkPolicyEgressRule[] } = {}) =>
+    one(synth((c) => new ModelService(c, 's', { model, ...props })), 'NetworkPolicy').spec.egress;
+  const DNS = { ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] };
+  const tcp = (port: number) => ({ ports: [{ port, protocol: 'TCP' }] });
+
+  it('allows only DNS when the model needs no download: the runtime opens no connections', () => {
+    assert.deepEqual(egress(ModelSource.fromImage('registry/m:1')), [DNS]);
+    assert.deepEqual(egress(ModelSource.fromFile(MODELS.linearRegression)), [DNS]);
+  });
+
+  it('allows DNS and the model host\'s port for fromUri: 443 for https, 80 for http, or the URI\'s own', () => {
+    const cases: Array<[string, number]> = [
+      ['https://models.example.com/fraud/3/model.onnx', 443],
+      ['http://models.example.com/fraud/3/model.onnx', 80],
+      ['https://models.example.com:8443/model.onnx', 8443],
+      ['http://minio.storage.svc:9000/models/model.onnx', 9000],
+      ['https://models.example.com:443/model.onnx', 443],
+    ];
+    for (const [uri, port] of cases) assert.deepEqual(egress(ModelSource.fromUri(uri, { sha256: SHA })), [DNS, tcp(port)], uri);
+  });
+
+  it('appends the rules given in allowEgress', () => {
+    const proxy = { to: [{ ipBlock: { cidr: '10.0.0.0/8' } }], ports: [{ port: kplus.k8s.IntOrString.fromNumber(3128), protocol: 'TCP' }] };
+    assert.deepEqual(egress(ModelSource.fromUri('https://m/x.onnx', { sha256: SHA }), { allowEgress: [proxy] }),
+      [DNS, tcp(443), { to: [{ ipBlock: { cidr: '10.0.0.0/8' } }], ports: [{ port: 3128, protocol: 'TCP' }] }]);
   });
 });
 
@@ -258,6 +353,10 @@ describe('every synthesized object passes the strict Kubernetes 1.27 and CRD sch
   const image = ModelSource.fromImage('registry/m:1');
   const variants: Array<[string, (chart: Chart) => void]> = [
     ['from a URI, defaults', (c) => new ModelService(c, 'fraud', { model: ModelSource.fromUri('https://m/x.onnx', { sha256: SHA }) })],
+    ['from a URI on an explicit port, sized, extra egress', (c) => new ModelService(c, 'fraud', {
+      model: ModelSource.fromUri('http://minio.storage:9000/m/x.onnx', { sha256: SHA, sizeLimit: '300M' }), ephemeralStorageRequest: '512Mi', ephemeralStorageLimit: '1Gi',
+      allowEgress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'proxy' } } }], ports: [{ port: kplus.k8s.IntOrString.fromNumber(3128), protocol: 'TCP' }] }],
+    })],
     ['from a file, load balancer, every runtime setting, GPU, peers', (c) => new ModelService(c, 'my-model', {
       modelName: 'my_model', model: ModelSource.fromFile(MODELS.linearRegression), exposure: Exposure.loadBalancer(), gpus: 1,
       maxBatchSize: 8, maxQueueDelayMicroseconds: 100, maxQueueSize: 10, maxBodyBytes: 4096, intraOpThreads: 1, interOpThreads: 1,
