@@ -5,6 +5,9 @@ export { ModelSource, type FromUriOptions, CONFIG_MAP_MODEL_LIMIT_BYTES } from '
 export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions } from './cdk8s/model-autoscaler';
 export * as promql from './cdk8s/promql';
 export { LABEL_KEYS } from './cdk8s/labels';
-export { ModelMonitoring, type ModelMonitoringProps, type LatencyObjective, DEFAULT_RUNBOOK_BASE_URL } from './cdk8s/model-monitoring';
+export {
+  ModelMonitoring, type ModelMonitoringProps, type LatencyObjective, DEFAULT_RUNBOOK_BASE_URL, ScrapeTls, type ScrapeTlsOptions,
+  type ScrapeTlsFromServiceSecretOptions, type ScrapeTlsFromCaOptions, type PlainPrometheusMounts,
+} from './cdk8s/model-monitoring';
 export { ALERT, DEFAULT_ALERT_DURATIONS, type AlertDurations, type AlertName } from './cdk8s/rules/alerts';
 export { SLO_WINDOWS, BURN_RATE_ALERTS, type Rule, type RuleGroup } from './cdk8s/rules/slo';

@@ -8,6 +8,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import * as YAML from 'yaml';
 import { PATHS, PORT_NAME } from '../contract/runtime';
+import { SERVE_SETTINGS } from '../contract/settings';
 import { selectorLabels } from './labels';
 import type { ModelAutoscaler } from './model-autoscaler';
 import type { ModelService } from './model-service';
@@ -20,6 +21,102 @@ export interface LatencyObjective {
   readonly thresholdSeconds: number;
   /** Share of requests that must be faster, in percent. */
   readonly percent: number;
+}
+
+/** Where the scraper finds the certificate authority that signed the runtime's certificate. */
+interface CaReference {
+  readonly kind: 'secret' | 'configMap';
+  readonly name: string;
+  readonly key: string;
+}
+
+export interface ScrapeTlsOptions {
+  /**
+   * The name the runtime's certificate must carry as a DNS SAN. Prometheus scrapes pod IPs, so without it the
+   * hostname check would need the pod IPs in the certificate.
+   * @default '<service>.<namespace>.svc' ('<service>' when the chart has no namespace)
+   */
+  readonly serverName?: string;
+}
+
+export interface ScrapeTlsFromServiceSecretOptions extends ScrapeTlsOptions {
+  /**
+   * The key of the ModelService's `tlsSecret` holding the CA certificate. `'tls.crt'` pins the certificate itself
+   * (for a self-signed certificate without `ca.crt`); scrapes then fail after a renewal until the pods restart.
+   * @default 'ca.crt'
+   */
+  readonly caKey?: string;
+}
+
+export interface ScrapeTlsFromCaOptions extends ScrapeTlsOptions {
+  /** @default 'ca.crt' */
+  readonly key?: string;
+}
+
+/**
+ * How Prometheus verifies the runtime's certificate when the ModelService serves TLS (`tlsSecret`). The scrape
+ * always uses `scheme: https` then; this chooses the trust anchor and the name checked.
+ */
+export class ScrapeTls {
+  /**
+   * The CA from the ModelService's own `tlsSecret` (cert-manager writes `ca.crt` there for CA and self-signed
+   * issuers), checked against the Service's DNS name. The default.
+   */
+  static fromServiceSecret(options: ScrapeTlsFromServiceSecretOptions = {}): ScrapeTls {
+    const key = checkSecretKey('caKey', options.caKey ?? 'ca.crt');
+    return new ScrapeTls((service) => {
+      const name = service.tlsSecretName;
+      if (!name) throw new Error("'scrapeTls' (ScrapeTls.fromServiceSecret) needs a ModelService with 'tlsSecret'");
+      return { ca: { kind: 'secret', name, key } };
+    }, options.serverName);
+  }
+
+  /** A CA certificate in a Secret of the ModelService's namespace (e.g. a cert-manager CA issuer's Secret). */
+  static fromCaSecret(secret: kplus.ISecret, options: ScrapeTlsFromCaOptions = {}): ScrapeTls {
+    const key = checkSecretKey('key', options.key ?? 'ca.crt');
+    return new ScrapeTls(() => ({ ca: { kind: 'secret', name: secret.name, key } }), options.serverName);
+  }
+
+  /** A CA bundle in a ConfigMap of the ModelService's namespace (e.g. one trust-manager distributes). */
+  static fromCaConfigMap(configMap: kplus.IConfigMap, options: ScrapeTlsFromCaOptions = {}): ScrapeTls {
+    const key = checkSecretKey('key', options.key ?? 'ca.crt');
+    return new ScrapeTls(() => ({ ca: { kind: 'configMap', name: configMap.name, key } }), options.serverName);
+  }
+
+  /**
+   * Encrypts without verifying the certificate: anyone who can intercept pod traffic can read the metrics (and a
+   * scrape token). Only where no CA is available, e.g. a certificate the runtime's operators cannot share.
+   */
+  static insecureSkipVerify(): ScrapeTls {
+    return new ScrapeTls(() => ({ insecureSkipVerify: true }), undefined);
+  }
+
+  private constructor(
+    private readonly resolveCa: (service: ModelService) => { readonly ca?: CaReference; readonly insecureSkipVerify?: boolean },
+    private readonly serverName: string | undefined,
+  ) {}
+
+  /** @internal */
+  _bind(service: ModelService): ResolvedScrapeTls {
+    const { ca, insecureSkipVerify } = this.resolveCa(service);
+    if (insecureSkipVerify) return { insecureSkipVerify: true };
+    const { namespace, service: name } = service.seriesSelector;
+    return { ca, serverName: this.serverName ?? (namespace ? `${name}.${namespace}.svc` : name) };
+  }
+}
+
+interface ResolvedScrapeTls {
+  readonly ca?: CaReference;
+  readonly serverName?: string;
+  readonly insecureSkipVerify?: boolean;
+}
+
+/** Directories where a Prometheus without the Operator mounts Secrets and ConfigMaps (the Operator's own layout). */
+export interface PlainPrometheusMounts {
+  /** `<dir>/<secret name>/<key>`. @default '/etc/prometheus/secrets' */
+  readonly secretsDirectory?: string;
+  /** `<dir>/<config map name>/<key>`. @default '/etc/prometheus/configmaps' */
+  readonly configMapsDirectory?: string;
 }
 
 export interface ModelMonitoringProps {
@@ -42,6 +139,26 @@ export interface ModelMonitoringProps {
   readonly scrapeInterval?: string;
   /** Scrape the pods directly with a PodMonitor instead of a ServiceMonitor. @default false */
   readonly podMonitor?: boolean;
+  /**
+   * How the scrape verifies the runtime's certificate; only with a ModelService that has `tlsSecret`, whose
+   * /metrics is then scraped with `scheme: https`. Not `insecureSkipVerify` by default: an unverified scrape
+   * would send a scrape token to whoever answers.
+   * @default - with `tlsSecret`: ScrapeTls.fromServiceSecret(), the `ca.crt` of that Secret and the Service's DNS
+   * name; without: plain http
+   */
+  readonly scrapeTls?: ScrapeTls;
+  /**
+   * A Secret holding the bearer token Prometheus sends on each scrape (`authorization` of the ServiceMonitor or
+   * PodMonitor), for a runtime whose /metrics needs one (`--auth-exempt health` or `none`). ModelService leaves
+   * /metrics open (the runtime's default `--auth-exempt health-and-metrics`), so this is needed only when the
+   * runtime's flags or environment were changed; synth fails if they close /metrics without it. The key must hold
+   * exactly one token that is also a line of the ModelService's `authTokenKey` (it may be another key of the same
+   * Secret as `authTokenSecret`).
+   * @default - no token sent
+   */
+  readonly scrapeTokenSecret?: kplus.ISecret;
+  /** The key of `scrapeTokenSecret` holding the token. @default 'token' */
+  readonly scrapeTokenKey?: string;
   /**
    * Labels for the ServiceMonitor/PodMonitor and PrometheusRule; kube-prometheus-stack only picks up objects
    * labelled `release: <its release name>`.
@@ -68,6 +185,8 @@ export class ModelMonitoring extends Construct {
   private readonly scrapeIntervalValue: string;
   private readonly serviceName: string;
   private readonly namespace?: string;
+  private readonly tls?: ResolvedScrapeTls;
+  private readonly token?: { readonly name: string; readonly key: string };
 
   constructor(scope: Construct, id: string, props: ModelMonitoringProps) {
     super(scope, id);
@@ -104,8 +223,28 @@ export class ModelMonitoring extends Construct {
       },
     ];
 
+    if (props.scrapeTls && !service.tlsEnabled) {
+      throw new Error("'scrapeTls' needs a ModelService with 'tlsSecret': without it the runtime serves plain http; remove 'scrapeTls' or give the service a 'tlsSecret'");
+    }
+    this.tls = service.tlsEnabled ? (props.scrapeTls ?? ScrapeTls.fromServiceSecret())._bind(service) : undefined;
+    if (props.scrapeTokenSecret) {
+      this.token = { name: props.scrapeTokenSecret.name, key: checkSecretKey('scrapeTokenKey', props.scrapeTokenKey ?? 'token') };
+    } else if (props.scrapeTokenKey !== undefined) {
+      throw new Error(`'scrapeTokenKey' ('${props.scrapeTokenKey}') needs 'scrapeTokenSecret'`);
+    }
+    // The runtime's flags and environment may still change (escape hatches): check them at synth time.
+    this.node.addValidation({
+      validate: () => (this.token || !metricsNeedToken(service)
+        ? []
+        : [`the runtime's /metrics needs a bearer token (--${SERVE_SETTINGS.authExempt.flag} is not health-and-metrics), but 'scrapeTokenSecret' is not set: Prometheus would get 401 on every scrape`]),
+    });
+
     const objectLabels = { ...service.labels, ...props.extraLabels };
-    const endpoint = { port: PORT_NAME.http, path: PATHS.metrics, interval: this.scrapeIntervalValue };
+    const endpoint = {
+      port: PORT_NAME.http, path: PATHS.metrics, interval: this.scrapeIntervalValue,
+      ...(this.tls ? { scheme: 'https', tlsConfig: operatorTlsConfig(this.tls) } : {}),
+      ...(this.token ? { authorization: { type: 'Bearer', credentials: this.token } } : {}),
+    };
     this.monitor = props.podMonitor
       ? new ApiObject(this, 'PodMonitor', {
         apiVersion: 'monitoring.coreos.com/v1', kind: 'PodMonitor', metadata: { labels: objectLabels },
@@ -139,13 +278,23 @@ export class ModelMonitoring extends Construct {
   /**
    * A plain Prometheus scrape config for clusters without the Operator: Kubernetes endpoints discovery kept to
    * this Service's `http` port, with the `namespace`, `service` and `pod` labels the Operator would add, so the
-   * same rules work on both.
+   * same rules work on both. With TLS or a scrape token, the CA and token are read from files where Prometheus
+   * must mount the Secrets or ConfigMaps (`mounts`).
    */
-  scrapeConfig(): Record<string, unknown> {
+  scrapeConfig(mounts: PlainPrometheusMounts = {}): Record<string, unknown> {
+    const secrets = mounts.secretsDirectory ?? '/etc/prometheus/secrets';
+    const configMaps = mounts.configMapsDirectory ?? '/etc/prometheus/configmaps';
+    const tls = this.tls;
+    const caFile = tls?.ca && `${tls.ca.kind === 'secret' ? secrets : configMaps}/${tls.ca.name}/${tls.ca.key}`;
     return {
       job_name: this.namespace ? `${this.namespace}/${this.serviceName}` : this.serviceName,
       scrape_interval: this.scrapeIntervalValue,
       metrics_path: PATHS.metrics,
+      ...(tls ? {
+        scheme: 'https',
+        tls_config: tls.insecureSkipVerify ? { insecure_skip_verify: true } : { ...(caFile ? { ca_file: caFile } : {}), server_name: tls.serverName },
+      } : {}),
+      ...(this.token ? { authorization: { type: 'Bearer', credentials_file: `${secrets}/${this.token.name}/${this.token.key}` } } : {}),
       kubernetes_sd_configs: [{ role: 'endpoints', ...(this.namespace ? { namespaces: { names: [this.namespace] } } : {}) }],
       relabel_configs: [
         { source_labels: ['__meta_kubernetes_service_name', '__meta_kubernetes_endpoint_port_name'], regex: `${this.serviceName};${PORT_NAME.http}`, action: 'keep' },
@@ -160,6 +309,40 @@ export class ModelMonitoring extends Construct {
   prometheusFiles(): { readonly 'scrape-config.yaml': string; readonly 'rules.yaml': string } {
     return { 'scrape-config.yaml': YAML.stringify({ scrape_configs: [this.scrapeConfig()] }), 'rules.yaml': this.rulesFile() };
   }
+}
+
+/** The prometheus-operator `tlsConfig` (SafeTLSConfig, valid on ServiceMonitor and PodMonitor endpoints). */
+function operatorTlsConfig(tls: ResolvedScrapeTls): Record<string, unknown> {
+  if (tls.insecureSkipVerify) return { insecureSkipVerify: true };
+  return {
+    ...(tls.ca ? { ca: { [tls.ca.kind]: { name: tls.ca.name, key: tls.ca.key } } } : {}),
+    ...(tls.serverName ? { serverName: tls.serverName } : {}),
+  };
+}
+
+function checkSecretKey(prop: string, key: string): string {
+  if (!/^[-._a-zA-Z0-9]+$/.test(key)) throw new Error(`'${prop}' ('${key}') must be a Secret or ConfigMap key: letters, digits, '-', '_' and '.'`);
+  return key;
+}
+
+/**
+ * True when the runtime container's flags or environment protect /metrics: a token file, and `--auth-exempt`
+ * (flag over environment, the last flag winning, as the runtime reads them) other than health-and-metrics.
+ */
+function metricsNeedToken(service: ModelService): boolean {
+  const container = service.deployment.containers[0];
+  const setting = (key: 'authTokenFile' | 'authExempt'): string | undefined => {
+    const flag = `--${SERVE_SETTINGS[key].flag}`;
+    let value: string | undefined;
+    const args = container.args ?? [];
+    args.forEach((arg, i) => {
+      if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
+      else if (arg === flag) value = args[i + 1];
+    });
+    return value ?? container.env.variables[SERVE_SETTINGS[key].env]?.value;
+  };
+  const exempt = setting('authExempt') || SERVE_SETTINGS.authExempt.default;
+  return Boolean(setting('authTokenFile')) && exempt !== 'health-and-metrics';
 }
 
 function checkShare(prop: string, value: number): number {

@@ -9,7 +9,7 @@ import * as pulumi from '@pulumi/pulumi';
 import * as cdk8s from '../index';
 import { type Manifest, registerObject, type Substitution } from './objects';
 
-export { Exposure, ModelSource, ScalingSignal, ALERT, DEFAULT_ALERT_DURATIONS } from '../index';
+export { Exposure, ModelSource, ScalingSignal, ScrapeTls, ALERT, DEFAULT_ALERT_DURATIONS } from '../index';
 
 const NAMESPACE_PLACEHOLDER = 'modelship-namespace-placeholder';
 const IMAGE_PLACEHOLDER = 'modelship-image-placeholder:0';
@@ -37,7 +37,7 @@ export class ModelService extends pulumi.ComponentResource {
   /** The Service's name. */
   readonly serviceName: pulumi.Output<string>;
   readonly deploymentName: pulumi.Output<string>;
-  /** In-cluster URL of the REST endpoints. */
+  /** In-cluster URL of the REST endpoints: https with `tlsSecret`, as the cdk8s construct's `restUrl`. */
   readonly restUrl: pulumi.Output<string>;
   /** In-cluster address of the gRPC endpoint. */
   readonly grpcAddress: pulumi.Output<string>;
@@ -65,11 +65,17 @@ export class ModelService extends pulumi.ComponentResource {
 
     const resolve = (text: string) => pulumi.output(substitutions.length ? pulumi.all(substitutions.map((s) => s.value)).apply((values) =>
       substitutions.reduce((t, s, i) => t.split(s.placeholder).join(values[i]), text)) : text);
-    const ns = namespace === undefined ? '' : '.' + (typeof namespace === 'string' ? namespace : NAMESPACE_PLACEHOLDER);
+    // Fully qualified when the namespace is known; the bare Service name (same namespace only) otherwise, as the
+    // cdk8s construct gives it: `<service>.svc.cluster.local` would not resolve.
+    const host = namespace === undefined
+      ? this.construct.serviceName
+      : `${this.construct.serviceName}.${typeof namespace === 'string' ? namespace : NAMESPACE_PLACEHOLDER}.svc.cluster.local`;
     this.serviceName = pulumi.output(this.construct.serviceName);
     this.deploymentName = pulumi.output(this.construct.deployment.name);
-    this.restUrl = resolve(`http://${this.construct.serviceName}${ns}.svc.cluster.local:${this.construct.service.ports[0].port}`);
-    this.grpcAddress = resolve(`${this.construct.serviceName}${ns}.svc.cluster.local:8081`);
+    // The construct's scheme: https with `tlsSecret`.
+    const scheme = this.construct.restUrl.slice(0, this.construct.restUrl.indexOf('://'));
+    this.restUrl = resolve(`${scheme}://${host}:${this.construct.service.ports[0].port}`);
+    this.grpcAddress = resolve(`${host}:8081`);
     this.registerOutputs({ serviceName: this.serviceName, deploymentName: this.deploymentName, restUrl: this.restUrl, grpcAddress: this.grpcAddress });
   }
 }

@@ -3,15 +3,20 @@
  * metric a rule names is one the runtime exports, and that the objects pass the prometheus-operator schemas.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
 import * as YAML from 'yaml';
-import { ALERT, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource, SLO_WINDOWS } from 'modelship';
+import { ALERT, ModelAutoscaler, ModelMonitoring, type ModelMonitoringProps, ModelService, type ModelServiceProps, ModelSource, ScrapeTls, SLO_WINDOWS } from 'modelship';
 import { METRIC } from '../../lib/contract/metrics';
 import { assertValidManifests } from '../helpers/k8s-schema';
-import { REPO_ROOT } from '../helpers/paths';
+import { MODELS, REPO_ROOT } from '../helpers/paths';
+import { startPrometheus, waitFor, type ServerProcess } from '../helpers/prometheus';
+import { startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
 
 type Manifest = { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec: any; data?: Record<string, string> };
 
@@ -123,5 +128,166 @@ describe('ModelMonitoring', () => {
     assert.throws(() => build({ availabilityObjective: 100 }), /'availabilityObjective' \(100\) must be a percentage between 0 and 100/);
     assert.throws(() => build({ cpuThreshold: 80 }), /'cpuThreshold' \(80\) must be a share between 0 and 1/);
     assert.throws(() => build({ alertFor: { ModelServiceDown: 'soon' } }), /'alertFor.ModelServiceDown' \('soon'\) must be a Prometheus duration/);
+  });
+});
+
+/** A ModelService with TLS (and bearer tokens), the ModelMonitoring of `props` on it. */
+function buildSecure(props: (chart: Chart) => Partial<ModelMonitoringProps> = () => ({}), serviceProps: (chart: Chart) => Partial<ModelServiceProps> = () => ({})) {
+  const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+  const service = new ModelService(chart, 'fraud', {
+    model: ModelSource.fromImage('r/m:1'),
+    tlsSecret: kplus.Secret.fromSecretName(chart, 'Tls', 'fraud-tls'),
+    authTokenSecret: kplus.Secret.fromSecretName(chart, 'Tokens', 'fraud-tokens'),
+    ...serviceProps(chart),
+  });
+  const monitoring = new ModelMonitoring(chart, 'monitoring', { service, ...props(chart) });
+  return { chart, service, monitoring, synth: () => Testing.synth(chart) as Manifest[] };
+}
+
+const endpointOf = (objects: Manifest[]) => {
+  const monitor = objects.find((o) => o.kind === 'ServiceMonitor' || o.kind === 'PodMonitor')!;
+  return monitor.kind === 'ServiceMonitor' ? monitor.spec.endpoints[0] : monitor.spec.podMetricsEndpoints[0];
+};
+
+describe('ModelMonitoring of a ModelService with TLS and tokens', () => {
+  it('scrapes with https, trusting the ca.crt of the service\'s TLS Secret for the Service\'s DNS name', () => {
+    const { service, synth } = buildSecure();
+    const objects = synth();
+    assert.deepEqual(endpointOf(objects), {
+      port: 'http', path: '/metrics', interval: '30s', scheme: 'https',
+      tlsConfig: { ca: { secret: { name: 'fraud-tls', key: 'ca.crt' } }, serverName: `${service.serviceName}.risk.svc` },
+    });
+    assertValidManifests(objects);
+    const pod = buildSecure(() => ({ podMonitor: true })).synth();
+    assert.deepEqual(endpointOf(pod).tlsConfig, endpointOf(objects).tlsConfig);
+    assert.equal(endpointOf(pod).scheme, 'https');
+    assertValidManifests(pod);
+  });
+
+  it('scrapes with plain http, and no tlsConfig, without tlsSecret', () => {
+    const endpoint = endpointOf(build().objects);
+    assert.equal(endpoint.scheme, undefined);
+    assert.equal(endpoint.tlsConfig, undefined);
+    assert.equal(endpoint.authorization, undefined);
+    assert.equal(build().monitoring.scrapeConfig().scheme, undefined);
+  });
+
+  it('takes another CA, key and server name, or (asked for) no verification', () => {
+    const fromConfigMap = buildSecure((chart) => ({ scrapeTls: ScrapeTls.fromCaConfigMap(kplus.ConfigMap.fromConfigMapName(chart, 'Bundle', 'trust-bundle'), { key: 'bundle.pem' }) })).synth();
+    assert.deepEqual(endpointOf(fromConfigMap).tlsConfig.ca, { configMap: { name: 'trust-bundle', key: 'bundle.pem' } });
+    assertValidManifests(fromConfigMap);
+    const fromSecret = buildSecure((chart) => ({ scrapeTls: ScrapeTls.fromCaSecret(kplus.Secret.fromSecretName(chart, 'Ca', 'issuer-ca'), { serverName: 'fraud.example.internal' }), podMonitor: true })).synth();
+    assert.deepEqual(endpointOf(fromSecret).tlsConfig, { ca: { secret: { name: 'issuer-ca', key: 'ca.crt' } }, serverName: 'fraud.example.internal' });
+    assertValidManifests(fromSecret);
+    const pinned = buildSecure(() => ({ scrapeTls: ScrapeTls.fromServiceSecret({ caKey: 'tls.crt' }) })).synth();
+    assert.deepEqual(endpointOf(pinned).tlsConfig.ca, { secret: { name: 'fraud-tls', key: 'tls.crt' } });
+    const insecure = buildSecure(() => ({ scrapeTls: ScrapeTls.insecureSkipVerify() })).synth();
+    assert.deepEqual(endpointOf(insecure).tlsConfig, { insecureSkipVerify: true });
+    assertValidManifests(insecure);
+  });
+
+  it('refuses a scrapeTls without TLS, and keys that cannot be Secret keys', () => {
+    assert.throws(() => build({ scrapeTls: ScrapeTls.fromServiceSecret() }), /'scrapeTls' needs a ModelService with 'tlsSecret'/);
+    assert.throws(() => ScrapeTls.fromServiceSecret({ caKey: 'a/b' }), /'caKey' \('a\/b'\) must be a Secret or ConfigMap key/);
+    assert.throws(() => build({ scrapeTokenKey: 'token' }), /'scrapeTokenKey' \('token'\) needs 'scrapeTokenSecret'/);
+  });
+
+  it('sends the bearer token of scrapeTokenSecret, on both monitor kinds', () => {
+    for (const podMonitor of [false, true]) {
+      const objects = buildSecure((chart) => ({ podMonitor, scrapeTokenSecret: kplus.Secret.fromSecretName(chart, 'Scrape', 'fraud-tokens'), scrapeTokenKey: 'prometheus' })).synth();
+      assert.deepEqual(endpointOf(objects).authorization, { type: 'Bearer', credentials: { name: 'fraud-tokens', key: 'prometheus' } });
+      assertValidManifests(objects);
+    }
+    const { objects } = build({ scrapeTokenSecret: kplus.Secret.fromSecretName(new Chart(Testing.app(), 'x'), 'S', 'scrape') });
+    assert.deepEqual(endpointOf(objects).authorization, { type: 'Bearer', credentials: { name: 'scrape', key: 'token' } });
+  });
+
+  it('fails synth when the runtime\'s environment closes /metrics and no scrape token is set', () => {
+    const closed = buildSecure();
+    closed.service.deployment.containers[0].env.addVariable('MODELSHIP_AUTH_EXEMPT', kplus.EnvValue.fromValue('health'));
+    assert.throws(() => closed.synth(), /monitoring[\s\S]*\/metrics needs a bearer token \(--auth-exempt is not health-and-metrics\), but 'scrapeTokenSecret' is not set/);
+    const withToken = buildSecure((chart) => ({ scrapeTokenSecret: kplus.Secret.fromSecretName(chart, 'Scrape', 'scrape') }));
+    withToken.service.deployment.containers[0].env.addVariable('MODELSHIP_AUTH_EXEMPT', kplus.EnvValue.fromValue('none'));
+    assert.doesNotThrow(() => withToken.synth());
+    // Without a token file there is nothing to close, whatever --auth-exempt says.
+    const noAuth = build();
+    noAuth.service.deployment.containers[0].env.addVariable('MODELSHIP_AUTH_EXEMPT', kplus.EnvValue.fromValue('health'));
+    assert.doesNotThrow(() => Testing.synth(Chart.of(noAuth.service)));
+    assert.doesNotThrow(() => buildSecure().synth(), 'ModelService leaves /metrics open');
+  });
+
+  it('writes the plain scrape config with https, the CA and token as mounted files', () => {
+    const { service, monitoring } = buildSecure((chart) => ({ scrapeTokenSecret: kplus.Secret.fromSecretName(chart, 'Scrape', 'fraud-scrape') }));
+    const job = YAML.parse(monitoring.prometheusFiles()['scrape-config.yaml']).scrape_configs[0];
+    assert.equal(job.scheme, 'https');
+    assert.deepEqual(job.tls_config, { ca_file: '/etc/prometheus/secrets/fraud-tls/ca.crt', server_name: `${service.serviceName}.risk.svc` });
+    assert.deepEqual(job.authorization, { type: 'Bearer', credentials_file: '/etc/prometheus/secrets/fraud-scrape/token' });
+    const custom = buildSecure((chart) => ({ scrapeTls: ScrapeTls.fromCaConfigMap(kplus.ConfigMap.fromConfigMapName(chart, 'B', 'bundle')) })).monitoring.scrapeConfig({ configMapsDirectory: '/cm' });
+    assert.deepEqual(custom.tls_config, { ca_file: '/cm/bundle/ca.crt', server_name: `${service.serviceName}.risk.svc` });
+  });
+});
+
+/**
+ * The generated plain scrape job on a real Prometheus against the real runtime serving TLS with `--auth-exempt
+ * health`: the certificate names only the Service's DNS name (no IP), so the scrape of 127.0.0.1 verifies only
+ * through `server_name`, and /metrics answers only with the token. The same job without the token, and with
+ * another server name, must fail, so the test can fail.
+ */
+describe('the TLS and token scrape config on a real Prometheus and runtime', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'modelship-scrape-tls-'));
+  const { service, monitoring } = buildSecure((chart) => ({ scrapeTokenSecret: kplus.Secret.fromSecretName(chart, 'Scrape', 'fraud-scrape'), scrapeInterval: '1s' }));
+  const serverName = `${service.serviceName}.risk.svc`;
+  let runtime: RuntimeProcess | undefined;
+  let prometheus: ServerProcess | undefined;
+
+  before(async () => {
+    const secrets = join(dir, 'secrets');
+    const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=modelship scrape test ca']);
+    openssl(['req', ...ec, '-keyout', 'tls.key', '-out', 'tls.csr', '-subj', `/CN=${serverName}`, '-addext', `subjectAltName=DNS:${serverName}`]);
+    openssl(['x509', '-req', '-in', 'tls.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-copy_extensions', 'copy', '-out', 'tls.crt']);
+    // The Secrets as Prometheus would mount them: <secrets>/<name>/<key>.
+    mkdirSync(join(secrets, 'fraud-tls'), { recursive: true });
+    mkdirSync(join(secrets, 'fraud-scrape'));
+    writeFileSync(join(secrets, 'fraud-tls', 'ca.crt'), readFileSync(join(dir, 'ca.crt')));
+    writeFileSync(join(secrets, 'fraud-scrape', 'token'), 'prometheus-token');
+    writeFileSync(join(dir, 'tokens'), '# clients\nclient-token\nprometheus-token\n');
+    runtime = await startRuntime(['--model', `my_model=${MODELS.linearRegression}`, '--no-warmup',
+      '--tls-cert-file', join(dir, 'tls.crt'), '--tls-key-file', join(dir, 'tls.key'),
+      '--auth-token-file', join(dir, 'tokens'), '--auth-exempt', 'health'], { waitReady: false, timeoutMs: 20_000 });
+    const { kubernetes_sd_configs: _sd, relabel_configs: _relabel, ...job } = monitoring.scrapeConfig({ secretsDirectory: secrets });
+    const target = { targets: [new URL(runtime.url).host] };
+    const { authorization: _token, ...withoutToken } = job;
+    prometheus = await startPrometheus({
+      config: {
+        global: { scrape_interval: '1s' },
+        scrape_configs: [
+          { ...job, job_name: 'generated', static_configs: [target] },
+          { ...withoutToken, job_name: 'no-token', static_configs: [target] },
+          { ...job, job_name: 'other-name', static_configs: [target], tls_config: { ...(job.tls_config as object), server_name: 'other.risk.svc' } },
+        ],
+      },
+    });
+  }, { timeout: 60_000 });
+
+  after(async () => {
+    await prometheus?.stop();
+    await runtime?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('scrapes /metrics over verified TLS with the token; without either it fails', async () => {
+    type Target = { scrapePool: string; health: string; lastError: string };
+    const targets = async () => ((await (await fetch(`${prometheus!.url}/api/v1/targets`)).json()) as { data: { activeTargets: Target[] } }).data.activeTargets;
+    await waitFor('every job to have scraped once', async () => ((await targets()).filter((t) => t.health !== 'unknown').length === 3 ? true : undefined), 20_000);
+    // A first scrape may race the runtime's start: a few more seconds for the generated job, then its last error.
+    await waitFor('the generated job to be up', async () => ((await targets()).some((t) => t.scrapePool === 'generated' && t.health === 'up') ? true : undefined), 10_000).catch(() => undefined);
+    const byJob = Object.fromEntries((await targets()).map((t) => [t.scrapePool, t]));
+    assert.equal(byJob.generated.health, 'up', byJob.generated.lastError);
+    assert.equal(byJob['no-token'].health, 'down');
+    assert.match(byJob['no-token'].lastError, /401/);
+    assert.equal(byJob['other-name'].health, 'down');
+    assert.match(byJob['other-name'].lastError, /certificate|x509/i);
   });
 });

@@ -7,9 +7,13 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as pulumi from '@pulumi/pulumi';
 import { Chart, Testing } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
 import { MODELS } from '../helpers/paths';
 
 const MODEL_FILE = MODELS.linearRegression;
+/** Secrets are referred to by name; Pulumi programs import them into a throwaway cdk8s scope. */
+const secrets = new Chart(Testing.app(), 'secrets');
+const secret = (name: string) => kplus.Secret.fromSecretName(secrets, `${name}-${Math.random()}`, name);
 
 interface Registered { type: string; name: string; inputs: any }
 const registered: Registered[] = [];
@@ -47,6 +51,10 @@ describe('modelship/pulumi', () => {
       service: { modelName: 'my_model', model: side.ModelSource.fromFile(MODEL_FILE), exposure: side.Exposure.loadBalancer(), gpus: 1 },
       autoscaler: { minReplicas: 0, maxReplicas: 3, signal: side.ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) },
       monitoring: { podMonitor: true, availabilityObjective: 99.5, plainPrometheusFiles: true },
+    })],
+    ['TLS and tokens, monitoring over https with a scrape token', (side) => ({
+      service: { model: side.ModelSource.fromImage('registry/m:1'), tlsSecret: secret('fraud-tls'), authTokenSecret: secret('fraud-tokens') },
+      monitoring: { scrapeTokenSecret: secret('fraud-tokens'), scrapeTokenKey: 'prometheus' },
     })],
     ['an image, fixed replicas, prometheus-adapter-free, no dashboard', (side) => ({
       service: { model: side.ModelSource.fromImage('registry/m:1'), replicas: 3, allowFrom: [{ podSelector: { matchLabels: { role: 'client' } } }] },
@@ -93,6 +101,29 @@ describe('modelship/pulumi', () => {
     assert.equal(await value(service.restUrl), `http://${name}.vision.svc.cluster.local:8080`);
     assert.equal(await value(service.grpcAddress), `${name}.vision.svc.cluster.local:8081`);
     assert.match(await value(service.deploymentName), /^ocr-deployment-/);
+  });
+
+  it('gives an https restUrl with tlsSecret, as the cdk8s construct does, with a plain or an Output namespace', async () => {
+    const plain = new mp.ModelService('secure', { model: mp.ModelSource.fromImage('registry/m:1'), namespace: 'vision', tlsSecret: secret('secure-tls') });
+    await settle();
+    assert.equal(await value(plain.restUrl), `https://${await value(plain.serviceName)}.vision.svc.cluster.local:8080`);
+    registered.length = 0;
+    const late = new mp.ModelService('secure-late', {
+      model: mp.ModelSource.fromImage('registry/m:1'), namespace: pulumi.output(Promise.resolve('team-b')), tlsSecret: secret('late-tls'),
+      exposure: mp.Exposure.loadBalancer(),
+    });
+    new mp.ModelMonitoring('secure-late-monitoring', { service: late });
+    assert.equal(await value(late.restUrl), `https://${await value(late.serviceName)}.team-b.svc.cluster.local:80`);
+    await settle();
+    const monitor = registered.find((r) => r.inputs.kind === 'ServiceMonitor')!;
+    assert.deepEqual(monitor.inputs.spec.endpoints[0].tlsConfig, { ca: { secret: { name: 'late-tls', key: 'ca.crt' } }, serverName: `${await value(late.serviceName)}.team-b.svc` });
+    assert.equal(monitor.inputs.spec.endpoints[0].scheme, 'https');
+    const anywhere = new mp.ModelService('secure-default', { model: mp.ModelSource.fromImage('registry/m:1'), tlsSecret: secret('d-tls') });
+    await settle();
+    assert.equal(await value(anywhere.restUrl), `https://${await value(anywhere.serviceName)}:8080`, 'no namespace: the bare Service name, as cdk8s gives it');
+    assert.equal(await value(anywhere.grpcAddress), `${await value(anywhere.serviceName)}:8081`);
+    const cdkChart = new Chart(Testing.app(), 'secure', { namespace: 'vision' });
+    assert.match(new mc.ModelService(cdkChart, 'secure', { model: mc.ModelSource.fromImage('registry/m:1'), tlsSecret: secret('secure-tls') }).restUrl, /^https:\/\//);
   });
 
   it('carries an Output-valued image and namespace into every object', async () => {
