@@ -5,82 +5,17 @@
  * the contract that a bad flag or a bad model ends the process with a one-line reason on stderr.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { onnx } from 'onnx-proto';
+import { expectExit, oneLineReason, retryWarnings, runCli } from '../helpers/cli-process';
 import { sendBytes, sendHalfThenDrop, sendStatus, startFixtureServer, type FixtureServer } from '../helpers/http-fixture-server';
-import { CLI, EXAMPLE_REPOSITORY, MODELS, REPO_ROOT } from '../helpers/paths';
-
-interface CliResult {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly milliseconds: number;
-}
-
-/** The environment without any MODELSHIP_* variable of the shell running the tests. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('MODELSHIP_') && key !== 'NODE_TEST_CONTEXT') env[key] = value;
-  }
-  return { ...env, ...extra };
-}
-
-/**
- * Runs the CLI asynchronously (the fixture HTTP server lives in this process, so spawnSync would starve it) and
- * kills it if it outlives `timeoutMs`, failing the test.
- */
-function runCli(args: readonly string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
-  const timeoutMs = options.timeoutMs ?? 20_000;
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: REPO_ROOT, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
-    let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    child.on('error', (error) => { clearTimeout(timer); reject(error); });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) {
-        reject(new Error(`modelship ${args.join(' ')} did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-      } else {
-        resolve({ code, signal, stdout, stderr, milliseconds: Date.now() - started });
-      }
-    });
-  });
-}
-
-/** Asserts the contract's failure form: exactly one `modelship: ...` line on stderr; returns that line. */
-function oneLineReason(result: CliResult): string {
-  assert.ok(result.stderr.endsWith('\n'), `stderr should end with a newline: ${JSON.stringify(result.stderr)}`);
-  const lines = result.stderr.slice(0, -1).split('\n');
-  assert.equal(lines.length, 1, `expected one line on stderr, got ${JSON.stringify(result.stderr)}`);
-  assert.match(lines[0], /^modelship: \S/);
-  return lines[0];
-}
-
-function expectExit(result: CliResult, code: number): void {
-  assert.equal(result.signal, null, `killed by ${result.signal}`);
-  assert.equal(result.code, code, `exit code ${result.code}, expected ${code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-}
+import { EXAMPLE_REPOSITORY, MODELS, REPO_ROOT } from '../helpers/paths';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
-/** pino's JSON log lines on stdout. */
-function logLines(stdout: string): Array<{ level: number; msg: string; [key: string]: unknown }> {
-  return stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
-}
 
 describe('modelship inspect', { concurrency: 4 }, () => {
   it('prints the OCR detection model\'s signature, IR, opset, sha256 and that it loads', async () => {
@@ -273,9 +208,9 @@ describe('modelship fetch', { concurrency: 4 }, () => {
     assert.equal(server.requests, 3);
     assert.deepEqual(readFileSync(dest), model);
     assert.deepEqual(readdirSync(dirname(dest)), ['model.onnx']);
-    const warnings = logLines(result.stdout).filter((l) => l.level === 40);
+    const warnings = retryWarnings(result.stdout);
     assert.equal(warnings.length, 2, result.stdout);
-    assert.match(warnings[0].msg, /HTTP 500/);
+    assert.match(warnings[0], /HTTP 500/);
     // Backoff 500 ms then 1000 ms, each jittered down to half at most: at least 750 ms of waiting.
     assert.ok(result.milliseconds >= 750, `took ${result.milliseconds} ms`);
   });
@@ -330,7 +265,7 @@ describe('modelship fetch', { concurrency: 4 }, () => {
     assert.equal(server.requests, 2);
     assert.deepEqual(readFileSync(dest), model);
     assert.deepEqual(readdirSync(dirname(dest)), ['model.onnx']);
-    assert.equal(logLines(result.stdout).filter((l) => l.level === 40).length, 1, result.stdout);
+    assert.equal(retryWarnings(result.stdout).length, 1, result.stdout);
   });
 
   it('follows a redirect', async () => {

@@ -6,84 +6,24 @@
  * temporary file left where the server would look.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '../../lib/contract/runtime';
+import { expectExit, oneLineReason, retryWarnings, runCli, runProcess, type CliResultWithFd3 } from '../helpers/cli-process';
 import { sendBytes, sendHalfThenDrop, startFixtureServer, type FixtureServer } from '../helpers/http-fixture-server';
-import { CLI, REPO_ROOT } from '../helpers/paths';
+import { REPO_ROOT } from '../helpers/paths';
 
 const BWRAP = '/usr/bin/bwrap';
 const MiB = 1024 * 1024;
 /** Bigger than the small tmpfs and smaller than the big one; random, so nothing along the way can compress it. */
 const MODEL = randomBytes(3 * MiB);
 const DIGEST = createHash('sha256').update(MODEL).digest('hex');
-
-interface CliResult {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** What fd 3 carried: the sandbox's report of its destination file system, written after the CLI exited. */
-  readonly fd3: string;
-  readonly milliseconds: number;
-}
-
-/** The environment without any MODELSHIP_* variable of the shell running the tests. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('MODELSHIP_') && key !== 'NODE_TEST_CONTEXT') env[key] = value;
-  }
-  return { ...env, ...extra };
-}
-
-/**
- * Runs `command` asynchronously (the fixture server lives in this process, so spawnSync would starve it) and kills
- * it if it outlives `timeoutMs`: a fetch that hangs or loops fails the test instead of stalling the suite.
- */
-function run(command: string, args: readonly string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
-  const timeoutMs = options.timeoutMs ?? 15_000;
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO_ROOT, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
-    const out = { stdout: '', stderr: '', fd3: '' };
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { out.stdout += chunk; });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { out.stderr += chunk; });
-    (child.stdio[3] as NodeJS.ReadableStream).setEncoding('utf8').on('data', (chunk: string) => { out.fd3 += chunk; });
-    let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    child.on('error', (error) => { clearTimeout(timer); reject(error); });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) reject(new Error(`${args.join(' ')} did not exit within ${timeoutMs} ms\nstdout: ${out.stdout}\nstderr: ${out.stderr}`));
-      else resolve({ code, signal, ...out, milliseconds: Date.now() - started });
-    });
-  });
-}
-
-/** Asserts the contract's failure form: exactly one `modelship: ...` line on stderr; returns that line. */
-function oneLineReason(result: CliResult): string {
-  assert.ok(result.stderr.endsWith('\n'), `stderr should end with a newline: ${JSON.stringify(result.stderr)}`);
-  const lines = result.stderr.slice(0, -1).split('\n');
-  assert.equal(lines.length, 1, `expected one line on stderr, got ${JSON.stringify(result.stderr)}`);
-  assert.match(lines[0], /^modelship: \S/);
-  return lines[0];
-}
-
-function expectExit(result: CliResult, code: number): void {
-  assert.equal(result.signal, null, `killed by ${result.signal}`);
-  assert.equal(result.code, code, `exit code ${result.code}, expected ${code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-}
-
-/** pino's warnings on stdout: one per failed attempt that is retried. */
-function retryWarnings(stdout: string): string[] {
-  return stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line))
-    .filter((entry) => entry.level === 40).map((entry) => entry.msg as string);
-}
+/** Each run's deadline: a fetch that hangs or loops fails its test instead of stalling the suite. */
+const TIMEOUT_MS = 15_000;
 
 const fetchArgs = (uri: string, dest: string) => ['fetch', '--uri', uri, '--sha256', DIGEST, '--dest', dest];
 
@@ -127,10 +67,15 @@ const walk = (dir) => fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =
 });
 process.stdout.write(JSON.stringify(walk(${JSON.stringify(MODEL_REPOSITORY_PATH)})));`;
 
-/** `modelship fetch ...` inside a sandbox whose /models holds `bytes`; then the listing of /models on fd 3. */
-function fetchInSandbox(bytes: number, args: readonly string[]): Promise<CliResult> {
+/**
+ * `modelship fetch ...` inside a sandbox whose /models holds `bytes`; then the listing of /models on fd 3, which
+ * comes back as `fd3`: the sandbox's report of its destination file system, written after the CLI exited.
+ */
+function fetchInSandbox(bytes: number, args: readonly string[]): Promise<CliResultWithFd3> {
   const script = 'node /app/bin/modelship.js "$@"; code=$?; node -e "$LIST_VOLUME" >&3; exit $code';
-  return run(BWRAP, [...sandbox(bytes), '/bin/sh', '-c', script, 'modelship', ...args], { env: { LIST_VOLUME } });
+  return runProcess(BWRAP, [...sandbox(bytes), '/bin/sh', '-c', script, 'modelship', ...args], {
+    env: { LIST_VOLUME }, timeoutMs: TIMEOUT_MS, fd3: true,
+  });
 }
 
 const reason = sandboxUnavailable();
@@ -199,7 +144,7 @@ describe('modelship fetch from a server that stops short', { concurrency: 2 }, (
     const server = await startFixtureServer((_req, res) => sendHalfThenDrop(res, MODEL));
     servers.push(server);
     const dest = newDest();
-    const result = await run(process.execPath, [CLI, ...fetchArgs(`${server.url}/m.onnx`, dest), '--retries', '1']);
+    const result = await runCli([...fetchArgs(`${server.url}/m.onnx`, dest), '--retries', '1'], { timeoutMs: TIMEOUT_MS });
     expectExit(result, 1);
     const line = oneLineReason(result);
     assert.match(line, new RegExp(`failed after 2 attempts: download interrupted after \\d+ of ${MODEL.length} bytes: other side closed`), line);
@@ -220,7 +165,7 @@ describe('modelship fetch from a server that stops short', { concurrency: 2 }, (
     });
     servers.push(server);
     const dest = newDest();
-    const result = await run(process.execPath, [CLI, ...fetchArgs(`${server.url}/m.onnx`, dest), '--timeout', '1', '--retries', '0']);
+    const result = await runCli([...fetchArgs(`${server.url}/m.onnx`, dest), '--timeout', '1', '--retries', '0'], { timeoutMs: TIMEOUT_MS });
     expectExit(result, 1);
     const line = oneLineReason(result);
     assert.match(line, new RegExp(`download interrupted after \\d+ of ${MODEL.length} bytes: .*timeout`, 'i'), line);
