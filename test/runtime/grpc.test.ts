@@ -423,15 +423,44 @@ describe('the gRPC service of a running runtime', () => {
   });
 });
 
-describe('SIGTERM with gRPC calls in flight', () => {
-  const slowRequest = (iterations: number) => ({
-    model_name: 'slow',
-    inputs: [
-      { name: 'iterations', datatype: 'INT64', shape: [], contents: { int64_contents: [String(iterations)] } },
-      { name: 'x', datatype: 'FP32', shape: [1, 64], contents: { fp32_contents: Array.from({ length: 64 }, (_, i) => i / 64) } },
-    ],
-  });
+/** A call that keeps the slow model busy for about `iterations` × 0.2 ms. */
+const slowRequest = (iterations: number) => ({
+  model_name: 'slow',
+  inputs: [
+    { name: 'iterations', datatype: 'INT64', shape: [], contents: { int64_contents: [String(iterations)] } },
+    { name: 'x', datatype: 'FP32', shape: [1, 64], contents: { fp32_contents: Array.from({ length: 64 }, (_, i) => i / 64) } },
+  ],
+});
 
+describe('backpressure over gRPC', () => {
+  it('answers RESOURCE_EXHAUSTED with a retry-after hint at once when the queue is full, and recovers', async () => {
+    const runtime = await startRuntime(['--model', `slow=${MODELS.slow}`, '--max-queue-size', '2']);
+    const client = connect(runtime.grpcPort);
+    try {
+      // One runs, two wait: the queue is full, so the next call is refused without waiting for them.
+      const busy = [rpc(client, 'ModelInfer', slowRequest(5000)), rpc(client, 'ModelInfer', slowRequest(10)), rpc(client, 'ModelInfer', slowRequest(10))];
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const started = Date.now();
+      const refusal = await new Promise<grpc.ServiceError | null>((resolve) => {
+        (client.ModelInfer as Function).call(client, slowRequest(10), (error: grpc.ServiceError | null) => resolve(error));
+      });
+      assert.ok(refusal, 'the call over the queue limit was served');
+      assert.ok(Date.now() - started < 500, `refused after ${Date.now() - started} ms, not at once`);
+      assert.equal(grpc.status[refusal.code], 'RESOURCE_EXHAUSTED', refusal.details);
+      assert.match(refusal.details, /queue .* is full/);
+      assert.deepEqual(refusal.metadata.get('retry-after'), ['1']);
+      for (const answer of await Promise.all(busy)) assert.equal(answer.model_name, 'slow');
+      assert.equal((await rpc(client, 'ModelInfer', slowRequest(10))).model_name, 'slow', 'serves again once the queue drains');
+      const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
+      assert.match(metrics, /modelship_inference_requests_total\{model="slow",version="1",protocol="grpc",code="429"\} 1/);
+    } finally {
+      client.close();
+      assert.equal(await runtime.stop(), 0);
+    }
+  });
+});
+
+describe('SIGTERM with gRPC calls in flight', () => {
   it('finishes the call in flight, refuses new ones with UNAVAILABLE, and exits 0', async () => {
     const runtime = await startRuntime(['--model', `slow=${MODELS.slow}`]);
     const client = connect(runtime.grpcPort);
