@@ -110,3 +110,43 @@ describe('dynamic batching', () => {
     assert.equal(batches.sum, batches.count, 'every vad run holds one request');
   });
 });
+
+describe('batch sizes learned from compute time', () => {
+  let runtime: RuntimeProcess;
+  before(async () => {
+    runtime = await startRuntime(['--model', `det=${MODELS.ocrDetection}`, '--model', `mlp=${MODELS.mlp}`, '--max-queue-size', '1000']);
+  });
+  after(async () => { assert.equal(await runtime.stop(), 0); });
+
+  /** An OIP v2 binary request for one 1×3×320×320 image. */
+  const postImage = async (seed: number) => {
+    const pixels = randomFloats(3 * 320 * 320, seed);
+    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, 320, 320], parameters: { binary_data_size: pixels.byteLength } }] }));
+    const response = await fetch(`${runtime.url}/v2/models/det/infer`, {
+      method: 'POST', body: Buffer.concat([header, Buffer.from(pixels.buffer)]),
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+    });
+    await response.arrayBuffer();
+    return response.status;
+  };
+
+  it('stops merging 320×320 images, whose cost per image rises with the batch on a CPU, and keeps merging tiny MLP rows', async (t) => {
+    // Sixteen requests always waiting: without the sizer, runs would hold about sixteen images each.
+    for (let round = 0; round < 5; round++) {
+      const statuses = await Promise.all(Array.from({ length: 16 }, (_, i) => postImage(round * 16 + i)));
+      assert.deepEqual(new Set(statuses), new Set([200]));
+    }
+    const mlp = await Promise.all(Array.from({ length: 400 }, (_, i) => postJson(`${runtime.url}/v2/models/mlp/infer`, {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: Array.from(randomFloats(16, i)) }],
+    })));
+    assert.ok(mlp.every((response) => response.status === 200));
+    const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
+    const det = histogram(metrics, 'modelship_inference_batch_size', 'det');
+    const tiny = histogram(metrics, 'modelship_inference_batch_size', 'mlp');
+    t.diagnostic(`images per run ${(det.sum / det.count).toFixed(2)}, MLP rows per run ${(tiny.sum / tiny.count).toFixed(2)}`);
+    assert.equal(det.sum, 80, 'every image ran once');
+    assert.ok(det.sum / det.count < 4, `images per run: ${(det.sum / det.count).toFixed(2)} over ${det.count} runs`);
+    // Without the sizer 7 to 17 here; a ramp of three runs per size class on 400 requests keeps it lower.
+    assert.ok(tiny.sum / tiny.count > 2, `MLP rows per run: ${(tiny.sum / tiny.count).toFixed(2)} over ${tiny.count} runs`);
+  });
+});

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { InferenceError } from '../errors';
 import type { NamedTensor } from '../tensor/datatypes';
 import { canMerge, rowsOf } from './batch';
+import { BatchSizer } from './batch-sizer';
 
 export interface QueuedRunResult {
   readonly outputs: readonly NamedTensor[];
@@ -47,6 +48,7 @@ export interface BatchPolicy {
 export class RunQueue {
   private readonly jobs: RunJob[] = [];
   private rowsQueued = 0;
+  private readonly sizer: BatchSizer;
   /** Set once the model is known to have a batch dimension (after load); cleared if it proves otherwise. */
   batchable = false;
 
@@ -56,7 +58,9 @@ export class RunQueue {
     private readonly policy: BatchPolicy,
     private readonly executor: JobExecutor,
     readonly observer: QueueObserver,
-  ) {}
+  ) {
+    this.sizer = new BatchSizer(policy.maxBatchSize);
+  }
 
   get depth(): number {
     return this.jobs.length;
@@ -86,13 +90,14 @@ export class RunQueue {
    */
   waitMilliseconds(now = performance.now()): number {
     const head = this.jobs[0];
-    if (!head || !this.batchable || head.rows === undefined || this.rowsQueued >= this.policy.maxBatchSize) return 0;
+    if (!head || !this.batchable || head.rows === undefined || this.rowsQueued >= this.sizer.limit) return 0;
     return Math.max(0, head.enqueuedAt + this.policy.maxQueueDelayMicroseconds / 1000 - now);
   }
 
   /**
-   * The next run: the head job plus the jobs after it that can merge with it, in arrival order, up to
-   * `maxBatchSize` rows. A job that cannot merge ends the batch, so no request is overtaken.
+   * The next run: the head job plus the jobs after it that can merge with it, in arrival order, up to as many rows
+   * as the batch sizer finds worth it (at most `maxBatchSize`). A job that cannot merge ends the batch, so no
+   * request is overtaken.
    */
   takeBatch(): RunJob[] {
     const head = this.jobs.shift();
@@ -100,9 +105,10 @@ export class RunQueue {
     const batch = [head];
     let rows = head.rows ?? this.policy.maxBatchSize;
     if (this.batchable && head.rows !== undefined) {
+      const limit = this.sizer.nextLimit();
       while (this.jobs.length > 0) {
         const next = this.jobs[0];
-        if (next.rows === undefined || rows + next.rows > this.policy.maxBatchSize
+        if (next.rows === undefined || rows + next.rows > limit
           || !canMerge(head.inputs, head.outputs, next.inputs, next.outputs)) break;
         batch.push(this.jobs.shift()!);
         rows += next.rows;
@@ -111,6 +117,12 @@ export class RunQueue {
     this.rowsQueued -= batch.reduce((sum, job) => sum + (job.rows ?? this.policy.maxBatchSize), 0);
     this.observer.depth(this.jobs.length);
     return batch;
+  }
+
+  /** One session.run of `rows` rows and `elements` input elements finished: its cost feeds the batch sizer and the metrics. */
+  recordRun(rows: number, computeSeconds: number, elements: number): void {
+    if (this.batchable) this.sizer.record(rows, computeSeconds, elements);
+    this.observer.run(rows, computeSeconds);
   }
 
   /** Fails every waiting job, e.g. when the worker that would run them is gone. */

@@ -35,6 +35,11 @@ export interface LoadResult {
 /** One request's outcome within a run: its outputs, or why it failed. */
 export type RequestOutcome = { readonly outputs: readonly NamedTensor[] } | { readonly error: string };
 
+export interface ExecutedRun {
+  readonly rows: number;
+  readonly seconds: number;
+}
+
 export interface RunResult {
   /**
    * The outputs of a merged run that followed the batch, for the main thread to split into each request's rows
@@ -43,10 +48,8 @@ export interface RunResult {
   readonly merged?: readonly NamedTensor[];
   /** In the order of the run's requests, when they ran one by one (or there was only one). */
   readonly outcomes?: readonly RequestOutcome[];
-  /** session.run time, summed when requests had to run one by one. */
-  readonly computeSeconds: number;
-  /** Rows in each executed run (one entry per session.run). */
-  readonly runRows: readonly number[];
+  /** Every session.run that completed, with its rows and time: the metrics and the batch sizer read them. */
+  readonly runs: readonly ExecutedRun[];
   /** Set when the model's outputs did not follow the merged batch, so it must not be batched again. */
   readonly unbatchable?: true;
 }

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { DATATYPES, fromOrtType, type NamedTensor, type TensorData, transferListOf } from '../tensor/datatypes';
 import type { Signature, TensorSpec } from '../tensor/signature';
 import { followsBatch, splitRows } from '../batcher/batch';
-import type { LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
+import type { ExecutedRun, LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
 import { readOnnxFile } from './onnx-file';
 
 const sessions = new Map<string, ort.InferenceSession>();
@@ -105,24 +105,24 @@ async function run(key: string, inputs: readonly NamedTensor[], rows: readonly n
     // Fall through to one run per request, which tells each request its own error.
   }
   const total = rows.reduce((a, b) => a + b, 0);
-  if (merged && followsBatch(merged.outputs, total)) return { merged: merged.outputs, computeSeconds: merged.seconds, runRows: [total] };
+  if (merged && followsBatch(merged.outputs, total)) return { merged: merged.outputs, runs: [{ rows: total, seconds: merged.seconds }] };
   const alone = await runEach(session, splitRows(inputs, rows)!, outputNames, rows);
-  return merged ? { ...alone, computeSeconds: alone.computeSeconds + merged.seconds, unbatchable: true } : alone;
+  return merged ? { ...alone, runs: [{ rows: total, seconds: merged.seconds }, ...alone.runs], unbatchable: true } : alone;
 }
 
 async function runEach(session: ort.InferenceSession, batch: readonly (readonly NamedTensor[])[], outputNames: readonly string[], rows: readonly number[]): Promise<RunResult> {
   const outcomes: RequestOutcome[] = [];
-  let computeSeconds = 0;
-  for (const inputs of batch) {
+  const runs: ExecutedRun[] = [];
+  for (const [i, inputs] of batch.entries()) {
     try {
       const result = await runOnce(session, inputs, outputNames);
-      computeSeconds += result.seconds;
+      runs.push({ rows: rows[i], seconds: result.seconds });
       outcomes.push({ outputs: result.outputs });
     } catch (error) {
       outcomes.push({ error: (error as Error).message });
     }
   }
-  return { outcomes, computeSeconds, runRows: rows };
+  return { outcomes, runs };
 }
 
 async function handle(message: WorkerRequest): Promise<[WorkerReply, ArrayBuffer[]]> {
