@@ -1,7 +1,9 @@
-/** The batch sizer: batches grow while a larger size class costs no more per row, and stop where it does. */
+/** The batch sizer: batches grow while a larger size class costs no more per row, and stop where it does; a queue keeps one per row shape. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BatchSizer } from '../../runtime/src/batcher/batch-sizer';
+import { RunQueue } from '../../runtime/src/batcher/run-queue';
+import type { NamedTensor } from '../../runtime/src/tensor/datatypes';
 
 /** Runs batches as large as the sizer allows, `rounds` times, costing what `seconds(rows)` says. */
 function drive(sizer: BatchSizer, seconds: (rows: number) => number, rounds = 40): number[] {
@@ -107,5 +109,26 @@ describe('BatchSizer', () => {
     sizer.record(0, 0.01);
     sizer.record(2, Number.NaN);
     assert.equal(sizer.limit, 1);
+  });
+});
+
+describe('RunQueue batch limits per row shape', () => {
+  const tensor = (rows: number, width: number): NamedTensor => ({ name: 'x', datatype: 'FP32', shape: [rows, width], data: new Float32Array(rows * width) });
+
+  it('caps the shape whose batches cost more per row without capping another shape of the same model', () => {
+    const queue = new RunQueue('m:1', 1000, { maxBatchSize: 32, maxQueueDelayMicroseconds: 0 }, { notify() {} }, { depth() {}, run() {}, unbatchable() {} });
+    queue.batchable = true;
+    // Wide rows: 10 ms for one, 30 ms per row for two. Narrow rows: a fixed 1 ms per run.
+    queue.recordRun(1, 0.010, [tensor(1, 1000)]);
+    for (let i = 0; i < 3; i++) queue.recordRun(2, 0.060, [tensor(2, 1000)]);
+    queue.recordRun(1, 0.001, [tensor(1, 10)]);
+    for (let i = 0; i < 3; i++) queue.recordRun(2, 0.001, [tensor(2, 10)]);
+    for (let i = 0; i < 8; i++) void queue.submit([tensor(1, 1000)], ['y']);
+    assert.equal(queue.takeBatch().length, 1, 'wide rows run one at a time');
+    const rest = queue.takeBatch();
+    assert.equal(rest.length, 1);
+    for (let i = 0; i < 6; i++) queue.takeBatch();
+    for (let i = 0; i < 8; i++) void queue.submit([tensor(1, 10)], ['y']);
+    assert.equal(queue.takeBatch().length, 7, 'narrow rows merge up to the next class to try (4-7 rows)');
   });
 });

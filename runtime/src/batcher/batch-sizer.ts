@@ -2,42 +2,41 @@
  * Learns how large a merged run is still worth it. Batching pays when a run's fixed cost dominates (a small MLP:
  * 16 rows cost little more than one), but on a CPU a convolutional model's per-row cost can grow with the batch,
  * once its activations outgrow the caches (OCR detection at 320×320 here: 19 ms for one row, 35 ms per row for
- * sixteen), and merging then lowers throughput. So the sizer compares the measured compute time per unit of work
- * (input elements, so that a queue mixing image sizes still compares like with like) of each power-of-two size
- * class of rows, and lets batches grow only while a larger class costs no more per unit than the one below it;
- * `max_batch_size` stays the ceiling.
+ * sixteen), and merging then lowers throughput. So the sizer compares the measured compute time per row of each
+ * power-of-two size class, and lets batches grow only while a larger class costs no more per row than the one
+ * below it; `max_batch_size` stays the ceiling. A queue keeps one sizer per row shape (run-queue.ts).
  */
 
 /** Samples kept per size class; the estimate is their minimum, which ignores runs slowed by a busy machine or by onnxruntime allocating for a new shape. */
 const SAMPLES_PER_CLASS = 8;
 /** Runs a class needs before it can stop growth: one run can be slow for reasons that have nothing to do with its size. */
 const SAMPLES_TO_JUDGE = 3;
-/** How much more per unit a class must cost to stop growth: closer costs are within what noise does to the minimum. */
+/** How much more per row a class must cost to stop growth: closer costs are within what noise does to the minimum. */
 const WORSE_BY = 1.1;
 /** Every this many batches at a learned limit, one may be a class larger, so a cost that has changed is noticed. */
 const PROBE_EVERY = 64;
 
 export class BatchSizer {
-  /** Per size class (1, 2, 4, ...): the latest seconds-per-unit samples. */
+  /** Per size class (1, 2, 4, ...): the latest seconds-per-row samples. */
   private readonly samples = new Map<number, number[]>();
   private batchesSinceProbe = 0;
 
   constructor(private readonly maxBatchSize: number) {}
 
-  /** Records one session.run of `rows` rows and `work` units (its input elements; the rows by default) that took `seconds`. */
-  record(rows: number, seconds: number, work = rows): void {
+  /** Records one session.run of `rows` rows that took `seconds`. */
+  record(rows: number, seconds: number): void {
     // A single request larger than max_batch_size runs alone whatever the limit, so its cost decides nothing.
-    if (rows < 1 || rows > this.maxBatchSize || !(work > 0) || !(seconds > 0)) return;
+    if (rows < 1 || rows > this.maxBatchSize || !(seconds > 0)) return;
     const size = sizeClass(rows);
     const kept = this.samples.get(size) ?? [];
-    kept.push(seconds / work);
+    kept.push(seconds / rows);
     if (kept.length > SAMPLES_PER_CLASS) kept.shift();
     this.samples.set(size, kept);
   }
 
   /**
    * The most rows the learned costs allow in one run: the largest class reached by steps that never cost clearly
-   * more per unit, plus the first class not yet measured often enough to judge (that is how larger batches get tried at
+   * more per row, plus the first class not yet measured often enough to judge (that is how larger batches get tried at
    * all). Where a class costs more, the limit is the power of two below it.
    */
   get limit(): number {

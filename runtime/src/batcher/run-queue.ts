@@ -45,10 +45,17 @@ export interface BatchPolicy {
   readonly maxQueueDelayMicroseconds: number;
 }
 
+/** Row shapes whose batch costs a queue remembers. */
+const MAX_ROW_SHAPES = 64;
+
 export class RunQueue {
   private readonly jobs: RunJob[] = [];
   private rowsQueued = 0;
-  private readonly sizer: BatchSizer;
+  /**
+   * One batch sizer per row shape (the inputs' dims after the first): how a batch's cost grows depends on the size
+   * of its rows (a 640×640 image outgrows the caches sooner than a 64×64 one), and a batch only ever holds one shape.
+   */
+  private readonly sizers = new Map<string, BatchSizer>();
   /** Set once the model is known to have a batch dimension (after load); cleared if it proves otherwise. */
   batchable = false;
 
@@ -58,9 +65,7 @@ export class RunQueue {
     private readonly policy: BatchPolicy,
     private readonly executor: JobExecutor,
     readonly observer: QueueObserver,
-  ) {
-    this.sizer = new BatchSizer(policy.maxBatchSize);
-  }
+  ) {}
 
   get depth(): number {
     return this.jobs.length;
@@ -90,7 +95,7 @@ export class RunQueue {
    */
   waitMilliseconds(now = performance.now()): number {
     const head = this.jobs[0];
-    if (!head || !this.batchable || head.rows === undefined || this.rowsQueued >= this.sizer.limit) return 0;
+    if (!head || !this.batchable || head.rows === undefined || this.rowsQueued >= this.sizerFor(head.inputs).limit) return 0;
     return Math.max(0, head.enqueuedAt + this.policy.maxQueueDelayMicroseconds / 1000 - now);
   }
 
@@ -105,7 +110,7 @@ export class RunQueue {
     const batch = [head];
     let rows = head.rows ?? this.policy.maxBatchSize;
     if (this.batchable && head.rows !== undefined) {
-      const limit = this.sizer.nextLimit();
+      const limit = this.sizerFor(head.inputs).nextLimit();
       while (this.jobs.length > 0) {
         const next = this.jobs[0];
         if (next.rows === undefined || rows + next.rows > limit
@@ -119,10 +124,22 @@ export class RunQueue {
     return batch;
   }
 
-  /** One session.run of `rows` rows and `elements` input elements finished: its cost feeds the batch sizer and the metrics. */
-  recordRun(rows: number, computeSeconds: number, elements: number): void {
-    if (this.batchable) this.sizer.record(rows, computeSeconds, elements);
+  /** One session.run of `rows` rows of `inputs`' shape finished: its cost feeds the batch sizer and the metrics. */
+  recordRun(rows: number, computeSeconds: number, inputs: readonly NamedTensor[]): void {
+    if (this.batchable) this.sizerFor(inputs).record(rows, computeSeconds);
     this.observer.run(rows, computeSeconds);
+  }
+
+  private sizerFor(inputs: readonly NamedTensor[]): BatchSizer {
+    const key = inputs.map((input) => input.shape.slice(1).join('x')).join('|');
+    let sizer = this.sizers.get(key);
+    if (!sizer) {
+      // Bounded, since clients choose the shapes: the oldest sizer goes and its shape learns again if it returns.
+      if (this.sizers.size >= MAX_ROW_SHAPES) this.sizers.delete(this.sizers.keys().next().value!);
+      sizer = new BatchSizer(this.policy.maxBatchSize);
+      this.sizers.set(key, sizer);
+    }
+    return sizer;
   }
 
   /** Fails every waiting job, e.g. when the worker that would run them is gone. */

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { InferenceError } from '../errors';
 import type { JobExecutor, RunJob, RunQueue } from '../batcher/run-queue';
-import { elementCount, type NamedTensor, transferListOf } from '../tensor/datatypes';
+import { type NamedTensor, transferListOf } from '../tensor/datatypes';
 import { concatenate, rowsOf, splitRows } from '../batcher/batch';
 import type { LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
 
@@ -97,8 +97,7 @@ export class SessionWorkerClient implements JobExecutor {
       for (const job of batch) job.reject(failure);
       return;
     }
-    const elementsPerRow = inputs.reduce((sum, input) => sum + elementCount(input.shape), 0) / rows.reduce((a, b) => a + b, 0);
-    for (const run of result.runs) queue.recordRun(run.rows, run.seconds, run.rows * elementsPerRow);
+    for (const run of result.runs) queue.recordRun(run.rows, run.seconds, inputs);
     if (result.unbatchable) {
       queue.batchable = false;
       queue.observer.unbatchable();
