@@ -26,6 +26,8 @@ const detection = new ModelService('text-detection', {
   namespace: 'ocr',
   model: ModelSource.fromUri('https://models.example.com/ocr/ch_PP-OCRv4_det/1/model.onnx', {
     sha256: '30a86f5731181461d08021402766601e4302a9b9b9666be8aff402696339cdff',
+    // The file is 4.7 MB: the emptyDir, and so the pod's ephemeral-storage, need not reserve the 2Gi default.
+    sizeLimit: '64Mi',
   }),
   cpuRequest: '1',
   cpuLimit: '2',
