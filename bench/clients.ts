@@ -28,16 +28,26 @@ export function v2BinaryBody(input: TensorInput): { body: Buffer; headerLength: 
 
 export class HttpClient {
   private readonly pool: Pool;
-  constructor(origin: string, connections: number) {
+  constructor(private readonly origin: string, connections: number, private readonly onBody?: (body: ArrayBuffer) => void) {
     this.pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
   }
 
   post(path: string, body: string | Buffer, headers: Record<string, string>): StatusSender {
     return async () => {
       const response = await this.pool.request({ method: 'POST', path, body, headers });
-      await response.body.arrayBuffer();
+      const answer = await response.body.arrayBuffer();
+      this.onBody?.(answer);
       return response.statusCode;
     };
+  }
+
+  /** The byte length of the answer `send` gets from `path`, e.g. to have a bare server answer as many bytes. */
+  async responseBytes(send: (client: HttpClient, path: string, input: TensorInput) => StatusSender, path: string, input: TensorInput): Promise<number> {
+    let bytes = 0;
+    const measuring = new HttpClient(this.origin, 1, (body) => { bytes = body.byteLength; });
+    await send(measuring, path, input)();
+    await measuring.close();
+    return bytes;
   }
 
   close(): Promise<void> {

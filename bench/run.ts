@@ -4,6 +4,8 @@
  *   (b) JSON limit — in-process JSON.parse → tensor → run → JSON.stringify, what any v2 JSON server must do;
  *   (c) HTTP+JSON floor — a bare node:http server parsing the same body and answering a fixed response;
  *   (d) the runtime over v2 JSON, v2 binary and v2 gRPC, at concurrency 1, 8 and 64;
+ *   (e) transport floor — the bare node:http server moving the same bytes in and out as a binary OCR request, at
+ *       concurrency 1: with (a) it bounds what any HTTP server could reach, compute plus transport;
  * plus an overload run at twice the sustainable rate. `--write` puts the tables into docs/benchmarks.md.
  * BENCH_SECONDS sets the seconds per measurement (default 3).
  */
@@ -18,7 +20,7 @@ import * as ort from 'onnxruntime-node';
 import { MODELS, REPO_ROOT } from '../test/helpers/paths';
 import { randomFloats } from '../test/helpers/reference';
 import { startRuntime, type RuntimeProcess } from '../test/helpers/runtime-process';
-import { binarySender, GrpcClient, HttpClient, jsonSender, ok, type StatusSender, type TensorInput, v2JsonBody } from './clients';
+import { binarySender, GrpcClient, HttpClient, jsonSender, ok, type StatusSender, type TensorInput, v2BinaryBody, v2JsonBody } from './clients';
 import { closedLoop, type LoadResult, openLoop, percentile } from './load';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -55,6 +57,8 @@ interface Row {
   readonly result: LoadResult;
   readonly baseline?: { readonly name: string; readonly rps: number };
   readonly meanBatch?: number;
+  /** Added to the ratio column. */
+  readonly note?: string;
 }
 
 const rps = (r: LoadResult) => r.ok / r.seconds;
@@ -127,6 +131,10 @@ async function main(): Promise<void> {
       const path = `/v2/models/${workload.model}/infer`;
       for (const concurrency of CONCURRENCY) {
         log(`served: ${workload.label}, concurrency ${concurrency}`);
+        if (!workload.floor && concurrency === 1) {
+          rows.push(await transportFloor(runtime, bare.url, workload, 'binary', { rps: limit.compute, name: '(a)' }));
+          rows.push(await transportFloor(runtime, bare.url, workload, 'JSON', { rps: limit.json, name: '(b)' }));
+        }
         let floor: LoadResult | undefined;
         if (workload.floor) {
           const client = new HttpClient(bare.url, concurrency);
@@ -160,9 +168,29 @@ async function main(): Promise<void> {
   if (process.argv.includes('--write')) writeReport(report);
 }
 
+/**
+ * (e): the bare server receives the workload's request, binary or JSON, and answers as many bytes as the runtime
+ * does, so only the bytes move. The limit ((a) for binary, (b) for JSON) plus this transport, one after the other
+ * as at concurrency 1, is the best any HTTP server on this machine could do; the note gives that ceiling.
+ */
+async function transportFloor(runtime: RuntimeProcess, bareUrl: string, workload: Workload, form: 'binary' | 'JSON', limit: { rps: number; name: string }): Promise<Row> {
+  const client = new HttpClient(runtime.url, 1);
+  const send = form === 'binary' ? binarySender : jsonSender;
+  const answerBytes = await client.responseBytes(send, `/v2/models/${workload.model}/infer`, workload.input);
+  await client.close();
+  const bare = new HttpClient(bareUrl, 1);
+  const result = await closedLoop(ok(send(bare, `/bytes/${answerBytes}`, workload.input)), 1, SECONDS);
+  await bare.close();
+  const ceiling = (1 / limit.rps) / (1 / limit.rps + 1 / rps(result));
+  return {
+    workload: workload.label, path: `(e) bare node:http, same bytes in and out as ${form}`, concurrency: 1, result,
+    note: `ceiling ${limit.name}+(e): ${ceiling.toFixed(2)}× ${limit.name}`,
+  };
+}
+
 /** Twice the rate the runtime sustained for OCR 320 over binary, against a queue of 8: what happens to the rest. */
 async function measureOverload(rows: readonly Row[]) {
-  const sustained = Math.max(...rows.filter((r) => r.workload.startsWith('OCR detection 1×3×320') && r.path.includes('binary')).map((r) => rps(r.result)));
+  const sustained = Math.max(...rows.filter((r) => r.workload.startsWith('OCR detection 1×3×320') && r.path === '(d) runtime, v2 binary').map((r) => rps(r.result)));
   const runtime = await startRuntime(['--model', `det=${MODELS.ocrDetection}`, '--max-queue-size', '8']);
   try {
     const client = new HttpClient(runtime.url, 256);
@@ -181,7 +209,7 @@ function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof 
     '',
     '| workload | path | conc. | req/s | p50 ms | p99 ms | ratio | mean batch |',
     '|---|---|---:|---:|---:|---:|---|---:|',
-    ...rows.map((r) => `| ${r.workload} | ${r.path} | ${r.concurrency} | ${fmt(rps(r.result))} | ${fmt(percentile(r.result.latencies, 50), 2)} | ${fmt(percentile(r.result.latencies, 99), 2)} | ${r.baseline ? `${fmt(rps(r.result) / r.baseline.rps, 2)}× ${r.baseline.name}` : ''} | ${r.meanBatch !== undefined ? fmt(r.meanBatch, 2) : ''} |`
+    ...rows.map((r) => `| ${r.workload} | ${r.path} | ${r.concurrency} | ${fmt(rps(r.result))} | ${fmt(percentile(r.result.latencies, 50), 2)} | ${fmt(percentile(r.result.latencies, 99), 2)} | ${r.baseline ? `${fmt(rps(r.result) / r.baseline.rps, 2)}× ${r.baseline.name}` : ''}${r.note ?? ''} | ${r.meanBatch !== undefined ? fmt(r.meanBatch, 2) : ''} |`
       + (r.result.failed ? ` (${r.result.failed} failed)` : '')),
   ];
   if (overload) {
