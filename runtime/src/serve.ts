@@ -33,9 +33,16 @@ const UNTRACKED_PATHS = new Set<string>([PATHS.live, PATHS.ready, PATHS.metrics]
 
 export async function serve(settings: ServeSettings, log: Logger, serverVersion: string): Promise<RunningServer> {
   // Certificates and tokens first: a wrong path ends the start before any model loads.
-  const tls = loadTls(settings);
-  const entries = findModels(settings, log);
-  const auth = createAuthenticator(settings, log);
+  const tls = loadTls(settings, log.child({ component: 'tls' }));
+  let entries: ModelEntry[];
+  let auth: ReturnType<typeof createAuthenticator>;
+  try {
+    entries = findModels(settings, log);
+    auth = createAuthenticator(settings, log);
+  } catch (error) {
+    tls?.close();
+    throw error;
+  }
   const metrics = new RuntimeMetrics();
   const registry = new ModelRegistry(entries, settings, metrics, log);
   const payloads = settings.payloadLogPercent > 0
@@ -64,6 +71,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
     await app.close();
     await registry.close();
     auth?.close();
+    tls?.close();
     throw error;
   }
   const grpcPort = grpc.port;
@@ -92,7 +100,11 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
 
   let stopping: Promise<boolean> | undefined;
   const shutdown = (reason: string) => (stopping ??= (clearInterval(polling), drain(app, grpc, service, registry, tracker, settings.drainTimeoutSeconds, reason, log)
-    .finally(() => auth?.close())));
+    .finally(() => {
+      // The file watchers hold no reference on the event loop, but nothing should reload after the doors closed.
+      auth?.close();
+      tls?.close();
+    })));
   return { httpPort, grpcPort, service, loaded, shutdown };
 }
 

@@ -6,10 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { checkServerIdentity, type TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { Agent, request } from 'undici';
@@ -17,8 +20,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import pino from 'pino';
 import { METRIC } from '../../lib/contract/metrics';
 import { Authenticator, TokenFile, parseTokens } from '../../runtime/src/server/auth';
+import { ServingCertificate } from '../../runtime/src/server/tls';
 import { MODELS, REPO_ROOT } from '../helpers/paths';
-import { startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
+import { startRuntime, type LogLine, type RuntimeProcess } from '../helpers/runtime-process';
 
 const PROTO = join(REPO_ROOT, 'runtime', 'src', 'protocols', 'grpc_predict_v2.proto');
 const definition = loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
@@ -81,12 +85,25 @@ function writeAtomically(path: string, text: string): void {
   renameSync(`${path}.tmp`, path);
 }
 
-/** A Kubernetes Secret volume: `tokens -> ..data/tokens`, `..data -> ..<version>`; an update swaps `..data`. */
-function secretVolume(dir: string, version: string, tokens: string): void {
+/**
+ * A Kubernetes Secret volume, updated the way the kubelet does it: the files in a new `..<version>` directory, a
+ * `..data_tmp -> ..<version>` symlink renamed over `..data`, the old version removed. The files the runtime reads
+ * are symlinks through `..data` (`tokens -> ..data/tokens`), made once with `secretLinks`.
+ */
+function secretVolume(dir: string, version: string, files: Record<string, string | Buffer>): void {
+  let previous: string | undefined;
+  try {
+    previous = readlinkSync(join(dir, '..data'));
+  } catch { /* the first version */ }
   mkdirSync(join(dir, `..${version}`));
-  writeFileSync(join(dir, `..${version}`, 'tokens'), tokens);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, `..${version}`, name), content);
   symlinkSync(`..${version}`, join(dir, '..data_tmp'));
   renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  if (previous !== undefined) rmSync(join(dir, previous), { recursive: true });
+}
+
+function secretLinks(dir: string, names: readonly string[]): void {
+  for (const name of names) symlinkSync(`..data/${name}`, join(dir, name));
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'modelship-auth-'));
@@ -98,8 +115,8 @@ describe('bearer tokens from a Secret volume, REST and gRPC (--auth-exempt healt
   let client: Client;
   before(async () => {
     mkdirSync(secret);
-    secretVolume(secret, 'v1', '# rotated by ops\nalpha-token\n\n  beta-token  \n');
-    symlinkSync('..data/tokens', join(secret, 'tokens'));
+    secretVolume(secret, 'v1', { tokens: '# rotated by ops\nalpha-token\n\n  beta-token  \n' });
+    secretLinks(secret, ['tokens']);
     runtime = await startRuntime([...MODEL, '--auth-token-file', join(secret, 'tokens')]);
     client = new Service(`127.0.0.1:${runtime.grpcPort}`, grpc.credentials.createInsecure());
   });
@@ -162,7 +179,7 @@ describe('bearer tokens from a Secret volume, REST and gRPC (--auth-exempt healt
 
   it('picks up a rotated Secret without a restart: the removed token is refused, the new one accepted', async () => {
     const pid = runtime.process.pid;
-    secretVolume(secret, 'v2', 'beta-token\ndelta-token\n');
+    secretVolume(secret, 'v2', { tokens: 'beta-token\ndelta-token\n' });
     const tookMs = await eventually(async () => (await http(`${runtime.url}/v2`, { token: 'alpha-token' })).status === 401, 6000, 'alpha-token refused');
     assert.equal((await http(`${runtime.url}/v2`, { token: 'delta-token' })).status, 200);
     assert.equal((await http(`${runtime.url}/v2`, { token: 'beta-token' })).status, 200);
@@ -180,16 +197,26 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('/usr/bin/openssl', args, { cwd, stdio: 'pipe' });
 }
 
-/** A CA, a server certificate for localhost and 127.0.0.1 that it signs, and an unrelated CA. */
-function makeCertificates(dir: string): void {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  for (const ca of ['ca', 'other-ca']) {
-    openssl(['req', '-x509', ...ec, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '1', '-subj', `/CN=modelship test ${ca}`], dir);
-  }
-  openssl(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost',
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+/** A self-signed CA, `<name>.crt` and `<name>.key` in `dir`. */
+function makeCa(dir: string, name: string): void {
+  openssl(['req', '-x509', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '1', '-subj', `/CN=modelship test ${name}`], dir);
+}
+
+/** A one-day server certificate for localhost and 127.0.0.1 that the CA `ca` signs, `<name>.crt` and `<name>.key`. */
+function issueServerCertificate(dir: string, ca: string, name: string): void {
+  openssl(['req', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost',
     '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], dir);
-  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
-    '-copy_extensions', 'copy', '-out', 'server.crt'], dir);
+  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '1',
+    '-copy_extensions', 'copy', '-out', `${name}.crt`], dir);
+}
+
+/** A CA, a server certificate it signs, and an unrelated CA. */
+function makeCertificates(dir: string): void {
+  makeCa(dir, 'ca');
+  makeCa(dir, 'other-ca');
+  issueServerCertificate(dir, 'ca', 'server');
 }
 
 describe('TLS from certificate files, REST and gRPC, with bearer tokens (--auth-exempt health)', () => {
@@ -256,6 +283,156 @@ describe('TLS from certificate files, REST and gRPC, with bearer tokens (--auth-
     writeAtomically(tokenFile, 'next-token\n');
     await eventually(async () => (await http(`${httpsUrl}/v2`, { token: 'next-token', dispatcher: trusting })).status === 200, 6000, 'next-token accepted');
     assert.equal((await http(`${httpsUrl}/v2`, { token: 'tls-token', dispatcher: trusting })).status, 401);
+  });
+});
+
+// ---- certificate renewal
+
+/** A GET over a new HTTPS connection: its status and the SHA-256 fingerprint of the certificate served. */
+function httpsGet(url: string, ca: Buffer): Promise<{ status: number; fingerprint: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpsRequest(url, { ca, servername: 'localhost', agent: false }, (response) => {
+      const fingerprint = (response.socket as TLSSocket).getPeerCertificate().fingerprint256;
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, fingerprint }));
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+/** A ServerLive call on a new gRPC channel (its own subchannel, so a new connection): the certificate's fingerprint. */
+async function grpcFingerprint(port: number, ca: Buffer): Promise<string> {
+  let seen: string | undefined;
+  const credentials = grpc.credentials.createSsl(ca, null, null, {
+    checkServerIdentity: (host, certificate) => {
+      seen = certificate.fingerprint256;
+      return checkServerIdentity(host, certificate);
+    },
+  });
+  const client = new Service(`127.0.0.1:${port}`, credentials, { ...TLS_TARGET, 'grpc.use_local_subchannel_pool': 1 });
+  try {
+    assert.equal((await rpc(client, 'ServerLive', {})).live, true);
+  } finally {
+    client.close();
+  }
+  assert.ok(seen, 'the channel saw a certificate');
+  return seen;
+}
+
+describe('a renewed certificate is served without a restart, REST and gRPC; a mismatched pair is refused', () => {
+  const dir = join(tmp, 'renewal');
+  const volume = join(dir, 'secret');
+  let runtime: RuntimeProcess;
+  let ca: Buffer;
+  let httpsUrl: string;
+  const fingerprint = (name: string) => new X509Certificate(readFileSync(join(dir, `${name}.crt`))).fingerprint256;
+  const pair = (cert: string, key: string) => ({ 'tls.crt': readFileSync(join(dir, `${cert}.crt`)), 'tls.key': readFileSync(join(dir, `${key}.key`)) });
+  const served = async () => ({
+    rest: (await httpsGet(`${httpsUrl}/v2/health/live`, ca)).fingerprint,
+    grpc: await grpcFingerprint(runtime.grpcPort, ca),
+  });
+  before(async () => {
+    mkdirSync(volume, { recursive: true });
+    makeCa(dir, 'ca');
+    issueServerCertificate(dir, 'ca', 'a');
+    issueServerCertificate(dir, 'ca', 'b');
+    ca = readFileSync(join(dir, 'ca.crt'));
+    // A kubernetes.io/tls Secret volume: tls.crt and tls.key are symlinks through ..data.
+    secretVolume(volume, 'v1', pair('a', 'a'));
+    secretLinks(volume, ['tls.crt', 'tls.key']);
+    // Liveness answers at once; the model need not be ready for a handshake.
+    runtime = await startRuntime([...MODEL, '--tls-cert-file', join(volume, 'tls.crt'), '--tls-key-file', join(volume, 'tls.key')], { waitReady: false });
+    httpsUrl = runtime.url.replace('http://', 'https://');
+  });
+  after(() => runtime?.stop());
+
+  it('serves certificate A on both doors at start, and logs which one', async () => {
+    assert.deepEqual(await served(), { rest: fingerprint('a'), grpc: fingerprint('a') });
+    const started = runtime.logs.find((line) => line.msg === 'serving the TLS certificate');
+    assert.equal(started?.fingerprint256, fingerprint('a'));
+    assert.match(String(started?.notAfter), /^\d{4}-\d\d-\d\dT/);
+  });
+
+  it('serves B to new connections within seconds of the kubelet swapping the volume, and logs it once', async () => {
+    const pid = runtime.process.pid;
+    const before = new Service(`127.0.0.1:${runtime.grpcPort}`, grpc.credentials.createSsl(ca), { ...TLS_TARGET, 'grpc.use_local_subchannel_pool': 1 });
+    try {
+      assert.equal((await rpc(before, 'ServerLive', {})).live, true);
+      secretVolume(volume, 'v2', pair('b', 'b'));
+      const tookMs = await eventually(async () => (await httpsGet(`${httpsUrl}/v2/health/live`, ca)).fingerprint === fingerprint('b'), 6000, 'HTTPS serves B');
+      assert.ok(tookMs < 6000);
+      assert.equal(await grpcFingerprint(runtime.grpcPort, ca), fingerprint('b'));
+      assert.equal((await httpsGet(`${httpsUrl}/v2/health/live`, ca)).status, 200);
+      // A channel connected before the renewal keeps its connection (and certificate A) and keeps working.
+      assert.equal((await rpc(before, 'ServerLive', {})).live, true);
+    } finally {
+      before.close();
+    }
+    const renewed = runtime.logs.filter((line) => line.msg === 'serving a renewed TLS certificate');
+    assert.equal(renewed.length, 1, JSON.stringify(renewed));
+    assert.equal(renewed[0].fingerprint256, fingerprint('b'));
+    assert.match(String(renewed[0].notAfter), /^\d{4}-\d\d-\d\dT/);
+    assert.ok(!JSON.stringify(runtime.logs).includes('PRIVATE KEY'), 'no key in the log');
+    assert.equal(runtime.process.pid, pid);
+    assert.equal(runtime.process.exitCode, null);
+  });
+
+  it("keeps serving B when the files hold a mismatched pair (A's key with B's certificate), with one warning", async () => {
+    const warnings = () => runtime.logs.filter((line) => line.level === 40 && /ignoring the changed TLS files/.test(line.msg));
+    secretVolume(volume, 'v3', pair('b', 'a'));
+    await eventually(async () => warnings().length > 0, 6000, 'a warning about the mismatched pair');
+    assert.match(warnings()[0].msg, /key values mismatch/);
+    assert.deepEqual(await served(), { rest: fingerprint('b'), grpc: fingerprint('b') });
+    assert.equal(warnings().length, 1);
+    assert.equal(runtime.logs.filter((line) => line.msg === 'serving a renewed TLS certificate').length, 1);
+    assert.equal(runtime.process.exitCode, null);
+  });
+
+  it('exits promptly on SIGTERM with the files still watched', async () => {
+    const started = Date.now();
+    assert.equal(await runtime.stop(), 0);
+    assert.ok(Date.now() - started < 5000, `exited after ${Date.now() - started} ms`);
+  });
+});
+
+describe('ServingCertificate with files edited in place (not atomically)', () => {
+  it('refuses a certificate written before its key and a half-written one, takes a complete pair, and stops on close', async () => {
+    const dir = join(tmp, 'in-place');
+    mkdirSync(dir);
+    makeCa(dir, 'ca');
+    issueServerCertificate(dir, 'ca', 'a');
+    issueServerCertificate(dir, 'ca', 'b');
+    const file = (name: string) => readFileSync(join(dir, name));
+    const fingerprintOf = (cert: Buffer) => new X509Certificate(cert).fingerprint256;
+    const [certFile, keyFile] = [join(dir, 'tls.crt'), join(dir, 'tls.key')];
+    writeFileSync(certFile, file('a.crt'));
+    writeFileSync(keyFile, file('a.key'));
+    const lines: LogLine[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as LogLine) });
+    const warnings = () => lines.filter((line) => line.level === 40);
+    const renewals: string[] = [];
+    const certificate = new ServingCertificate(certFile, keyFile, log, 200);
+    try {
+      certificate.onRenewal((pair) => renewals.push(fingerprintOf(pair.cert)));
+      writeFileSync(certFile, file('b.crt'));
+      await eventually(async () => warnings().length === 1, 3000, 'a warning about the certificate without its key');
+      assert.deepEqual(renewals, []);
+      assert.equal(fingerprintOf(certificate.current.cert), fingerprintOf(file('a.crt')));
+      writeFileSync(keyFile, file('b.key'));
+      await eventually(async () => renewals.length === 1, 3000, 'the renewal');
+      assert.equal(renewals[0], fingerprintOf(file('b.crt')));
+      writeFileSync(certFile, file('a.crt').subarray(0, 200));
+      await eventually(async () => warnings().length === 2, 3000, 'a warning about the half-written certificate');
+      assert.equal(fingerprintOf(certificate.current.cert), fingerprintOf(file('b.crt')));
+      assert.ok(!JSON.stringify(lines).includes('PRIVATE KEY'), 'no key in the log');
+    } finally {
+      certificate.close();
+    }
+    writeFileSync(certFile, file('a.crt'));
+    writeFileSync(keyFile, file('a.key'));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(renewals.length, 1, 'nothing is reloaded after close');
   });
 });
 

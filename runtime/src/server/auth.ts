@@ -1,31 +1,28 @@
 /**
  * Bearer-token authentication for both doors. The accepted tokens live in a file (`--auth-token-file`, one per line,
- * blank lines and `#` comments ignored), typically a Kubernetes Secret volume. The file is re-read when it changes —
- * fs.watch on its directory (Kubernetes swaps a `..data` symlink there) plus a periodic stat, because watch events
- * are not delivered on every volume type — so tokens rotate without a restart, and a token taken out of the file is
- * refused from the next reload on. An unreadable or empty file accepts nothing (fail closed).
+ * blank lines and `#` comments ignored), typically a Kubernetes Secret volume. The file is re-read when it changes
+ * (WatchedFiles: fs.watch on its directory, where Kubernetes swaps a `..data` symlink, plus a periodic stat, because
+ * watch events are not delivered on every volume type), so tokens rotate without a restart, and a token taken out
+ * of the file is refused from the next reload on. An unreadable or empty file accepts nothing (fail closed).
  *
  * Tokens are kept and compared as sha256 digests with crypto.timingSafeEqual, so neither a token's length nor its
  * first differing byte shows in the time a refusal takes; a refusal never echoes the token.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { PATHS } from '../../../lib/contract/runtime';
 import type { ServeSettings } from '../config';
 import { UsageError } from '../errors';
+import { DEFAULT_POLL_MS, WatchedFiles } from './watched-file';
 
 export type AuthExempt = ServeSettings['authExempt'];
 
 /** The largest token file read; anything bigger is a mistake (a wrong path), not a list of tokens. */
 const MAX_TOKEN_FILE_BYTES = 1024 * 1024;
-/** How often the file is stat'ed in case no watch event arrives. */
-const DEFAULT_POLL_MS = 5000;
-/** Watch events come in bursts (a symlink swap is several renames); reload once per burst. */
-const DEBOUNCE_MS = 50;
 
 /** gRPC calls left open by --auth-exempt health (and health-and-metrics: gRPC has no metrics call). */
 const GRPC_HEALTH_CALLS = new Set(['ServerLive', 'ServerReady']);
@@ -40,10 +37,9 @@ export function parseTokens(text: string): string[] {
 /** The accepted tokens, kept current with the file they come from. */
 export class TokenFile {
   private digests: Buffer[] = [];
-  private fingerprint: string | undefined;
-  private watcher: FSWatcher | undefined;
-  private poll: NodeJS.Timeout | undefined;
-  private debounce: NodeJS.Timeout | undefined;
+  /** The accepted digests as one string, to tell a changed list from a rewritten file with the same tokens. */
+  private loaded = '';
+  private readonly files: WatchedFiles;
   /** The last load's error, so that a file that stays broken logs once rather than every poll. */
   private lastError: string | undefined;
 
@@ -56,22 +52,8 @@ export class TokenFile {
     } catch (error) {
       throw new UsageError(`cannot read --auth-token-file '${path}': ${(error as Error).message}`);
     }
+    this.files = new WatchedFiles([path], () => this.reload(), 'the token file', log, pollMs);
     this.reload();
-    try {
-      // The directory, not the file: a Secret update replaces the file's symlink target, which a watch on the
-      // file itself would not follow.
-      this.watcher = watch(dirname(path), { persistent: false }, () => this.scheduleReload());
-      this.watcher.on('error', (error) => {
-        this.log.warn(`watching ${dirname(path)} failed (${error.message}); checking the token file every ${pollMs} ms`);
-        this.watcher?.close();
-        this.watcher = undefined;
-      });
-    } catch (error) {
-      this.log.warn(`cannot watch ${dirname(path)} (${(error as Error).message}); checking the token file every ${pollMs} ms`);
-    }
-    this.poll = setInterval(() => {
-      if (this.statFingerprint() !== this.fingerprint) this.reload();
-    }, pollMs).unref();
   }
 
   /** How many tokens are accepted now. */
@@ -88,46 +70,28 @@ export class TokenFile {
   }
 
   close(): void {
-    this.watcher?.close();
-    clearInterval(this.poll);
-    clearTimeout(this.debounce);
-  }
-
-  private scheduleReload(): void {
-    clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => this.reload(), DEBOUNCE_MS).unref();
-  }
-
-  /** Identifies the file's current content cheaply: its inode (a rename or symlink swap changes it), size and times. */
-  private statFingerprint(): string | undefined {
-    try {
-      const stat = statSync(this.path);
-      return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
-    } catch {
-      return undefined;
-    }
+    this.files.close();
   }
 
   private reload(): void {
-    const fingerprint = this.statFingerprint();
     let tokens: string[];
     try {
-      if (fingerprint === undefined) statSync(this.path); // throws the reason
       const text = readFileSync(this.path, 'utf8');
       if (text.length > MAX_TOKEN_FILE_BYTES) throw new Error(`larger than ${MAX_TOKEN_FILE_BYTES} bytes`);
       tokens = parseTokens(text);
       if (tokens.length === 0) throw new Error('it holds no token');
     } catch (error) {
-      this.fingerprint = fingerprint;
       this.digests = [];
+      this.loaded = '';
       const message = `cannot use --auth-token-file '${this.path}' (${(error as Error).message}): every authenticated request is refused until it is fixed`;
       if (message !== this.lastError) this.log.error(message);
       this.lastError = message;
       return;
     }
-    const changed = fingerprint !== this.fingerprint;
-    this.fingerprint = fingerprint;
     this.digests = [...new Set(tokens)].map(digest);
+    const loaded = this.digests.map((d) => d.toString('hex')).sort().join();
+    const changed = loaded !== this.loaded;
+    this.loaded = loaded;
     if (changed || this.lastError !== undefined) {
       this.log.info({ tokens: this.digests.length, file: basename(this.path) }, 'loaded the accepted bearer tokens');
     }

@@ -3,11 +3,12 @@
  * the drain's RequestTracker when it arrives before shutdown; once draining, every call but the health checks is
  * refused with UNAVAILABLE. Errors become gRPC statuses with the same messages the REST door sends.
  * With --auth-token-file, every call but the open health checks needs `authorization: Bearer <token>` metadata
- * (UNAUTHENTICATED otherwise); with --tls-cert-file/--tls-key-file the port speaks TLS, else plaintext.
+ * (UNAUTHENTICATED otherwise); with --tls-cert-file/--tls-key-file the port speaks TLS (renewed certificates
+ * taken without a restart), else plaintext.
  */
 import { format } from 'node:util';
 import {
-  Metadata, Server, ServerCredentials, status as GrpcStatus, loadPackageDefinition, setLogger,
+  Metadata, Server, ServerCredentials, status as GrpcStatus, experimental, loadPackageDefinition, setLogger,
   type GrpcObject, type sendUnaryData, type ServerUnaryCall, type ServiceClientConstructor, type ServiceError,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
@@ -17,7 +18,7 @@ import type { InferenceService } from '../inference';
 import { createV2GrpcHandlers, grpcCodeOf, HEALTH_CALLS, loadProtocolDefinition, shuttingDown, type V2GrpcHandlers } from '../protocols/v2-grpc';
 import type { Authenticator } from './auth';
 import type { RequestTracker } from './request-tracker';
-import type { TlsFiles } from './tls';
+import type { ServingCertificate, TlsFiles } from './tls';
 
 /** gRPC's message length options are signed 32-bit. */
 const MAX_MESSAGE_LENGTH = 2 ** 31 - 1;
@@ -34,8 +35,11 @@ export interface GrpcServerOptions {
   readonly tracker: RequestTracker;
   /** Bearer-token authentication; unset accepts every call. */
   readonly auth?: Authenticator;
-  /** Serve TLS with this certificate (no client certificates); unset serves plaintext. */
-  readonly tls?: TlsFiles;
+  /**
+   * Serve TLS with this certificate, and with each renewal of it for new connections (no client certificates);
+   * unset serves plaintext.
+   */
+  readonly tls?: ServingCertificate;
 }
 
 export interface GrpcServer {
@@ -83,9 +87,7 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
 
   const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
   const port = await new Promise<number>((resolve, reject) => {
-    const credentials = options.tls
-      ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false)
-      : ServerCredentials.createInsecure();
+    const credentials = options.tls ? renewingCredentials(options.tls) : ServerCredentials.createInsecure();
     server.bindAsync(address, credentials, (error, bound) => {
       if (error) reject(new Error(`cannot listen for gRPC on ${address}: ${error.message}`));
       else resolve(bound);
@@ -105,6 +107,37 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     }),
     forceClose: () => server.forceShutdown(),
   };
+}
+
+/**
+ * TLS credentials that follow the certificate's renewals. grpc-js calls setSecureContext on its HTTP/2 server with
+ * each identity update of a CertificateProvider; this one forwards the pairs ServingCertificate has already checked.
+ * (grpc-js's own FileWatcherCertificateProvider re-reads on a timer without checking: a mismatched pair makes the
+ * server drop every new connection until the files are fixed, and logs an error at every refresh.)
+ */
+function renewingCredentials(certificate: ServingCertificate): ServerCredentials {
+  const toUpdate = (pair: TlsFiles): experimental.IdentityCertificateUpdate => ({ certificate: pair.cert, privateKey: pair.key });
+  const stops = new Map<experimental.IdentityCertificateUpdateListener, () => void>();
+  const provider: experimental.CertificateProvider = {
+    addIdentityCertificateListener(listener) {
+      stops.set(listener, certificate.onRenewal((pair) => listener(toUpdate(pair))));
+      // The pair in use, on the next tick: grpc-js registers the server's watcher right after adding this listener,
+      // and drops connections until the first update arrives (it arrives before the port is listening).
+      process.nextTick(() => {
+        if (stops.has(listener)) listener(toUpdate(certificate.current));
+      });
+    },
+    removeIdentityCertificateListener(listener) {
+      stops.get(listener)?.();
+      stops.delete(listener);
+    },
+    // No client certificates, so no CA.
+    addCaCertificateListener() {},
+    removeCaCertificateListener() {},
+  };
+  // grpc-js 1.14 types the first parameter as the CA provider but uses it as the identity provider (and the second,
+  // nullable one, as the CA provider); the provider goes first either way.
+  return experimental.createCertificateProviderServerCredentials(provider, null, false);
 }
 
 /** An error as a gRPC status: the code its HTTP status maps to and the same message; anything else is INTERNAL. */

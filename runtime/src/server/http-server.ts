@@ -2,6 +2,7 @@
  * The HTTP door: fastify with raw-body parsers for the content types the inference endpoints read, one error
  * shape (`{"error": "..."}`) for everything that goes wrong, the protocol routes, and /metrics.
  */
+import type { Server as HttpsServer } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { PATHS } from '../../../lib/contract/runtime';
@@ -11,7 +12,7 @@ import { BINARY_CONTENT_TYPE } from '../protocols/binary-extension';
 import { registerTfServingRoutes } from '../protocols/tfserving-rest';
 import { registerV2Routes } from '../protocols/v2-rest';
 import type { Authenticator } from './auth';
-import type { TlsFiles } from './tls';
+import type { ServingCertificate } from './tls';
 
 /**
  * Content types read as JSON. curl's `-d` sends application/x-www-form-urlencoded, and TF Serving reads that body
@@ -28,8 +29,8 @@ export interface HttpServerOptions {
   readonly log: Logger;
   /** Bearer-token authentication; unset serves every endpoint to anyone. */
   readonly auth?: Authenticator;
-  /** Serve HTTPS with this certificate; unset serves plain HTTP. */
-  readonly tls?: TlsFiles;
+  /** Serve HTTPS with this certificate, and with each renewal of it for new connections; unset serves plain HTTP. */
+  readonly tls?: ServingCertificate;
 }
 
 export function createHttpServer(service: InferenceService, options: HttpServerOptions): FastifyInstance {
@@ -53,7 +54,7 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
     // Node checks those timeouts every connectionsCheckingInterval (30 s by default): check every second.
     // With TLS the same server options go to https.createServer, and a handshake gets as long as the headers.
     ...(options.tls
-      ? { https: { ...options.tls, ...timeouts, handshakeTimeout: timeouts.headersTimeout } }
+      ? { https: { ...options.tls.current, ...timeouts, handshakeTimeout: timeouts.headersTimeout } }
       : { http: timeouts }),
     return503OnClosing: false,
   }) as unknown as FastifyInstance;
@@ -89,6 +90,15 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
     return reply.type(registry.contentType).send(await registry.metrics());
   });
   app.server.maxConnections = options.maxConnections;
+  if (options.tls) {
+    // A renewed certificate (already checked) for the connections made from now on.
+    const server = app.server as unknown as HttpsServer;
+    const stop = options.tls.onRenewal((pair) => server.setSecureContext(pair));
+    app.addHook('onClose', (_instance, done) => {
+      stop();
+      done();
+    });
+  }
   registerV2Routes(app, service, options.serverVersion);
   registerTfServingRoutes(app, service);
   return app;
