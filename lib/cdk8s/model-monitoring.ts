@@ -42,7 +42,8 @@ export interface ScrapeTlsOptions {
 export interface ScrapeTlsFromServiceSecretOptions extends ScrapeTlsOptions {
   /**
    * The key of the ModelService's `tlsSecret` holding the CA certificate. `'tls.crt'` pins the certificate itself
-   * (for a self-signed certificate without `ca.crt`); scrapes then fail after a renewal until the pods restart.
+   * (for a self-signed certificate without `ca.crt`); scrapes then fail after a renewal for as long as Prometheus
+   * and the pods disagree on the certificate (until both have the renewed Secret).
    * @default 'ca.crt'
    */
   readonly caKey?: string;

@@ -128,8 +128,8 @@ export interface ModelServiceProps {
   readonly authTokenKey?: string;
   /**
    * A kubernetes.io/tls Secret (keys tls.crt and tls.key), mounted read-only at /etc/modelship/tls: REST is then
-   * served over HTTPS and gRPC over TLS on the same ports, and the probes use HTTPS. A renewed certificate is read
-   * when the pod restarts.
+   * served over HTTPS and gRPC over TLS on the same ports, and the probes use HTTPS. A renewed certificate (the
+   * kubelet updates the mounted files) is taken by both doors without a restart.
    * @default - plaintext HTTP and gRPC
    */
   readonly tlsSecret?: kplus.ISecret;
