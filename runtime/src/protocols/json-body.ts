@@ -11,10 +11,19 @@ export function parseJsonBody(body: Buffer | string | undefined): unknown {
   const text = typeof body === 'string' ? body : body === undefined ? '' : decode(body);
   if (text.trim() === '') throw badRequest('the request body is empty; expected a JSON object');
   try {
-    return sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' });
+    return mayReachPrototype(text) ? sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' }) : JSON.parse(text);
   } catch (error) {
     throw badRequest(`the request body is not valid JSON: ${(error as Error).message}`);
   }
+}
+
+/**
+ * Whether a text could carry a `__proto__` or `constructor` key. secure-json-parse scans the whole text with
+ * regular expressions (about 5 ms for a 6 MB tensor body, 15% of the parse); a text that spells neither word and
+ * has no `\u` escape, the only other way to spell a key, is as safe under plain JSON.parse.
+ */
+function mayReachPrototype(text: string): boolean {
+  return text.includes('__proto__') || text.includes('constructor') || text.includes('\\u');
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
