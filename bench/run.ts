@@ -214,8 +214,8 @@ function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof 
   ];
   if (overload) {
     lines.push('', `Overload: OCR detection 320×320 over binary, open loop at ${fmt(overload.rate)} req/s (twice the ${fmt(overload.sustained)} req/s sustained), --max-queue-size 8, ${SECONDS * 2} s:`,
-      '', '| sent | accepted | accepted p50 ms | accepted p99 ms | rejected (429) | rejected p99 ms | other failures |', '|---:|---:|---:|---:|---:|---:|---:|',
-      `| ${overload.sent} | ${overload.accepted.length} | ${fmt(percentile(overload.accepted, 50), 1)} | ${fmt(percentile(overload.accepted, 99), 1)} | ${overload.rejected.length} | ${fmt(percentile(overload.rejected, 99), 2)} | ${overload.failed} |`);
+      '', '| sent | accepted | accepted p50 ms | accepted p99 ms | rejected (429) | rejected p50 ms | rejected p99 ms | other failures |', '|---:|---:|---:|---:|---:|---:|---:|---:|',
+      `| ${overload.sent} | ${overload.accepted.length} | ${fmt(percentile(overload.accepted, 50), 1)} | ${fmt(percentile(overload.accepted, 99), 1)} | ${overload.rejected.length} | ${fmt(percentile(overload.rejected, 50), 2)} | ${fmt(percentile(overload.rejected, 99), 2)} | ${overload.failed} |`);
   }
   return lines.join('\n');
 }
