@@ -35,19 +35,22 @@ export class BatchSizer {
   }
 
   /**
-   * The most rows the learned costs allow in one run: the largest class reached by steps that never cost clearly
-   * more per row, plus the first class not yet measured often enough to judge (that is how larger batches get tried at
-   * all). Where a class costs more, the limit is the power of two below it.
+   * The most rows the learned costs allow in one run: the largest class reached by steps that each cost less per
+   * row, plus the next class, if it is not yet measured often enough to judge (that is how larger batches get tried
+   * at all) or costs no more than 10% more per row. Where a class costs more, the limit is the power of two below it.
    */
   get limit(): number {
     // Classes below the smallest measured one may never occur (every request has that many rows): start there.
     if (this.samples.size === 0) return 1;
     let size = Math.min(...this.samples.keys());
     while (size * 2 <= this.maxBatchSize) {
+      const here = this.cost(size)!.cost;
       const next = this.cost(size * 2);
-      if (next !== undefined && next.judged && next.cost > this.cost(size)!.cost * WORSE_BY) return size;
+      if (next !== undefined && next.judged && next.cost > here * WORSE_BY) return size;
       size *= 2;
-      if (next === undefined || !next.judged) break;
+      // Not judged yet: try it. No cheaper per row: keep it (it was within noise) but try nothing larger, since
+      // trying a larger class costs runs that are probably slower per row.
+      if (next === undefined || !next.judged || next.cost >= here) break;
     }
     return size * 2 > this.maxBatchSize ? this.maxBatchSize : size * 2 - 1;
   }
