@@ -1,5 +1,4 @@
 /** JSON request bodies: parsed safely, with errors that say what was wrong and where. */
-import { isAscii } from 'node:buffer';
 import sjson from 'secure-json-parse';
 import { badRequest } from '../errors';
 
@@ -8,7 +7,7 @@ import { badRequest } from '../errors';
  * request can reach an object's prototype.
  */
 export function parseJsonBody(body: Buffer | string | undefined): unknown {
-  const text = typeof body === 'string' ? body : body === undefined ? '' : decode(body);
+  const text = typeof body === 'string' ? body : body?.toString('utf8') ?? '';
   if (text.trim() === '') throw badRequest('the request body is empty; expected a JSON object');
   try {
     return mayReachPrototype(text) ? sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' }) : JSON.parse(text);
@@ -19,7 +18,7 @@ export function parseJsonBody(body: Buffer | string | undefined): unknown {
 
 /**
  * Whether a text could carry a `__proto__` or `constructor` key. secure-json-parse scans the whole text with
- * regular expressions (about 5 ms for a 6 MB tensor body, 15% of the parse); a text that spells neither word and
+ * regular expressions (about 4 ms for a 6 MB tensor body, a fifteenth of decoding and parsing it); a text that spells neither word and
  * has no `\u` escape, the only other way to spell a key, is as safe under plain JSON.parse.
  */
 function mayReachPrototype(text: string): boolean {
@@ -28,13 +27,4 @@ function mayReachPrototype(text: string): boolean {
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/**
- * Tensor bodies are ASCII in practice, and Node turns ASCII bytes into a string many times faster than it
- * transcodes UTF-8 (for a 6 MB body of numbers, tens of milliseconds saved before JSON.parse even starts). The
- * check itself is a vectorised scan; any other body is decoded as UTF-8, so the text is the same either way.
- */
-function decode(body: Buffer): string {
-  return isAscii(body) ? body.toString('ascii') : body.toString('utf8');
 }
