@@ -3,8 +3,8 @@
  * 16 rows cost little more than one), but on a CPU a convolutional model's per-row cost can grow with the batch,
  * once its activations outgrow the caches (OCR detection at 320×320 here: 19 ms for one row, 35 ms per row for
  * sixteen), and merging then lowers throughput. So the sizer compares the measured compute time per row of each
- * power-of-two size class, and lets batches grow only while a larger class costs no more per row than the one
- * below it; `max_batch_size` stays the ceiling. A queue keeps one sizer per row shape (run-queue.ts).
+ * power-of-two size class, and lets batches grow only while a larger class costs less per row than the one below
+ * it (see `limit`); `max_batch_size` stays the ceiling. A queue keeps one sizer per row shape (run-queue.ts).
  */
 
 /** Samples kept per size class; the estimate is their minimum, which ignores runs slowed by a busy machine or by onnxruntime allocating for a new shape. */
