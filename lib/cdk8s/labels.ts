@@ -7,7 +7,7 @@ export const LABEL_KEYS = {
   managedBy: 'app.kubernetes.io/managed-by',
 } as const;
 
-export const MODEL_SERVER_COMPONENT = 'model-server';
+const MODEL_SERVER_COMPONENT = 'model-server';
 
 export interface RecommendedLabels {
   readonly [key: string]: string;

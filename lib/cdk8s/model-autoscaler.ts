@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import { METRIC } from '../contract/metrics';
 import type { ModelService } from './model-service';
 import * as promql from './promql';
+import { checkPositiveInteger } from './validation';
 
 /** What the autoscaler scales on. */
 export class ScalingSignal {
@@ -84,8 +85,6 @@ export class ModelAutoscaler extends Construct {
   readonly hpa?: kplus.HorizontalPodAutoscaler;
   /** The KEDA ScaledObject (KEDA signal). */
   readonly scaledObject?: ApiObject;
-  /** prometheus-adapter rule, when that signal is used. */
-  readonly prometheusAdapterRule?: Record<string, unknown>;
   readonly minReplicas: number;
   readonly maxReplicas: number;
 
@@ -98,7 +97,7 @@ export class ModelAutoscaler extends Construct {
     if (!Number.isInteger(minReplicas) || minReplicas < lowest) {
       throw new Error(`'minReplicas' (${minReplicas}) must be an integer of at least ${lowest}${lowest === 0 ? '' : ' (only KEDA can scale to zero)'}`);
     }
-    if (!Number.isInteger(maxReplicas) || maxReplicas < 1) throw new Error(`'maxReplicas' (${maxReplicas}) must be a positive integer`);
+    checkPositiveInteger('maxReplicas', maxReplicas);
     if (minReplicas > maxReplicas) {
       throw new Error(`'minReplicas' (${minReplicas}) must be less than or equal to 'maxReplicas' (${maxReplicas})`);
     }
@@ -148,16 +147,11 @@ export class ModelAutoscaler extends Construct {
       minReplicas,
       maxReplicas,
       metrics: [metric],
-      scaleUp: { stabilizationWindow: Duration.seconds(scaleUp), strategy: kplus.ScalingStrategy.MAX_CHANGE, policies: [
-        { replicas: kplus.Replicas.percent(100), duration: Duration.seconds(15) },
-        { replicas: kplus.Replicas.absolute(4), duration: Duration.seconds(15) },
-      ] },
-      scaleDown: { stabilizationWindow: Duration.seconds(scaleDown), strategy: kplus.ScalingStrategy.MAX_CHANGE, policies: [
-        { replicas: kplus.Replicas.percent(10), duration: Duration.seconds(60) },
-      ] },
+      scaleUp: { stabilizationWindow: Duration.seconds(scaleUp), strategy: kplus.ScalingStrategy.MAX_CHANGE, policies: SCALING_POLICIES.scaleUp.map(kplusPolicy) },
+      scaleDown: { stabilizationWindow: Duration.seconds(scaleDown), strategy: kplus.ScalingStrategy.MAX_CHANGE, policies: SCALING_POLICIES.scaleDown.map(kplusPolicy) },
     });
     if (signal.kind === 'adapter') {
-      this.prometheusAdapterRule = {
+      const prometheusAdapterRule = {
         seriesQuery: `${METRIC.inFlight}{namespace!="",pod!=""}`,
         resources: { overrides: { namespace: { resource: 'namespace' }, pod: { resource: 'pod' } } },
         name: { matches: `^${METRIC.inFlight}$`, as: METRIC.inFlight },
@@ -165,18 +159,40 @@ export class ModelAutoscaler extends Construct {
       };
       new kplus.ConfigMap(this, 'PrometheusAdapterRule', {
         metadata: { labels: props.service.labels },
-        data: { 'rules.yaml': toYamlRules([this.prometheusAdapterRule]) },
+        data: { 'rules.yaml': toYamlRules([prometheusAdapterRule]) },
       });
     }
   }
 }
 
+interface ScalingPolicy {
+  readonly type: 'Percent' | 'Pods';
+  readonly value: number;
+  readonly periodSeconds: number;
+}
+
+/**
+ * The HPA's scaling policies, one table for both the HPA (cdk8s-plus) and KEDA's (raw `behavior`); with
+ * `selectPolicy: Max` the policy that allows the most change applies.
+ */
+const SCALING_POLICIES: { readonly scaleUp: readonly ScalingPolicy[]; readonly scaleDown: readonly ScalingPolicy[] } = {
+  scaleUp: [{ type: 'Percent', value: 100, periodSeconds: 15 }, { type: 'Pods', value: 4, periodSeconds: 15 }],
+  scaleDown: [{ type: 'Percent', value: 10, periodSeconds: 60 }],
+};
+
+/** The `behavior` of an `autoscaling/v2` HPA spec, as KEDA takes it. */
 function behavior(scaleUp: number, scaleDown: number) {
   return {
-    scaleUp: { stabilizationWindowSeconds: scaleUp, selectPolicy: 'Max', policies: [
-      { type: 'Percent', value: 100, periodSeconds: 15 }, { type: 'Pods', value: 4, periodSeconds: 15 },
-    ] },
-    scaleDown: { stabilizationWindowSeconds: scaleDown, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 10, periodSeconds: 60 }] },
+    scaleUp: { stabilizationWindowSeconds: scaleUp, selectPolicy: 'Max', policies: SCALING_POLICIES.scaleUp.map((p) => ({ ...p })) },
+    scaleDown: { stabilizationWindowSeconds: scaleDown, selectPolicy: 'Max', policies: SCALING_POLICIES.scaleDown.map((p) => ({ ...p })) },
+  };
+}
+
+/** The same policy for cdk8s-plus's HorizontalPodAutoscaler. */
+function kplusPolicy(policy: ScalingPolicy): kplus.ScalingPolicy {
+  return {
+    replicas: policy.type === 'Percent' ? kplus.Replicas.percent(policy.value) : kplus.Replicas.absolute(policy.value),
+    duration: Duration.seconds(policy.periodSeconds),
   };
 }
 

@@ -9,10 +9,13 @@ import { Construct } from 'constructs';
 import * as YAML from 'yaml';
 import { PATHS, PORT_NAME } from '../contract/runtime';
 import { SERVE_SETTINGS } from '../contract/settings';
+import { parseSettings } from '../../runtime/src/config';
 import { selectorLabels } from './labels';
+import { checkDataKey } from './validation';
 import type { ModelAutoscaler } from './model-autoscaler';
 import type { ModelService } from './model-service';
 import { dashboardJson } from './dashboards/model-dashboard';
+import { podNamePattern } from './promql';
 import { ALERT, alertRules, DEFAULT_ALERT_DURATIONS, type AlertDurations } from './rules/alerts';
 import { availabilitySlo, latencySlo, sloRecordingRules, type RuleGroup } from './rules/slo';
 
@@ -210,15 +213,16 @@ export class ModelMonitoring extends Construct {
     this.scrapeIntervalValue = props.scrapeInterval ?? '30s';
     if (!/^(\d+(ms|s|m|h))+$/.test(this.scrapeIntervalValue)) throw new Error(`'scrapeInterval' ('${this.scrapeIntervalValue}') must be a Prometheus duration such as '30s'`);
 
+    // The pods and container the resource alerts and the dashboard's panels both select.
     const deploymentName = service.deployment.name;
+    const workload = { deploymentName, podPattern: podNamePattern(deploymentName), containerName: service.deployment.containers[0].name };
     const prefix = `modelship-${selector.service}`;
     this.ruleGroups = [
       { name: `${prefix}-slo`, rules: [...sloRecordingRules(slos.availability, labels), ...sloRecordingRules(slos.latency, labels)] },
       {
         name: `${prefix}-alerts`,
         rules: alertRules({
-          selector, labels, cpuThreshold, memoryThreshold, durations, deploymentName,
-          podPattern: `${deploymentName}-[a-z0-9]+-[a-z0-9]+`, containerName: service.deployment.containers[0].name,
+          selector, labels, cpuThreshold, memoryThreshold, durations, ...workload,
           hpaName: hpaNameOf(props.autoscaler), mayScaleToZero: props.autoscaler?.minReplicas === 0, runbookBaseUrl: props.runbookBaseUrl ?? DEFAULT_RUNBOOK_BASE_URL,
         }, slos),
       },
@@ -266,7 +270,7 @@ export class ModelMonitoring extends Construct {
     if (props.dashboard ?? true) {
       this.dashboard = new kplus.ConfigMap(this, 'Dashboard', {
         metadata: { labels: { ...service.labels, grafana_dashboard: '1' } },
-        data: { [`${selector.service}.json`]: JSON.stringify(dashboardJson(service, selector, slos)) },
+        data: { [`${selector.service}.json`]: JSON.stringify(dashboardJson(service, selector, workload, slos)) },
       });
     }
   }
@@ -321,29 +325,18 @@ function operatorTlsConfig(tls: ResolvedScrapeTls): Record<string, unknown> {
   };
 }
 
-function checkSecretKey(prop: string, key: string): string {
-  if (!/^[-._a-zA-Z0-9]+$/.test(key)) throw new Error(`'${prop}' ('${key}') must be a Secret or ConfigMap key: letters, digits, '-', '_' and '.'`);
-  return key;
-}
+const checkSecretKey = (prop: string, key: string) => checkDataKey(prop, key, 'a Secret or ConfigMap');
 
 /**
- * True when the runtime container's flags or environment protect /metrics: a token file, and `--auth-exempt`
- * (flag over environment, the last flag winning, as the runtime reads them) other than health-and-metrics.
+ * True when the runtime container's flags or environment protect /metrics: a token file, and `--auth-exempt` other
+ * than health-and-metrics, read by the runtime's own settings parser from the container's args and plain env values.
  */
 function metricsNeedToken(service: ModelService): boolean {
   const container = service.deployment.containers[0];
-  const setting = (key: 'authTokenFile' | 'authExempt'): string | undefined => {
-    const flag = `--${SERVE_SETTINGS[key].flag}`;
-    let value: string | undefined;
-    const args = container.args ?? [];
-    args.forEach((arg, i) => {
-      if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
-      else if (arg === flag) value = args[i + 1];
-    });
-    return value ?? container.env.variables[SERVE_SETTINGS[key].env]?.value;
-  };
-  const exempt = setting('authExempt') || SERVE_SETTINGS.authExempt.default;
-  return Boolean(setting('authTokenFile')) && exempt !== 'health-and-metrics';
+  const env = Object.fromEntries(Object.entries(container.env.variables).map(([name, variable]) => [name, variable.value]));
+  const [, ...argv] = container.args ?? [];
+  const settings = parseSettings(SERVE_SETTINGS, argv, env);
+  return Boolean(settings.authTokenFile) && settings.authExempt !== 'health-and-metrics';
 }
 
 function checkShare(prop: string, value: number): number {

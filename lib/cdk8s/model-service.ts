@@ -12,7 +12,7 @@ import type { OnnxFileInfo } from '../../runtime/src/model/onnx-file';
 import { LABEL_KEYS, recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
 import type { ModelSource } from './model-source';
 import * as promql from './promql';
-import { checkCpu, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting, checkStorage, cpuCores, memoryBytes } from './validation';
+import { checkCpu, checkDataKey, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting, checkStorage, cpuCores, memoryBytes } from './validation';
 
 const PACKAGE_VERSION: string = require('../../../package.json').version;
 
@@ -136,10 +136,10 @@ export interface ModelServiceProps {
 }
 
 /** Where ModelService mounts `authTokenSecret`, and the file the runtime reads in it. */
-export const AUTH_TOKEN_DIR = '/etc/modelship/auth';
-export const AUTH_TOKEN_FILE = `${AUTH_TOKEN_DIR}/tokens`;
+const AUTH_TOKEN_DIR = '/etc/modelship/auth';
+const AUTH_TOKEN_FILE = `${AUTH_TOKEN_DIR}/tokens`;
 /** Where ModelService mounts `tlsSecret`. */
-export const TLS_DIR = '/etc/modelship/tls';
+const TLS_DIR = '/etc/modelship/tls';
 
 export class ModelService extends Construct {
   readonly deployment: kplus.Deployment;
@@ -149,10 +149,8 @@ export class ModelService extends Construct {
   /** The model's signature, when the source could read it at synth time (ModelSource.fromFile). */
   readonly signature?: OnnxFileInfo;
   readonly drainTimeoutSeconds: number;
-  /** True when the runtime serves TLS (`tlsSecret`): REST over HTTPS, gRPC over TLS. */
-  readonly tlsEnabled: boolean;
-  private readonly replicasFixed: boolean;
-  private readonly replicas: number;
+  /** The name of `tlsSecret` when TLS is on: where a scraper finds the CA. */
+  readonly tlsSecretName?: string;
   private disruptionBudget?: kplus.k8s.KubePodDisruptionBudget;
 
   constructor(scope: Construct, id: string, props: ModelServiceProps) {
@@ -161,9 +159,8 @@ export class ModelService extends Construct {
     const namespace = Chart.of(this).namespace;
     if (namespace !== undefined) checkDnsLabel('namespace', namespace);
     const modelVersion = checkPositiveInteger('modelVersion', props.modelVersion ?? 1);
-    this.replicasFixed = props.replicas !== undefined;
-    this.replicas = props.replicas ?? 2;
-    if (!Number.isInteger(this.replicas) || this.replicas < 1) {
+    const replicas = props.replicas ?? 2;
+    if (!Number.isInteger(replicas) || replicas < 1) {
       throw new Error(`'replicas' (${props.replicas}) must be a positive integer; to scale to zero use a ModelAutoscaler with KEDA`);
     }
     this.drainTimeoutSeconds = checkSetting('drainTimeoutSeconds', props.drainTimeoutSeconds ?? SERVE_SETTINGS.drainTimeoutSeconds.default, SERVE_SETTINGS.drainTimeoutSeconds);
@@ -185,10 +182,9 @@ export class ModelService extends Construct {
     const ephemeralStorage = checkEphemeralStorage(props, source.ephemeralStorageBytes ?? 0);
 
     const port = (name: string, number: number) => ({ name, number });
-    const tls = props.tlsSecret !== undefined;
-    this.tlsEnabled = tls;
+    this.tlsSecretName = props.tlsSecret?.name;
     // The kubelet does not verify the certificate of an HTTPS probe, so a self-signed or private CA works.
-    const scheme = tls ? kplus.ConnectionScheme.HTTPS : kplus.ConnectionScheme.HTTP;
+    const scheme = this.tlsEnabled ? kplus.ConnectionScheme.HTTPS : kplus.ConnectionScheme.HTTP;
     const readiness = (options: { periodSeconds: number; failureThreshold: number }) => kplus.Probe.fromHttpGet(PATHS.ready, {
       port: HTTP_PORT, periodSeconds: Duration.seconds(options.periodSeconds), failureThreshold: options.failureThreshold,
       timeoutSeconds: Duration.seconds(2), scheme,
@@ -235,8 +231,7 @@ export class ModelService extends Construct {
     // Secret volumes with explicit items (not subPath mounts, which the kubelet never updates), readable by the
     // runtime's group only (fsGroup).
     if (props.authTokenSecret) {
-      const key = props.authTokenKey ?? 'tokens';
-      if (!/^[-._a-zA-Z0-9]+$/.test(key)) throw new Error(`'authTokenKey' ('${key}') must be a Secret key: letters, digits, '-', '_' and '.'`);
+      const key = checkDataKey('authTokenKey', props.authTokenKey ?? 'tokens', 'a Secret');
       runtime.mount(AUTH_TOKEN_DIR, kplus.Volume.fromSecret(this, 'AuthTokenVolume', props.authTokenSecret, {
         name: 'auth-tokens', defaultMode: 0o440, items: { [key]: { path: 'tokens' } },
       }), { readOnly: true });
@@ -290,7 +285,7 @@ export class ModelService extends Construct {
       ],
     });
 
-    if (this.replicas > 1) this.ensureDisruptionBudget();
+    if (replicas > 1) this.ensureDisruptionBudget();
     this.createNetworkPolicy(props.allowFrom, [DNS_EGRESS, ...(source.egress ?? []), ...(props.allowEgress ?? [])]);
   }
 
@@ -304,9 +299,9 @@ export class ModelService extends Construct {
     return `${this.tlsEnabled ? 'https' : 'http'}://${this.service.name}:${this.service.ports[0].port}`;
   }
 
-  /** The name of `tlsSecret` when TLS is on, read from its volume: where a scraper finds the CA. */
-  get tlsSecretName(): string | undefined {
-    return (this.node.tryFindChild('TlsVolume') as kplus.Volume | undefined)?._toKube().secret?.secretName;
+  /** True when the runtime serves TLS (`tlsSecret`): REST over HTTPS, gRPC over TLS. */
+  get tlsEnabled(): boolean {
+    return this.tlsSecretName !== undefined;
   }
 
   /** In-cluster address of the gRPC endpoint. */
@@ -316,7 +311,8 @@ export class ModelService extends Construct {
 
   /** True when `replicas` was given, so no autoscaler may take over. */
   get hasFixedReplicas(): boolean {
-    return this.replicasFixed;
+    // The Deployment keeps `replicas` as given (undefined unless set); its manifest defaults to 2 on its own.
+    return this.deployment.replicas !== undefined;
   }
 
   /** The selector that picks this service's series in Prometheus (as the Prometheus Operator labels them). */

@@ -44,7 +44,7 @@ export interface ModelSourceConfig {
 }
 
 /** The largest a single-file ONNX model can be: protobuf refuses messages of 2 GiB and more. */
-export const MAX_ONNX_FILE_SIZE = '2Gi';
+const MAX_ONNX_FILE_SIZE = '2Gi';
 
 export interface FromUriOptions {
   /** The file's sha256: the init container refuses anything else. */

@@ -11,8 +11,30 @@ export interface SeriesSelector {
 }
 
 export function matchers(selector: SeriesSelector, extra: string[] = []): string {
-  const parts = [...(selector.namespace ? [`namespace="${selector.namespace}"`] : []), `service="${selector.service}"`, ...extra];
-  return `{${parts.join(',')}}`;
+  return `{${namespaceMatchers(selector, [`service="${selector.service}"`, ...extra])}}`;
+}
+
+/**
+ * Matchers, without braces, for series that carry no `service` label (kube-state-metrics, cAdvisor): the
+ * selector's namespace, if any, then `extra`.
+ */
+export function namespaceMatchers(selector: SeriesSelector, extra: string[]): string {
+  return [...(selector.namespace ? [`namespace="${selector.namespace}"`] : []), ...extra].join(',');
+}
+
+/** The names of a Deployment's pods: `<deployment>-<replicaset hash>-<pod hash>`. */
+export function podNamePattern(deploymentName: string): string {
+  return `${deploymentName}-[a-z0-9]+-[a-z0-9]+`;
+}
+
+/** namespaceMatchers for one container of the service's pods, by pod-name pattern (podNamePattern) and name. */
+export function containerMatchers(selector: SeriesSelector, podPattern: string, containerName: string): string {
+  return namespaceMatchers(selector, [`pod=~"${podPattern}"`, `container="${containerName}"`]);
+}
+
+/** namespaceMatchers for kube-state-metrics' series of the service's Deployment. */
+export function deploymentMatchers(selector: SeriesSelector, deploymentName: string): string {
+  return namespaceMatchers(selector, [`deployment="${deploymentName}"`]);
 }
 
 /** Requests per second, all codes. */
@@ -27,8 +49,13 @@ export function errorRatio(selector: SeriesSelector, window = '5m'): string {
 
 /** A latency quantile in seconds from the request-duration histogram. */
 export function latencyQuantile(selector: SeriesSelector, quantile: number, window = '5m'): string {
+  return histogramQuantile(METRIC.requestDuration, selector, quantile, window);
+}
+
+/** A quantile of one of the runtime's histograms (`metric` without the `_bucket` suffix), over the service's pods. */
+export function histogramQuantile(metric: string, selector: SeriesSelector, quantile: number, window = '5m'): string {
   if (!(quantile > 0 && quantile < 1)) throw new Error(`quantile (${quantile}) must be between 0 and 1, e.g. 0.99`);
-  return `histogram_quantile(${quantile}, sum by (le) (rate(${METRIC.requestDuration}_bucket${matchers(selector)}[${window}])))`;
+  return `histogram_quantile(${quantile}, sum by (le) (rate(${metric}_bucket${matchers(selector)}[${window}])))`;
 }
 
 /** Requests accepted and not yet answered, summed over the service's pods. */

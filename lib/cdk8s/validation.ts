@@ -80,3 +80,9 @@ export function checkPositiveInteger(prop: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw new Error(`'${prop}' (${value}) must be a positive integer`);
   return value;
 }
+
+/** A key of a Secret or ConfigMap (`kind` says which, for the message): what the API server accepts as one. */
+export function checkDataKey(prop: string, key: string, kind: 'a Secret' | 'a Secret or ConfigMap'): string {
+  if (!/^[-._a-zA-Z0-9]+$/.test(key)) throw new Error(`'${prop}' ('${key}') must be ${kind} key: letters, digits, '-', '_' and '.'`);
+  return key;
+}

@@ -6,8 +6,9 @@
 import { ApiObject, App, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import * as pulumi from '@pulumi/pulumi';
+import { GRPC_PORT } from '../contract/runtime';
 import * as cdk8s from '../index';
-import { type Manifest, registerObject, type Substitution } from './objects';
+import { type Manifest, registerObject, type Substitution, substituteText } from './objects';
 
 export { Exposure, ModelSource, ScalingSignal, ScrapeTls, ALERT, DEFAULT_ALERT_DURATIONS } from '../index';
 
@@ -26,9 +27,13 @@ const afterConstruction = () => new Promise<void>((resolve) => setImmediate(reso
 
 function registerSubtree(parent: pulumi.ComponentResource, name: string, root: Construct, substitutions: readonly Substitution[], opts?: pulumi.ComponentResourceOptions) {
   const objects = root.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject);
+  // Resource names: `<name>-<kind>`, with the object's index among those of its kind when there are several.
+  const ofKind = new Map<string, ApiObject[]>();
+  for (const object of objects) ofKind.set(object.kind, [...(ofKind.get(object.kind) ?? []), object]);
   const ready = afterConstruction();
   return objects.map((object) => {
-    const resourceName = `${name}-${object.kind.toLowerCase()}${objects.filter((o) => o.kind === object.kind).length > 1 ? `-${objects.filter((o) => o.kind === object.kind).indexOf(object)}` : ''}`;
+    const same = ofKind.get(object.kind)!;
+    const resourceName = `${name}-${object.kind.toLowerCase()}${same.length > 1 ? `-${same.indexOf(object)}` : ''}`;
     return registerObject(parent, resourceName, { apiVersion: object.apiVersion, kind: object.kind }, ready.then(() => object.toJson() as Manifest), substitutions, opts);
   });
 }
@@ -45,8 +50,6 @@ export class ModelService extends pulumi.ComponentResource {
   readonly construct: cdk8s.ModelService;
   /** @internal */
   readonly substitutions: readonly Substitution[];
-  /** @internal */
-  readonly componentOptions?: pulumi.ComponentResourceOptions;
 
   constructor(name: string, args: ModelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super('modelship:index:ModelService', name, {}, opts);
@@ -60,11 +63,9 @@ export class ModelService extends pulumi.ComponentResource {
     const chart = new Chart(new App(), name, { namespace: plain(namespace, NAMESPACE_PLACEHOLDER) });
     this.construct = new cdk8s.ModelService(chart, name, { ...props, image: plain(image, IMAGE_PLACEHOLDER) });
     this.substitutions = substitutions;
-    this.componentOptions = opts;
     registerSubtree(this, name, this.construct, substitutions, opts);
 
-    const resolve = (text: string) => pulumi.output(substitutions.length ? pulumi.all(substitutions.map((s) => s.value)).apply((values) =>
-      substitutions.reduce((t, s, i) => t.split(s.placeholder).join(values[i]), text)) : text);
+    const resolve = (text: string) => pulumi.output(substituteText(text, substitutions));
     // Fully qualified when the namespace is known; the bare Service name (same namespace only) otherwise, as the
     // cdk8s construct gives it: `<service>.svc.cluster.local` would not resolve.
     const host = namespace === undefined
@@ -72,10 +73,8 @@ export class ModelService extends pulumi.ComponentResource {
       : `${this.construct.serviceName}.${typeof namespace === 'string' ? namespace : NAMESPACE_PLACEHOLDER}.svc.cluster.local`;
     this.serviceName = pulumi.output(this.construct.serviceName);
     this.deploymentName = pulumi.output(this.construct.deployment.name);
-    // The construct's scheme: https with `tlsSecret`.
-    const scheme = this.construct.restUrl.slice(0, this.construct.restUrl.indexOf('://'));
-    this.restUrl = resolve(`${scheme}://${host}:${this.construct.service.ports[0].port}`);
-    this.grpcAddress = resolve(`${host}:8081`);
+    this.restUrl = resolve(`${this.construct.tlsEnabled ? 'https' : 'http'}://${host}:${this.construct.service.ports[0].port}`);
+    this.grpcAddress = resolve(`${host}:${GRPC_PORT}`);
     this.registerOutputs({ serviceName: this.serviceName, deploymentName: this.deploymentName, restUrl: this.restUrl, grpcAddress: this.grpcAddress });
   }
 }

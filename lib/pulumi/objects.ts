@@ -30,13 +30,16 @@ export interface Substitution {
   readonly value: pulumi.Input<string>;
 }
 
+/** `text` with every placeholder it contains replaced by its value: the text itself when it contains none. */
+export function substituteText(text: string, substitutions: readonly Substitution[]): pulumi.Input<string> {
+  const used = substitutions.filter((s) => text.includes(s.placeholder));
+  if (used.length === 0) return text;
+  return pulumi.all(used.map((s) => s.value)).apply((resolved) =>
+    used.reduce((result, s, i) => result.split(s.placeholder).join(resolved[i]), text));
+}
+
 function substitute(value: unknown, substitutions: readonly Substitution[]): pulumi.Input<unknown> {
-  if (typeof value === 'string') {
-    const used = substitutions.filter((s) => value.includes(s.placeholder));
-    if (used.length === 0) return value;
-    return pulumi.all(used.map((s) => s.value)).apply((resolved) =>
-      used.reduce((text, s, i) => text.split(s.placeholder).join(resolved[i]), value));
-  }
+  if (typeof value === 'string') return substituteText(value, substitutions);
   if (Array.isArray(value)) return value.map((item) => substitute(item, substitutions));
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, substitute(item, substitutions)]));

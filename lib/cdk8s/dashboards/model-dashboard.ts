@@ -4,25 +4,30 @@
  */
 import { METRIC } from '../../contract/metrics';
 import type { ModelService } from '../model-service';
-import { errorRatio, inFlightTotal, latencyQuantile, matchers, requestRate, type SeriesSelector } from '../promql';
-import type { Slo } from '../rules/slo';
+import { containerMatchers, deploymentMatchers, errorRatio, histogramQuantile, inFlightTotal, latencyQuantile, matchers, requestRate, type SeriesSelector } from '../promql';
+import { recordedErrorRatio, round, type Slo } from '../rules/slo';
 
 interface Panel { title: string; unit: string; targets: Array<{ expr: string; legendFormat: string }> }
 
-export function dashboardJson(service: ModelService, selector: SeriesSelector, slos: { availability: Slo; latency: Slo }) {
+/** The service's Deployment, pods and runtime container, as the alerts select them (AlertContext). */
+export interface DashboardWorkload {
+  readonly deploymentName: string;
+  readonly podPattern: string;
+  readonly containerName: string;
+}
+
+export function dashboardJson(service: ModelService, selector: SeriesSelector, workload: DashboardWorkload, slos: { availability: Slo; latency: Slo }) {
   const m = matchers(selector);
-  const ns = selector.namespace ? `namespace="${selector.namespace}",` : '';
-  const pods = `${ns}pod=~"${service.deployment.name}-.*",container="${service.deployment.containers[0].name}"`;
-  const hist = (metric: string, q: number) => `histogram_quantile(${q}, sum by (le) (rate(${metric}_bucket${m}[5m])))`;
-  const budgetLeft = (slo: Slo) => `1 - (slo:sli_error:ratio_rate3d${matchers({ service: selector.service, namespace: selector.namespace }, [`slo="${slo.name}"`])} / ${Number((1 - slo.objective).toPrecision(12))})`;
+  const pods = containerMatchers(selector, workload.podPattern, workload.containerName);
+  const budgetLeft = (slo: Slo) => `1 - (${recordedErrorRatio(slo, selector, '3d')} / ${round(1 - slo.objective)})`;
   const panels: Panel[] = [
     { title: 'Requests per second', unit: 'reqps', targets: [{ expr: `sum by (protocol, code) (rate(${METRIC.requests}${m}[5m]))`, legendFormat: '{{protocol}} {{code}}' }, { expr: requestRate(selector), legendFormat: 'total' }] },
     { title: 'Server error ratio', unit: 'percentunit', targets: [{ expr: errorRatio(selector), legendFormat: '5xx share' }] },
     { title: 'Latency', unit: 's', targets: [0.5, 0.95, 0.99].map((q) => ({ expr: latencyQuantile(selector, q), legendFormat: `p${q * 100}` })) },
-    { title: 'Queue time and compute time (p99)', unit: 's', targets: [{ expr: hist(METRIC.queueDuration, 0.99), legendFormat: 'queue' }, { expr: hist(METRIC.computeDuration, 0.99), legendFormat: 'compute per batch' }] },
+    { title: 'Queue time and compute time (p99)', unit: 's', targets: [{ expr: histogramQuantile(METRIC.queueDuration, selector, 0.99), legendFormat: 'queue' }, { expr: histogramQuantile(METRIC.computeDuration, selector, 0.99), legendFormat: 'compute per batch' }] },
     { title: 'Mean batch size', unit: 'short', targets: [{ expr: `sum(rate(${METRIC.batchSize}_sum${m}[5m])) / sum(rate(${METRIC.batchSize}_count${m}[5m]))`, legendFormat: 'rows per run' }] },
     { title: 'In flight and queued', unit: 'short', targets: [{ expr: inFlightTotal(selector), legendFormat: 'in flight' }, { expr: `sum(${METRIC.queueDepth}${m})`, legendFormat: 'queued' }] },
-    { title: 'Replicas', unit: 'short', targets: [{ expr: `sum(up${m})`, legendFormat: 'scraped up' }, { expr: `kube_deployment_status_replicas_available{${ns}deployment="${service.deployment.name}"}`, legendFormat: 'available' }] },
+    { title: 'Replicas', unit: 'short', targets: [{ expr: `sum(up${m})`, legendFormat: 'scraped up' }, { expr: `kube_deployment_status_replicas_available{${deploymentMatchers(selector, workload.deploymentName)}}`, legendFormat: 'available' }] },
     { title: 'CPU against limit', unit: 'percentunit', targets: [{ expr: `sum by (pod) (rate(container_cpu_usage_seconds_total{${pods}}[5m])) / sum by (pod) (kube_pod_container_resource_limits{${pods},resource="cpu"})`, legendFormat: '{{pod}}' }] },
     { title: 'Memory against limit', unit: 'percentunit', targets: [{ expr: `max by (pod) (container_memory_working_set_bytes{${pods}}) / max by (pod) (kube_pod_container_resource_limits{${pods},resource="memory"})`, legendFormat: '{{pod}}' }] },
     { title: 'Error budget left (3 days)', unit: 'percentunit', targets: [{ expr: budgetLeft(slos.availability), legendFormat: 'availability' }, { expr: budgetLeft(slos.latency), legendFormat: 'latency' }] },

@@ -3,7 +3,7 @@
  * and kube-state-metrics series, scoped to this service's pods by the Deployment's pod-name pattern.
  */
 import { METRIC } from '../../contract/metrics';
-import { matchers, type SeriesSelector } from '../promql';
+import { containerMatchers, deploymentMatchers, matchers, namespaceMatchers, type SeriesSelector } from '../promql';
 import { burnRateAlertExprs, type Rule, type Slo } from './slo';
 
 export const ALERT = {
@@ -40,7 +40,7 @@ export const DEFAULT_ALERT_DURATIONS: AlertDurations = {
 
 export interface AlertContext {
   readonly selector: SeriesSelector;
-  /** Matches the service's pods: `<deployment>-<replicaset hash>-<pod hash>`. */
+  /** Matches the service's pods: `<deployment>-<replicaset hash>-<pod hash>` (promql.podNamePattern). */
   readonly podPattern: string;
   readonly deploymentName: string;
   readonly containerName: string;
@@ -57,9 +57,8 @@ export interface AlertContext {
 
 export function alertRules(context: AlertContext, slos: { availability: Slo; latency: Slo }): Rule[] {
   const { selector, durations, labels } = context;
-  const ns = selector.namespace ? `namespace="${selector.namespace}",` : '';
-  const pods = `${ns}pod=~"${context.podPattern}"`;
-  const container = `${pods},container="${context.containerName}"`;
+  const container = containerMatchers(selector, context.podPattern, context.containerName);
+  const deployment = deploymentMatchers(selector, context.deploymentName);
   const who = `${labels.service}${selector.namespace ? ` in ${selector.namespace}` : ''}`;
   const alert = (name: AlertName, expr: string, severity: string, summary: string, description: string, forKey: keyof AlertDurations = name): Rule => ({
     alert: name,
@@ -69,7 +68,7 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
     annotations: { summary, description, runbook_url: `${context.runbookBaseUrl}/${name}.md` },
   });
   const burn = (name: AlertName, slo: Slo, what: string) => {
-    const exprs = burnRateAlertExprs(slo, labels);
+    const exprs = burnRateAlertExprs(slo, selector);
     const percent = `${Number((slo.objective * 100).toPrecision(6))}%`;
     return [
       alert(name, exprs.critical, 'critical', `${who} is burning its ${what} error budget fast`,
@@ -95,7 +94,7 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
       `Container {{ $labels.container }} of pod {{ $labels.pod }} was OOM-killed and restarted; every request in flight on it was lost.`),
     alert(ALERT.down,
       // Scaled to zero on purpose (KEDA), no target is expected: only alert while the Deployment wants pods.
-      `(sum(up${matchers(selector)}) or vector(0)) == 0${context.mayScaleToZero ? ` and on () (sum(kube_deployment_spec_replicas{${ns}deployment="${context.deploymentName}"}) > 0)` : ''}`,
+      `(sum(up${matchers(selector)}) or vector(0)) == 0${context.mayScaleToZero ? ` and on () (sum(kube_deployment_spec_replicas{${deployment}}) > 0)` : ''}`,
       'critical', `No pod of ${who} is being scraped as up`,
       `Prometheus has no up target for ${who}: the service is down, or not scraped at all.`),
     alert(ALERT.modelNotReady,
@@ -108,12 +107,12 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
       'warning', `A pod of ${who} is crash-looping`,
       `Container {{ $labels.container }} of pod {{ $labels.pod }} keeps restarting.`),
     alert(ALERT.replicasMismatch,
-      `kube_deployment_spec_replicas{${ns}deployment="${context.deploymentName}"} != kube_deployment_status_replicas_available{${ns}deployment="${context.deploymentName}"}`,
+      `kube_deployment_spec_replicas{${deployment}} != kube_deployment_status_replicas_available{${deployment}}`,
       'warning', `${who} runs fewer replicas than it should`,
       `Deployment ${context.deploymentName} wants {{ printf "%.0f" $value }} replicas that are not all available: pods cannot be scheduled, pulled or made ready.`),
   ];
   if (context.hpaName) {
-    const hpa = `${ns}horizontalpodautoscaler="${context.hpaName}"`;
+    const hpa = namespaceMatchers(selector, [`horizontalpodautoscaler="${context.hpaName}"`]);
     rules.push(alert(ALERT.autoscalerMaxedOut,
       // An autoscaler with min = max always sits at its maximum: that is its configuration, not an alert.
       `kube_horizontalpodautoscaler_status_current_replicas{${hpa}} >= kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} and on (namespace, horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} > kube_horizontalpodautoscaler_spec_min_replicas{${hpa}})`,

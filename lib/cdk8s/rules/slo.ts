@@ -3,11 +3,11 @@
  * names (`slo:sli_error:ratio_rate5m` ... `_rate3d`), as pure functions from objectives to rule groups.
  */
 import { LATENCY_BUCKETS_SECONDS, METRIC } from '../../contract/metrics';
-import { matchers, type SeriesSelector } from '../promql';
+import { errorRatio, matchers, type SeriesSelector } from '../promql';
 
 /** The windows sloth records; the burn-rate alerts read pairs of them. */
 export const SLO_WINDOWS = ['5m', '30m', '1h', '2h', '6h', '1d', '3d'] as const;
-export type SloWindow = (typeof SLO_WINDOWS)[number];
+type SloWindow = (typeof SLO_WINDOWS)[number];
 
 /** Workbook table 5-8: [burn rate, long window, short window, severity]. */
 export const BURN_RATE_ALERTS = [
@@ -46,7 +46,7 @@ export function availabilitySlo(selector: SeriesSelector, objectivePercent: numb
   return {
     name: 'availability',
     objective,
-    errorRatio: (w) => `sum(rate(${METRIC.requests}${matchers(selector, ['code=~"5.."'])}[${w}])) / sum(rate(${METRIC.requests}${matchers(selector)}[${w}]))`,
+    errorRatio: (w) => errorRatio(selector, w),
   };
 }
 
@@ -68,7 +68,7 @@ function checkObjective(prop: string, percent: number): number {
 }
 
 /** The histogram can only count "faster than X" at a bucket edge: the threshold must be one. */
-export function bucketBoundary(seconds: number): string {
+function bucketBoundary(seconds: number): string {
   if (!LATENCY_BUCKETS_SECONDS.includes(seconds)) {
     throw new Error(`'latencyObjective.thresholdSeconds' (${seconds}) must be a bucket boundary of ${METRIC.requestDuration}: one of ${LATENCY_BUCKETS_SECONDS.join(', ')}`);
   }
@@ -79,20 +79,27 @@ export function bucketBoundary(seconds: number): string {
 export function sloRecordingRules(slo: Slo, labels: Readonly<Record<string, string>>): Rule[] {
   const common = { ...labels, slo: slo.name };
   return [
-    ...SLO_WINDOWS.map((w): Rule => ({ record: `slo:sli_error:ratio_rate${w}`, expr: slo.errorRatio(w), labels: common })),
+    ...SLO_WINDOWS.map((w): Rule => ({ record: errorRatioRecord(w), expr: slo.errorRatio(w), labels: common })),
     { record: 'slo:objective:ratio', expr: `vector(${round(slo.objective)})`, labels: common },
     { record: 'slo:error_budget:ratio', expr: `vector(${round(1 - slo.objective)})`, labels: common },
   ];
 }
 
+/** The series sloRecordingRules records for one objective's error ratio over `window`, of the selected service. */
+export function recordedErrorRatio(slo: Slo, selector: SeriesSelector, window: SloWindow): string {
+  return `${errorRatioRecord(window)}${matchers(selector, [`slo="${slo.name}"`])}`;
+}
+
+const errorRatioRecord = (window: SloWindow) => `slo:sli_error:ratio_rate${window}`;
+
 /** The burn-rate alert expressions for one objective, one per severity, over the recorded ratios. */
-export function burnRateAlertExprs(slo: Slo, labels: Readonly<Record<string, string>>): Record<'critical' | 'warning', string> {
-  const sel = matchers({ service: labels.service, namespace: labels.namespace }, [`slo="${slo.name}"`]);
+export function burnRateAlertExprs(slo: Slo, selector: SeriesSelector): Record<'critical' | 'warning', string> {
   const budget = round(1 - slo.objective);
   const condition = (a: (typeof BURN_RATE_ALERTS)[number]) =>
-    `(slo:sli_error:ratio_rate${a.long}${sel} > ${round(a.burnRate * budget)} and slo:sli_error:ratio_rate${a.short}${sel} > ${round(a.burnRate * budget)})`;
+    `(${recordedErrorRatio(slo, selector, a.long)} > ${round(a.burnRate * budget)} and ${recordedErrorRatio(slo, selector, a.short)} > ${round(a.burnRate * budget)})`;
   const of = (severity: string) => BURN_RATE_ALERTS.filter((a) => a.severity === severity).map(condition).join(' or ');
   return { critical: of('critical'), warning: of('warning') };
 }
 
-const round = (n: number) => Number(n.toPrecision(12));
+/** Drops floating-point noise (1 - 0.999 = 0.0010000000000000009) from the numbers written into PromQL. */
+export const round = (n: number) => Number(n.toPrecision(12));
