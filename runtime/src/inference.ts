@@ -66,6 +66,7 @@ export class InferenceService {
     const target = this.registry.resolve(model, version);
     const series = this.metrics.forVersion(target.name, target.version);
     series.inFlight.inc();
+    target.inFlight++;
     let code = 200;
     try {
       return await work(target);
@@ -74,6 +75,7 @@ export class InferenceService {
       throw error;
     } finally {
       series.inFlight.dec();
+      target.inFlight--;
       series.request(protocol, code, (performance.now() - started) / 1000);
     }
   }

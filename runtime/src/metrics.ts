@@ -50,25 +50,37 @@ export class RuntimeMetrics {
   });
 
   private readonly versions = new Map<string, VersionMetrics>();
+  /** The model_info label set of each loaded version, so that `forget` removes exactly the series it set. */
+  private readonly infoLabels = new Map<string, Record<string, string>>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Sets modelship_model_info for a loaded version: its file's sha256 and default opset. */
+  setModelInfo(model: string, version: number, file: { readonly sha256: string; readonly opset?: number }): void {
+    const labels = { model, version: String(version), sha256: file.sha256, opset: String(file.opset ?? '') };
+    this.infoLabels.set(versionKey(model, version), labels);
+    this.modelInfo.set(labels, 1);
+  }
+
+  /** Drops an unloaded version's series, so dashboards do not show a version that is gone. */
+  forget(model: string, version: number): void {
+    const labels = { model, version: String(version) };
+    for (const metric of [this.inFlight, this.queueDepth, this.modelReady, this.modelLoadDuration]) metric.remove(labels);
+    const key = versionKey(model, version);
+    const info = this.infoLabels.get(key);
+    if (info) this.modelInfo.remove(info);
+    this.infoLabels.delete(key);
+    this.versions.delete(key);
   }
 
   /**
    * The series of one model version, resolved once: prom-client hashes the label set on every call otherwise,
    * which at tens of thousands of requests a second is a measurable share of the main thread.
    */
-  /** Drops an unloaded version's series, so dashboards do not show a version that is gone. */
-  forget(model: string, version: number, info?: { readonly sha256: string; readonly opset: string }): void {
-    const labels = { model, version: String(version) };
-    for (const metric of [this.inFlight, this.queueDepth, this.modelReady, this.modelLoadDuration]) metric.remove(labels);
-    if (info) this.modelInfo.remove({ ...labels, ...info });
-    this.versions.delete(`${model}\u0000${version}`);
-  }
-
   forVersion(model: string, version: number): VersionMetrics {
-    const key = `${model}\u0000${version}`;
+    const key = versionKey(model, version);
     let found = this.versions.get(key);
     if (!found) {
       found = new VersionMetrics(this, { model, version: String(version) });
@@ -77,6 +89,8 @@ export class RuntimeMetrics {
     return found;
   }
 }
+
+const versionKey = (model: string, version: number) => `${model}\u0000${version}`;
 
 type RequestSeries = { readonly count: Counter.Internal; readonly duration: Histogram.Internal<string> };
 

@@ -19,7 +19,7 @@ export class ModelVersion {
   reason: string | undefined;
   loaded: LoadResult | undefined;
   readonly queue: RunQueue;
-  /** Runs submitted and not yet settled: what a retiring version waits for. */
+  /** Requests being served by this version (InferenceService.serve counts them): what a retiring version waits for. */
   inFlight = 0;
 
   constructor(
@@ -69,8 +69,6 @@ export class ModelVersion {
   /** Queues one run; rejects with 503 unless READY, 429 when the queue is full, 500 when execution fails. */
   run(inputs: readonly NamedTensor[], outputs: readonly string[]): Promise<QueuedRunResult> {
     this.requireReady();
-    const run = this.queue.submit(inputs, outputs);
-    this.inFlight++;
-    return run.finally(() => { this.inFlight--; });
+    return this.queue.submit(inputs, outputs);
   }
 }

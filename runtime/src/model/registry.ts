@@ -81,6 +81,11 @@ export class ModelRegistry {
         if (entry.versions.length === 0) continue;
         const created = this.createModel(entry);
         this.models.set(entry.name, created);
+        if (created.versions.length === 0) {
+          // A broken config: the model stays versionless and is rescanned each poll, so say why once, not each time.
+          if (created.problem !== model?.problem) this.log.error({ model: entry.name }, `model '${entry.name}' cannot be served: ${created.problem}`);
+          continue;
+        }
         this.log.info({ model: entry.name }, `model '${entry.name}' appeared in the repository; loading`);
         await Promise.all(created.versions.map((version) => this.loadVersion(version)));
         continue;
@@ -99,21 +104,24 @@ export class ModelRegistry {
     }
   }
 
-  /** Drains and unloads the READY versions older than the model's default, once the default can serve. */
+  /**
+   * Drains and unloads the READY versions older than the model's default, once the default can serve. They stop
+   * taking requests together and drain side by side, so several old versions cost one drain timeout, not several.
+   */
   private async retireSuperseded(model: Model, drainTimeoutSeconds: number): Promise<void> {
     const current = model.defaultVersion;
     if (!current || current.state !== 'READY') return;
-    for (const old of model.versions.filter((v) => v.version < current.version && v.state === 'READY')) {
-      old.retire();
-      const deadline = Date.now() + drainTimeoutSeconds * 1000;
+    const superseded = model.versions.filter((v) => v.version < current.version && v.state === 'READY');
+    for (const old of superseded) old.retire();
+    const deadline = Date.now() + drainTimeoutSeconds * 1000;
+    await Promise.all(superseded.map(async (old) => {
       while (old.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
       await old.worker.unload(old.key).catch(() => undefined);
       old.worker.hosted--;
       model.versions.splice(model.versions.indexOf(old), 1);
-      const file = old.loaded?.file;
-      this.metrics.forget(old.name, old.version, file && { sha256: file.sha256, opset: String(file.opset ?? '') });
+      this.metrics.forget(old.name, old.version);
       this.log.info({ model: old.name, version: String(old.version) }, `${old.key} was superseded by version ${current.version}; drained and unloaded`);
-    }
+    }));
   }
 
   /** Loads every version; resolves when each has loaded or failed. Failures are logged, not thrown. */
@@ -134,7 +142,7 @@ export class ModelRegistry {
       const loaded = await version.load();
       this.metrics.modelReady.set(labels, 1);
       this.metrics.modelLoadDuration.set(labels, loaded.loadSeconds);
-      this.metrics.modelInfo.set({ ...labels, sha256: loaded.file.sha256, opset: String(loaded.file.opset ?? '') }, 1);
+      this.metrics.setModelInfo(version.name, version.version, loaded.file);
       if (loaded.warmupError) {
         this.log.warn({ ...labels }, `${version.key}: warm-up on zeros failed, serving anyway: ${loaded.warmupError}`);
       }

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { PATHS } from '../../../lib/contract/runtime';
 import type { ServeSettings } from '../config';
 import { UsageError } from '../errors';
-import { DEFAULT_POLL_MS, WatchedFiles } from './watched-file';
+import { WatchedFiles } from './watched-file';
 
 export type AuthExempt = ServeSettings['authExempt'];
 
@@ -44,21 +44,17 @@ export class TokenFile {
   private lastError: string | undefined;
 
   /**
-   * Reads the file once (an unreadable file at start is a UsageError: the path is wrong) and starts watching it.
+   * Reads the file once and starts watching it. A path that does not exist is a UsageError (the flag is wrong); a
+   * file that exists but holds no usable token fails closed: every request is refused until it does.
    */
-  constructor(readonly path: string, private readonly log: Logger, pollMs = DEFAULT_POLL_MS) {
+  constructor(readonly path: string, private readonly log: Logger) {
     try {
       statSync(path);
     } catch (error) {
       throw new UsageError(`cannot read --auth-token-file '${path}': ${(error as Error).message}`);
     }
-    this.files = new WatchedFiles([path], () => this.reload(), 'the token file', log, pollMs);
+    this.files = new WatchedFiles([path], () => this.reload(), 'the token file', log);
     this.reload();
-  }
-
-  /** How many tokens are accepted now. */
-  get size(): number {
-    return this.digests.length;
   }
 
   /** True when `token` is one of the accepted tokens. Constant time in the token and in which one matched. */
