@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import * as YAML from 'yaml';
+import { sleep } from './wait';
 
 export const PROMETHEUS_BIN = '/usr/bin/prometheus';
 export const ALERTMANAGER_BIN = '/usr/bin/prometheus-alertmanager';
@@ -234,25 +235,5 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   };
 }
 
-/**
- * Polls `probe` until it returns something other than undefined, and returns that; throws after `timeoutMs` with
- * `what` and the last probe error, so a failure says what never happened.
- */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** General waiting helpers, re-exported for the monitoring suites that import them from here. */
+export { sleep, waitFor } from './wait';

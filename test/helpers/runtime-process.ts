@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { cleanEnv } from './cli-process';
 import { CLI } from './paths';
 
 export interface LogLine {
@@ -37,7 +38,8 @@ export interface StartOptions {
 export async function startRuntime(args: readonly string[], options: StartOptions = {}): Promise<RuntimeProcess> {
   // A flag given again in `args` wins: node's parseArgs keeps the last value.
   const child = spawn(process.execPath, [CLI, 'serve', '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1', ...args], {
-    env: { ...process.env, ...options.env },
+    // Not the shell's MODELSHIP_* variables: a test's runtime gets only the settings the test gives it.
+    env: { ...cleanEnv(), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];
@@ -111,4 +113,10 @@ export async function getJson(url: string): Promise<{ status: number; body: any 
   const response = await fetch(url);
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Sum and count of one model's histogram in the runtime's /metrics text (0 when the series does not exist yet). */
+export function histogramOf(metrics: string, name: string, model: string): { sum: number; count: number } {
+  const value = (suffix: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${name}_${suffix}{`) && line.includes(`model="${model}"`))?.split(' ').at(-1) ?? 0);
+  return { sum: value('sum'), count: value('count') };
 }

@@ -6,15 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { METRIC } from '../../lib/contract/metrics';
 import { MODELS } from '../helpers/paths';
 import { randomFloats, runReference } from '../helpers/reference';
-import { postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
-
-/** Sum and count of a histogram for one model, from the Prometheus text. */
-function histogram(metrics: string, name: string, model: string): { sum: number; count: number } {
-  const value = (suffix: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${name}_${suffix}{`) && line.includes(`model="${model}"`))?.split(' ').at(-1) ?? 0);
-  return { sum: value('sum'), count: value('count') };
-}
+import { histogramOf, postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
 
 describe('dynamic batching', () => {
   let runtime: RuntimeProcess;
@@ -42,7 +37,7 @@ describe('dynamic batching', () => {
       assert.deepEqual(served[i].body.outputs[0].data, Array.from(expected.y.data as Float32Array), `request ${i}`);
     }
     const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
-    const batches = histogram(metrics, 'modelship_inference_batch_size', 'mlp');
+    const batches = histogramOf(metrics, METRIC.batchSize, 'mlp');
     const rowsSent = requests.reduce((sum, r) => sum + r.rows, 0);
     assert.equal(batches.sum, rowsSent, 'every row ran exactly once');
     assert.ok(batches.count < requests.length, `requests were merged: ${batches.count} runs for ${requests.length} requests`);
@@ -106,7 +101,7 @@ describe('dynamic batching', () => {
     ])));
     for (const response of served) assert.equal(response.status, 200);
     const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
-    const batches = histogram(metrics, 'modelship_inference_batch_size', 'vad');
+    const batches = histogramOf(metrics, METRIC.batchSize, 'vad');
     assert.equal(batches.sum, batches.count, 'every vad run holds one request');
   });
 });
@@ -141,8 +136,8 @@ describe('batch sizes learned from compute time', () => {
     })));
     assert.ok(mlp.every((response) => response.status === 200));
     const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
-    const det = histogram(metrics, 'modelship_inference_batch_size', 'det');
-    const tiny = histogram(metrics, 'modelship_inference_batch_size', 'mlp');
+    const det = histogramOf(metrics, METRIC.batchSize, 'det');
+    const tiny = histogramOf(metrics, METRIC.batchSize, 'mlp');
     t.diagnostic(`images per run ${(det.sum / det.count).toFixed(2)}, MLP rows per run ${(tiny.sum / tiny.count).toFixed(2)}`);
     assert.equal(det.sum, 80, 'every image ran once');
     assert.ok(det.sum / det.count < 4, `images per run: ${(det.sum / det.count).toFixed(2)} over ${det.count} runs`);

@@ -13,6 +13,7 @@ import { closedLoad, loadPool, MB, mismatches, MLP_ARGS, MLP_PATH, mlpInput, typ
 import { MODELS } from '../helpers/paths';
 import { runReference } from '../helpers/reference';
 import { postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
+import { sleep, waitFor } from '../helpers/wait';
 
 const CONNECTIONS = 128;
 const LOAD_SECONDS = 10;
@@ -38,7 +39,6 @@ const slowRequest = (iterations: number) => ({
   ],
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 const describeFailure = (o: Outcome) => o.error ?? `status ${o.status}: ${o.body?.slice(0, 200)}`;
 
@@ -212,9 +212,8 @@ describe('a request accepted before SIGTERM whose body arrives after it', () => 
       socket.write(`POST ${MLP_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`);
       await sleep(300);
       runtime.process.kill('SIGTERM');
-      const deadline = Date.now() + 5000;
-      while (!runtime.logs.some((line) => /draining/.test(line.msg)) && Date.now() < deadline) await sleep(20);
-      assert.equal(runtime.logs.find((line) => /draining/.test(line.msg))?.inFlight, 1, 'the drain counts the request as in flight');
+      const draining = await waitFor('the runtime to log that it is draining', () => runtime.logs.find((line) => /draining/.test(line.msg)), 5000, 20);
+      assert.equal(draining.inFlight, 1, 'the drain counts the request as in flight');
       socket.write(body.slice(10));
       assert.equal(await runtime.exited, 0);
       const status = /^HTTP\/1\.1 (\d+)/.exec(received)?.[1];

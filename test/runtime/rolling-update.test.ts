@@ -18,6 +18,7 @@ import { MODELS } from '../helpers/paths';
 import { ReadinessProxy } from '../helpers/readiness-proxy';
 import { runReference } from '../helpers/reference';
 import { postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
+import { sleep } from '../helpers/wait';
 
 /** What the ModelService renders by default: the preStop sleep, the grace period and the runtime's drain timeout. */
 function constructTermination(): { preStopMs: number; graceMs: number; drainArg: string } {
@@ -43,7 +44,6 @@ const CONCURRENCY = 32;
 /** A request that keeps the old replica busy for about 1 s (0.2 ms an iteration) while it is replaced. */
 const SLOW_ITERATIONS = 5_000;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const slowInputs = () => ({
   iterations: new ort.Tensor('int64', BigInt64Array.from([BigInt(SLOW_ITERATIONS)]), []),
   x: new ort.Tensor('float32', Float32Array.from({ length: 64 }, (_, i) => i / 64), [1, 64]),

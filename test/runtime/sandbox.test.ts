@@ -13,7 +13,9 @@ import { describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import { ModelService, ModelSource } from 'modelship';
 import { MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '../../lib/contract/runtime';
+import { cleanEnv } from '../helpers/cli-process';
 import { EXAMPLE_REPOSITORY, REPO_ROOT } from '../helpers/paths';
+import { waitFor } from '../helpers/wait';
 
 const BWRAP = '/usr/bin/bwrap';
 
@@ -58,7 +60,7 @@ describe('the runtime in a sandbox shaped like its pod', () => {
     assert.deepEqual(JSON.parse(facts), { uid: RUNTIME_UID, gid: RUNTIME_GID, root: 'EROFS', app: 'EROFS', models: 'EROFS', tmp: 'writable' });
 
     const server = spawn(BWRAP, [...root, '/usr/bin/env', node, cli, ...container.args], {
-      env: { ...process.env, MODELSHIP_HTTP_PORT: '0', MODELSHIP_GRPC_PORT: '0', MODELSHIP_HOST: '127.0.0.1' },
+      env: cleanEnv({ MODELSHIP_HTTP_PORT: '0', MODELSHIP_GRPC_PORT: '0', MODELSHIP_HOST: '127.0.0.1' }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     try {
@@ -72,12 +74,8 @@ describe('the runtime in a sandbox shaped like its pod', () => {
         });
         server.on('exit', (code) => reject(new Error(`runtime exited ${code}`)));
       });
-      let status = 0;
-      for (let i = 0; i < 100 && status !== 200; i++) {
-        status = (await fetch(`http://127.0.0.1:${port}/v2/health/ready`).catch(() => undefined))?.status ?? 0;
-        if (status !== 200) await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal(status, 200, 'ready inside the sandbox');
+      // A refused connection or a 503 is tried again, every 100 ms for 10 s.
+      await waitFor('the runtime to be ready inside the sandbox', async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).status === 200 || undefined, 10_000, 100);
       const response = await fetch(`http://127.0.0.1:${port}/v1/models/my_model:predict`, { method: 'POST', body: '{"instances": [1.0, 2.0, 3.0]}', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
       assert.equal(response.status, 200);
       assert.equal(((await response.json()) as { predictions: number[][] }).predictions.length, 3);
