@@ -26,28 +26,25 @@ export function v2BinaryBody(input: TensorInput): { body: Buffer; headerLength: 
   return { body: Buffer.concat([header, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength)]), headerLength: header.byteLength };
 }
 
+/** An OIP v2 infer request for `input` in either form: its body and headers. */
+export function v2Request(form: 'JSON' | 'binary', input: TensorInput): { body: string | Buffer; headers: Record<string, string> } {
+  if (form === 'JSON') return { body: v2JsonBody(input), headers: { 'content-type': 'application/json' } };
+  const { body, headerLength } = v2BinaryBody(input);
+  return { body, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) } };
+}
+
 export class HttpClient {
   private readonly pool: Pool;
-  constructor(private readonly origin: string, connections: number, private readonly onBody?: (body: ArrayBuffer) => void) {
+  constructor(origin: string, connections: number) {
     this.pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
   }
 
-  post(path: string, body: string | Buffer, headers: Record<string, string>): StatusSender {
+  post(path: string, request: { body: string | Buffer; headers: Record<string, string> }): StatusSender {
     return async () => {
-      const response = await this.pool.request({ method: 'POST', path, body, headers });
-      const answer = await response.body.arrayBuffer();
-      this.onBody?.(answer);
+      const response = await this.pool.request({ method: 'POST', path, ...request });
+      await response.body.arrayBuffer();
       return response.statusCode;
     };
-  }
-
-  /** The byte length of the answer `send` gets from `path`, e.g. to have a bare server answer as many bytes. */
-  async responseBytes(send: (client: HttpClient, path: string, input: TensorInput) => StatusSender, path: string, input: TensorInput): Promise<number> {
-    let bytes = 0;
-    const measuring = new HttpClient(this.origin, 1, (body) => { bytes = body.byteLength; });
-    await send(measuring, path, input)();
-    await measuring.close();
-    return bytes;
   }
 
   close(): Promise<void> {
@@ -56,12 +53,11 @@ export class HttpClient {
 }
 
 export function jsonSender(client: HttpClient, path: string, input: TensorInput): StatusSender {
-  return client.post(path, v2JsonBody(input), { 'content-type': 'application/json' });
+  return client.post(path, v2Request('JSON', input));
 }
 
 export function binarySender(client: HttpClient, path: string, input: TensorInput): StatusSender {
-  const { body, headerLength } = v2BinaryBody(input);
-  return client.post(path, body, { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) });
+  return client.post(path, v2Request('binary', input));
 }
 
 const PROTO = join(__dirname, '..', '..', 'runtime', 'src', 'protocols', 'grpc_predict_v2.proto');

@@ -19,8 +19,9 @@ import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { MODELS, REPO_ROOT } from '../test/helpers/paths';
 import { randomFloats } from '../test/helpers/reference';
-import { startRuntime, type RuntimeProcess } from '../test/helpers/runtime-process';
-import { binarySender, GrpcClient, HttpClient, jsonSender, ok, type StatusSender, type TensorInput, v2BinaryBody, v2JsonBody } from './clients';
+import { histogramOf, startRuntime, type RuntimeProcess } from '../test/helpers/runtime-process';
+import { METRIC } from '../lib/contract/metrics';
+import { binarySender, GrpcClient, HttpClient, jsonSender, ok, type StatusSender, type TensorInput, v2JsonBody, v2Request } from './clients';
 import { closedLoop, type LoadResult, openLoop, percentile } from './load';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -39,6 +40,11 @@ interface Workload {
    * of seconds and would say nothing the concurrency-8 cell does not: it would blow the 5-minute budget.
    */
   readonly maxJsonConcurrency?: number;
+  /**
+   * Batch sizes to run in-process as well: what merging requests would do to throughput, the cost the runtime's
+   * batch sizer learns to avoid when it rises per image (docs/runtime.md, Dynamic batching).
+   */
+  readonly inProcessBatches?: readonly number[];
 }
 
 const tensor = (name: string, shape: number[], seed: number): TensorInput =>
@@ -46,8 +52,8 @@ const tensor = (name: string, shape: number[], seed: number): TensorInput =>
 
 const WORKLOADS: Workload[] = [
   { id: 'mlp', label: 'tabular MLP 16→32→4, 1 row', model: 'mlp', path: MODELS.mlp, input: tensor('x', [1, 16], 1), floor: true },
-  { id: 'det320', label: 'OCR detection 1×3×320×320', model: 'det', path: MODELS.ocrDetection, input: tensor('x', [1, 3, 320, 320], 2), floor: false },
-  { id: 'det640', label: 'OCR detection 1×3×640×640', model: 'det', path: MODELS.ocrDetection, input: tensor('x', [1, 3, 640, 640], 3), floor: false, maxJsonConcurrency: 8 },
+  { id: 'det320', label: 'OCR detection 1×3×320×320', model: 'det', path: MODELS.ocrDetection, input: tensor('x', [1, 3, 320, 320], 2), floor: false, inProcessBatches: [4, 16] },
+  { id: 'det640', label: 'OCR detection 1×3×640×640', model: 'det', path: MODELS.ocrDetection, input: tensor('x', [1, 3, 640, 640], 3), floor: false, maxJsonConcurrency: 8, inProcessBatches: [4] },
 ];
 
 interface Row {
@@ -63,10 +69,12 @@ interface Row {
 
 const rps = (r: LoadResult) => r.ok / r.seconds;
 
-async function inProcess(workload: Workload, json: boolean): Promise<LoadResult> {
+/** `images` > 1 runs the input repeated along dim 0, as a merged batch of that many requests would. */
+async function inProcess(workload: Workload, json: boolean, images = 1): Promise<LoadResult> {
   const session = await ort.InferenceSession.create(workload.path, { graphOptimizationLevel: 'all', logSeverityLevel: 4 });
   const output = session.outputNames[0];
   const requestText = v2JsonBody(workload.input);
+  const batch = repeated(workload.input, images);
   const once = json
     ? async () => {
       const request = JSON.parse(requestText);
@@ -77,12 +85,18 @@ async function inProcess(workload: Workload, json: boolean): Promise<LoadResult>
       return true;
     }
     : async () => {
-      await session.run({ [workload.input.name]: new ort.Tensor('float32', workload.input.data, workload.input.shape) });
+      await session.run({ [workload.input.name]: new ort.Tensor('float32', batch.data, batch.shape) });
       return true;
     };
   const result = await closedLoop(once, 1, SECONDS);
   await session.release();
   return result;
+}
+
+function repeated(input: TensorInput, times: number): { data: Float32Array; shape: number[] } {
+  const data = new Float32Array(input.data.length * times);
+  for (let i = 0; i < times; i++) data.set(input.data, i * input.data.length);
+  return { data, shape: [input.shape[0] * times, ...input.shape.slice(1)] };
 }
 
 async function startBareServer(response: string): Promise<{ url: string; stop(): void }> {
@@ -92,9 +106,7 @@ async function startBareServer(response: string): Promise<{ url: string; stop():
 }
 
 async function batchStats(runtime: RuntimeProcess, model: string): Promise<{ sum: number; count: number }> {
-  const text = await (await fetch(`${runtime.url}/metrics`)).text();
-  const read = (suffix: string) => Number(text.split('\n').find((l) => l.startsWith(`modelship_inference_batch_size_${suffix}{`) && l.includes(`model="${model}"`))?.split(' ').at(-1) ?? 0);
-  return { sum: read('sum'), count: read('count') };
+  return histogramOf(await (await fetch(`${runtime.url}/metrics`)).text(), METRIC.batchSize, model);
 }
 
 async function served(runtime: RuntimeProcess, model: string, send: StatusSender, concurrency: number): Promise<{ result: LoadResult; meanBatch: number }> {
@@ -117,6 +129,13 @@ async function main(): Promise<void> {
     rows.push({ workload: workload.label, path: '(a) in-process session.run', concurrency: 1, result: compute });
     rows.push({ workload: workload.label, path: '(b) in-process JSON parse → run → stringify', concurrency: 1, result: json, baseline: { name: '(a)', rps: rps(compute) } });
     limits.set(workload.id, { compute: rps(compute), json: rps(json) });
+    for (const images of workload.inProcessBatches ?? []) {
+      const batched = await inProcess(workload, false, images);
+      rows.push({
+        workload: workload.label, path: `(a) in-process session.run, ${images} images per run`, concurrency: 1, result: batched,
+        note: `${((images * rps(batched)) / rps(compute)).toFixed(2)}× (a) in images/s`,
+      });
+    }
   }
 
   const runtime = await startRuntime(['--model', `mlp=${MODELS.mlp}`, '--model', `det=${MODELS.ocrDetection}`, '--max-queue-size', '1024']);
@@ -174,12 +193,11 @@ async function main(): Promise<void> {
  * as at concurrency 1, is the best any HTTP server on this machine could do; the note gives that ceiling.
  */
 async function transportFloor(runtime: RuntimeProcess, bareUrl: string, workload: Workload, form: 'binary' | 'JSON', limit: { rps: number; name: string }): Promise<Row> {
-  const client = new HttpClient(runtime.url, 1);
-  const send = form === 'binary' ? binarySender : jsonSender;
-  const answerBytes = await client.responseBytes(send, `/v2/models/${workload.model}/infer`, workload.input);
-  await client.close();
+  const request = v2Request(form, workload.input);
+  const answer = await fetch(`${runtime.url}/v2/models/${workload.model}/infer`, { method: 'POST', ...request });
+  const answerBytes = (await answer.arrayBuffer()).byteLength;
   const bare = new HttpClient(bareUrl, 1);
-  const result = await closedLoop(ok(send(bare, `/bytes/${answerBytes}`, workload.input)), 1, SECONDS);
+  const result = await closedLoop(ok(bare.post(`/bytes/${answerBytes}`, request)), 1, SECONDS);
   await bare.close();
   const ceiling = (1 / limit.rps) / (1 / limit.rps + 1 / rps(result));
   return {

@@ -42,7 +42,8 @@ describe('BatchSizer', () => {
   });
 
   it('stops where the cost per row starts to rise (a convolutional model on a CPU)', () => {
-    // Measured for OCR detection at 320×320 on this machine: 19, 40, 89, 213 and 553 ms for 1, 2, 4, 8 and 16 rows.
+    // Costs shaped like OCR detection at 320×320 (a one-off in-process measurement; `npm run bench` has its 4- and
+    // 16-image rows): 19, 40, 89, 213 and 553 ms for 1, 2, 4, 8 and 16 rows.
     const measured: Record<number, number> = { 1: 0.019, 2: 0.040, 3: 0.064, 4: 0.089, 8: 0.213, 16: 0.553 };
     const sizer = new BatchSizer(32);
     const sizes = drive(sizer, (rows) => measured[rows] ?? rows * 0.03);

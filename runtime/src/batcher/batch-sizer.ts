@@ -1,8 +1,8 @@
 /**
  * Learns how large a merged run is still worth it. Batching pays when a run's fixed cost dominates (a small MLP:
  * 16 rows cost little more than one), but on a CPU a convolutional model's per-row cost can grow with the batch,
- * once its activations outgrow the caches (OCR detection at 320×320 here: 19 ms for one row, 35 ms per row for
- * sixteen), and merging then lowers throughput. So the sizer compares the measured compute time per row of each
+ * once its activations outgrow the caches (OCR detection on the benchmark machine: see the in-process batch rows
+ * of docs/benchmarks.md), and merging then lowers throughput. So the sizer compares the measured compute time per row of each
  * power-of-two size class, and lets batches grow only while a larger class costs less per row than the one below
  * it (see `limit`); `max_batch_size` stays the ceiling. A queue keeps one sizer per row shape (run-queue.ts).
  */
