@@ -22,6 +22,7 @@ import { randomFloats } from '../test/helpers/reference';
 import { histogramOf, startRuntime, type RuntimeProcess } from '../test/helpers/runtime-process';
 import { METRIC } from '../lib/contract/metrics';
 import { binarySender, GrpcClient, HttpClient, jsonSender, ok, type StatusSender, type TensorInput, v2JsonBody, v2Request } from './clients';
+import { formatCrossover, measureCodecCrossover, type CrossoverRow } from './codec-crossover';
 import { closedLoop, type LoadResult, openLoop, percentile } from './load';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -144,6 +145,9 @@ async function main(): Promise<void> {
   const mlpResponse = await (await fetch(`${runtime.url}/v2/models/mlp/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: v2JsonBody(WORKLOADS[0].input) })).text();
   const bare = await startBareServer(mlpResponse);
   let overload: Awaited<ReturnType<typeof measureOverload>> | undefined;
+  const probes: ProbeRow[] = [];
+  log('codec threads: main-thread cost of decoding in place and on a codec thread');
+  const crossover = await measureCodecCrossover(Math.min(SECONDS, 1));
   try {
     for (const workload of WORKLOADS) {
       const limit = limits.get(workload.id)!;
@@ -177,12 +181,16 @@ async function main(): Promise<void> {
     }
     log('overload: OCR detection 320 at twice the sustainable rate');
     overload = await measureOverload(rows);
+    for (const form of ['JSON', 'binary'] as const) {
+      log(`probes while 6 clients saturate the server with 640×640 ${form} requests`);
+      probes.push(await measureProbes(runtime, form));
+    }
   } finally {
     grpcClient.close();
     bare.stop();
     await runtime.stop();
   }
-  const report = formatReport(rows, overload, (performance.now() - started) / 1000);
+  const report = formatReport(rows, overload, probes, crossover, (performance.now() - started) / 1000);
   process.stdout.write(`${report}\n`);
   if (process.argv.includes('--write')) writeReport(report);
 }
@@ -220,7 +228,45 @@ async function measureOverload(rows: readonly Row[]) {
   }
 }
 
-function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof measureOverload>> | undefined, seconds: number): string {
+interface ProbeRow {
+  readonly form: 'JSON' | 'binary';
+  /** Milliseconds per probe, by path. */
+  readonly ready: number[];
+  readonly metrics: number[];
+  /** Inference requests answered 200 meanwhile, and per second. */
+  readonly served: number;
+  readonly seconds: number;
+}
+
+/** Twenty readiness probes and twenty /metrics scrapes, each on a new connection, while 6 clients saturate the server. */
+async function measureProbes(runtime: RuntimeProcess, form: 'JSON' | 'binary'): Promise<ProbeRow> {
+  const client = new HttpClient(runtime.url, 6);
+  const send = client.post('/v2/models/det/infer', v2Request(form, WORKLOADS[2].input));
+  let stop = false;
+  let served = 0;
+  const started = performance.now();
+  const load = Promise.all(Array.from({ length: 6 }, async () => {
+    while (!stop) if (await send() === 200) served++;
+  }));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const ready: number[] = [];
+  const metrics: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    for (const [path, into] of [['/v2/health/ready', ready], ['/metrics', metrics]] as const) {
+      const t0 = performance.now();
+      const response = await fetch(`${runtime.url}${path}`, { headers: { connection: 'close' } });
+      await response.arrayBuffer();
+      into.push(performance.now() - t0);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  stop = true;
+  await load;
+  await client.close();
+  return { form, ready: ready.sort((a, b) => a - b), metrics: metrics.sort((a, b) => a - b), served, seconds: (performance.now() - started) / 1000 };
+}
+
+function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof measureOverload>> | undefined, probes: readonly ProbeRow[], crossover: readonly CrossoverRow[], seconds: number): string {
   const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '—');
   const lines = [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, onnxruntime-node ${ort.env.versions.node ?? ''}; ${SECONDS} s per cell; whole run ${fmt(seconds, 0)} s.`,
@@ -235,6 +281,12 @@ function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof 
       '', '| sent | accepted | accepted p50 ms | accepted p99 ms | rejected (429) | rejected p50 ms | rejected p99 ms | other failures |', '|---:|---:|---:|---:|---:|---:|---:|---:|',
       `| ${overload.sent} | ${overload.accepted.length} | ${fmt(percentile(overload.accepted, 50), 1)} | ${fmt(percentile(overload.accepted, 99), 1)} | ${overload.rejected.length} | ${fmt(percentile(overload.rejected, 50), 2)} | ${fmt(percentile(overload.rejected, 99), 2)} | ${overload.failed} |`);
   }
+  if (probes.length > 0) {
+    lines.push('', 'Probes while 6 clients saturate the server with OCR detection 1×3×640×640 requests (20 of each, each on a new connection):',
+      '', '| requests | readiness p50 ms | readiness worst ms | /metrics p50 ms | /metrics worst ms | inferences/s meanwhile |', '|---|---:|---:|---:|---:|---:|',
+      ...probes.map((p) => `| v2 ${p.form} | ${fmt(percentile(p.ready, 50), 1)} | ${fmt(p.ready.at(-1)!, 1)} | ${fmt(percentile(p.metrics, 50), 1)} | ${fmt(p.metrics.at(-1)!, 1)} | ${fmt(p.served / p.seconds)} |`));
+  }
+  if (crossover.length > 0) lines.push('', 'Codec threads: main-thread time per v2 JSON body, decoded in place and on a codec thread:', '', formatCrossover(crossover));
   return lines.join('\n');
 }
 

@@ -4,7 +4,7 @@
  */
 export class InferenceError extends Error {
   constructor(
-    readonly status: 400 | 404 | 413 | 415 | 429 | 500 | 503,
+    readonly status: 400 | 404 | 405 | 413 | 415 | 429 | 500 | 503,
     message: string,
     /** Seconds a client should wait before retrying (429, 503). */
     readonly retryAfterSeconds?: number,

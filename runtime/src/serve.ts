@@ -2,34 +2,37 @@
  * `modelship serve`: finds the models, starts the HTTP and gRPC doors while they load (liveness answers at once, readiness
  * once every loadable model has loaded and warmed up), and drains on SIGTERM without dropping a request.
  */
-import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
-import { PATHS } from '../../lib/contract/runtime';
 import type { ServeSettings } from './config';
-import { InferenceService } from './inference';
+import { CodecPool } from './core/codec-pool';
+import { InferenceCore } from './core/inference';
+import { beforeDeadline } from './deadline';
 import { PayloadLogger } from './payload-log';
 import { RuntimeMetrics } from './metrics';
 import { ModelRegistry } from './model/registry';
 import { modelsFromFlags, scanRepository, type ModelEntry } from './repository';
 import { createAuthenticator } from './server/auth';
 import { startGrpcServer, type GrpcServer } from './server/grpc-server';
-import { createHttpServer } from './server/http-server';
-import { RequestTracker } from './server/request-tracker';
+import { createHttpServer, type HttpServer } from './server/http-server';
 import { loadTls } from './server/tls';
 
 export interface RunningServer {
   readonly httpPort: number;
   readonly grpcPort: number;
-  readonly service: InferenceService;
+  readonly core: InferenceCore;
   /** Resolves when every model has loaded or failed. */
   readonly loaded: Promise<void>;
   /** Stops accepting work, waits for in-flight requests (up to the drain timeout), then closes. True if drained. */
   shutdown(reason: string): Promise<boolean>;
 }
 
-const GRPC_CLOSE_GRACE_MS = 5000;
-const UNTRACKED_PATHS = new Set<string>([PATHS.live, PATHS.ready, PATHS.metrics]);
+/**
+ * Bodies and JSON answers from this size on are decoded and encoded on codec threads: below it the thread hop costs
+ * more main-thread time than the work it moves (docs/benchmarks.md, codec threads).
+ */
+const CODEC_THREAD_FROM_BYTES = 64 * 1024;
 
 export async function serve(settings: ServeSettings, log: Logger, serverVersion: string): Promise<RunningServer> {
   // Certificates and tokens first: a wrong path ends the start before any model loads.
@@ -48,17 +51,14 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   const payloads = settings.payloadLogPercent > 0
     ? new PayloadLogger({ percent: settings.payloadLogPercent, maxBytes: settings.payloadLogMaxBytes, redact: settings.payloadLogRedact }, log.child({ component: 'payload' }))
     : undefined;
-  const service = new InferenceService(registry, metrics, { maxTensorElements: settings.maxTensorElements, maxResponseBytes: settings.maxResponseBytes }, payloads);
-  const tracker = new RequestTracker();
-  const app = createHttpServer(service, {
+  const limits = { maxTensorElements: settings.maxTensorElements, maxResponseBytes: settings.maxResponseBytes };
+  const codecs = new CodecPool({ threads: availableParallelism(), offloadFromBytes: CODEC_THREAD_FROM_BYTES });
+  const core = new InferenceCore(registry, metrics, limits, codecs, payloads);
+  const http = createHttpServer(core, {
     maxBodyBytes: settings.maxBodyBytes, requestTimeoutSeconds: settings.requestTimeoutSeconds,
     maxConnections: settings.maxConnections, serverVersion, log, auth, tls,
   });
-  // Callback-style hooks: an async hook costs a promise per request, which shows at tens of thousands a second.
-  app.addHook('onRequest', (request, reply, done) => {
-    if (!service.isDraining && !UNTRACKED_PATHS.has(request.url)) tracker.track(reply.raw);
-    done();
-  });
+  const { app } = http;
 
   await app.listen({ port: settings.httpPort, host: settings.host });
   const httpPort = (app.server.address() as AddressInfo).port;
@@ -66,7 +66,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   log.info({ protocol: 'http', host: settings.host, port: httpPort, ...security }, `listening for ${tls ? 'HTTPS' : 'REST'} on ${settings.host}:${httpPort}`);
   let grpc: GrpcServer;
   try {
-    grpc = await startGrpcServer(service, { host: settings.host, port: settings.grpcPort, maxBodyBytes: settings.maxBodyBytes, serverVersion, log, tracker, auth, tls });
+    grpc = await startGrpcServer(core, { host: settings.host, port: settings.grpcPort, maxBodyBytes: settings.maxBodyBytes, serverVersion, log, auth, tls });
   } catch (error) {
     await app.close();
     await registry.close();
@@ -88,7 +88,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   if (settings.modelRepository && settings.pollRepositorySeconds > 0) {
     let scanning = false;
     polling = setInterval(() => {
-      if (scanning || service.isDraining) return;
+      if (scanning || core.isDraining) return;
       scanning = true;
       void loaded
         .then(() => registry.refresh(scanRepository(settings.modelRepository!).models, settings.drainTimeoutSeconds))
@@ -99,13 +99,14 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   }
 
   let stopping: Promise<boolean> | undefined;
-  const shutdown = (reason: string) => (stopping ??= (clearInterval(polling), drain(app, grpc, service, registry, tracker, settings.drainTimeoutSeconds, reason, log)
+  const shutdown = (reason: string) => (stopping ??= (clearInterval(polling), drain(http, grpc, core, settings.drainTimeoutSeconds, reason, log)
     .finally(() => {
+      void codecs.close();
       // The file watchers hold no reference on the event loop, but nothing should reload after the doors closed.
       auth?.close();
       tls?.close();
     })));
-  return { httpPort, grpcPort, service, loaded, shutdown };
+  return { httpPort, grpcPort, core, loaded, shutdown };
 }
 
 function findModels(settings: ServeSettings, log: Logger): ModelEntry[] {
@@ -116,39 +117,34 @@ function findModels(settings: ServeSettings, log: Logger): ModelEntry[] {
   return [...models];
 }
 
-async function drain(
-  app: FastifyInstance, grpc: GrpcServer, service: InferenceService, registry: ModelRegistry, tracker: RequestTracker,
-  timeoutSeconds: number, reason: string, log: Logger,
-): Promise<boolean> {
-  service.startDraining();
-  log.info({ inFlight: tracker.count, timeoutSeconds }, `${reason}: draining; readiness now answers 503`);
+/**
+ * Readiness turns 503 at once; gRPC stops listening and sends GOAWAY; HTTP keeps listening (probes answer on new
+ * connections) while the requests on connections from before the signal are served. Done when those connections
+ * have closed, every gRPC call has finished and the session workers are idle (runs of requests whose clients went
+ * away still occupy them), or at the drain timeout.
+ */
+async function drain(http: HttpServer, grpc: GrpcServer, core: InferenceCore, timeoutSeconds: number, reason: string, log: Logger): Promise<boolean> {
+  core.startDraining();
+  const grpcClosed = grpc.close();
+  await http.drain.start();
+  log.info({ inFlight: inFlight(http, core), timeoutSeconds }, `${reason}: draining; readiness now answers 503`);
   const deadline = Date.now() + timeoutSeconds * 1000;
-  // Runs of requests whose clients went away still occupy the workers: wait for those too before stopping them.
-  const drained = await beforeDeadline(tracker.idle(), deadline) && await beforeDeadline(registry.idle(), deadline);
+  const drained = await beforeDeadline(Promise.all([http.drain.idle(), grpcClosed]).then(() => core.registry.idle()), deadline);
   if (!drained) {
-    log.error({ inFlight: tracker.count }, `drain timeout of ${timeoutSeconds}s passed with requests still in flight; exiting`);
+    log.error({ inFlight: inFlight(http, core) }, `drain timeout of ${timeoutSeconds}s passed with requests still in flight; exiting`);
     // A session run cannot be interrupted: onnxruntime-node aborts the process when a worker is stopped
     // mid-run, and process.exit stops workers. Ending at once is what the drain timeout promises.
     grpc.forceClose();
     process.kill(process.pid, 'SIGKILL');
   }
-  // Every tracked call has been answered; what is left on either port is health checks and idle connections.
-  await Promise.all([app.close(), closeGrpc(grpc, log)]);
-  await registry.close();
+  // What is left on the HTTP port is probes and idle connections.
+  await http.app.close();
+  await core.registry.close();
   log.info({ drained }, 'stopped');
   return drained;
 }
 
-/** A graceful gRPC close, forced if a client holds a call open for longer than a few seconds. */
-async function closeGrpc(grpc: GrpcServer, log: Logger): Promise<void> {
-  if (!await beforeDeadline(grpc.close(), Date.now() + GRPC_CLOSE_GRACE_MS)) {
-    log.warn(`gRPC calls still open ${GRPC_CLOSE_GRACE_MS} ms after the drain; closing them`);
-    grpc.forceClose();
-  }
-}
-
-function beforeDeadline(work: Promise<void>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now())); });
-  return Promise.race([work.then(() => true), timeout]).finally(() => clearTimeout(timer));
+/** Requests in progress on both ports: REST ones from their arrival (bodies still being read count), gRPC ones in the core. */
+function inFlight(http: HttpServer, core: InferenceCore): number {
+  return http.drain.inProgress + core.inFlight.grpc.count;
 }

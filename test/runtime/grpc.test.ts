@@ -295,7 +295,7 @@ describe('the gRPC service of a running runtime', () => {
     });
   });
 
-  it('every datatype but FP16 as typed contents, answered typed; FP16 only as an empty tensor', async () => {
+  it('every datatype but FP16 as typed contents, answered as raw_output_contents as Triton answers; FP16 only as an empty tensor', async () => {
     const typed = EXTREMES.map((t) => (t.datatype === 'FP16' ? { ...t, shape: [0], data: new Uint16Array(0) } : t));
     const expected = await runReference(MODELS.identityAll, Object.fromEntries(typed.map((t) => [t.name, ortTensor(t)])));
     const response = await infer({
@@ -303,20 +303,18 @@ describe('the gRPC service of a running runtime', () => {
       inputs: typed.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, ...(t.data.length ? { contents: typedContents(t) } : {}) })),
     });
     assert.equal(response.id, 'typed-1');
-    assert.deepEqual(response.raw_output_contents, []);
-    for (const output of response.outputs) {
+    assert.equal(response.raw_output_contents.length, typed.length);
+    response.outputs.forEach((output: any, i: number) => {
       const reference = expected[output.name];
       const datatype = typed.find((t) => t.name === output.name.replace('out_', 'in_'))!.datatype;
       assert.equal(output.datatype, datatype);
       assert.deepEqual(output.shape, reference.dims.map(String));
-      const want = datatype === 'FP16' ? {} : nonEmpty(typedContents({ datatype, data: reference.data as TypedArray | string[] }) as any);
-      // deepStrictEqual compares with Object.is: NaN equals NaN, -0 differs from 0.
-      assert.deepEqual(nonEmpty(output.contents), want, output.name);
-    }
-    const int64 = response.outputs.find((o: { name: string }) => o.name === 'out_int64');
-    assert.deepEqual(int64.contents.int64_contents, ['-9223372036854775808', '9223372036854775807', '-1', '9007199254740993']);
-    const uint64 = response.outputs.find((o: { name: string }) => o.name === 'out_uint64');
-    assert.deepEqual(uint64.contents.uint64_contents, ['0', '18446744073709551615', '9007199254740993']);
+      assert.equal(output.contents, null, 'no typed contents next to raw ones');
+      assert.deepEqual(response.raw_output_contents[i], rawOf(reference.data as TypedArray | string[]), output.name);
+    });
+    const int64 = response.outputs.findIndex((o: { name: string }) => o.name === 'out_int64');
+    const int64s = Buffer.from(response.raw_output_contents[int64]);
+    assert.deepEqual([0, 1, 2, 3].map((i) => String(int64s.readBigInt64LE(i * 8))), ['-9223372036854775808', '9223372036854775807', '-1', '9007199254740993']);
   });
 
   it('returns only the requested outputs, in the order asked', async () => {
@@ -353,7 +351,7 @@ describe('the gRPC service of a running runtime', () => {
     it('runs a good request (the reference for the failing ones)', async () => {
       const response = await infer({ model_name: 'fails', inputs: [x(six), shape([2, 3])] });
       assert.deepEqual(response.outputs[0].shape, ['2', '3']);
-      assert.deepEqual(response.outputs[0].contents.fp32_contents, six);
+      assert.deepEqual(Array.from(new Float32Array(new Uint8Array(response.raw_output_contents[0]).slice().buffer)), six);
     });
 
     it('NOT_FOUND for an unknown model or version', async () => {
@@ -461,7 +459,7 @@ describe('backpressure over gRPC', () => {
 });
 
 describe('SIGTERM with gRPC calls in flight', () => {
-  it('finishes the call in flight, refuses new ones with UNAVAILABLE, and exits 0', async () => {
+  it('finishes the call in flight, sends GOAWAY so new calls go elsewhere (UNAVAILABLE here), and exits 0', async () => {
     const runtime = await startRuntime(['--model', `slow=${MODELS.slow}`]);
     const client = connect(runtime.grpcPort);
     try {
@@ -469,18 +467,17 @@ describe('SIGTERM with gRPC calls in flight', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       runtime.process.kill('SIGTERM');
       await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.deepEqual(await rpc(client, 'ServerReady', {}), { ready: false });
-      assert.deepEqual(await rpc(client, 'ServerLive', {}), { live: true });
-      assert.deepEqual(await rpc(client, 'ModelReady', { name: 'slow' }), { ready: false });
-      await rejectsWith(rpc(client, 'ModelInfer', slowRequest(1)), grpc.status.UNAVAILABLE, /shutting down/);
-      await rejectsWith(rpc(client, 'ModelMetadata', { name: 'slow' }), grpc.status.UNAVAILABLE, /shutting down/);
+      // The gRPC port no longer takes calls; the kubelet's HTTP probes still answer, liveness 200 and readiness 503.
+      await rejectsWith(rpc(client, 'ModelInfer', slowRequest(1)), grpc.status.UNAVAILABLE, /./);
+      assert.equal((await fetch(`${runtime.url}/v2/health/live`)).status, 200);
+      assert.equal((await fetch(`${runtime.url}/v2/health/ready`)).status, 503);
 
       const finished = await inFlight;
       const expected = await runReference(MODELS.slow, {
         iterations: new ort.Tensor('int64', BigInt64Array.from([5000n]), []),
         x: new ort.Tensor('float32', Float32Array.from({ length: 64 }, (_, i) => i / 64), [1, 64]),
       });
-      assert.deepEqual(finished.outputs[0].contents.fp32_contents, Array.from(expected.y.data as Float32Array));
+      assert.ok(Buffer.from(finished.raw_output_contents[0]).equals(rawOf(expected.y.data as Float32Array)));
       assert.equal(await runtime.exited, 0);
       assert.ok(runtime.logs.some((line) => /draining/.test(line.msg) && line.inFlight === 1), 'the drain waited for the gRPC call');
       assert.ok(runtime.logs.some((line) => line.msg === 'stopped' && line.drained === true));

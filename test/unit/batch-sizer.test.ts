@@ -119,18 +119,17 @@ describe('RunQueue batch limits per row shape', () => {
 
   it('caps the shape whose batches cost more per row without capping another shape of the same model', () => {
     const queue = new RunQueue('m:1', 1000, { maxBatchSize: 32, maxQueueDelayMicroseconds: 0 }, { notify() {} }, { depth() {}, run() {}, unbatchable() {} });
-    queue.batchable = true;
+    queue.setBatching(true);
     // Wide rows: 10 ms for one, 30 ms per row for two. Narrow rows: a fixed 1 ms per run.
     queue.recordRun(1, 0.010, [tensor(1, 1000)]);
     for (let i = 0; i < 3; i++) queue.recordRun(2, 0.060, [tensor(2, 1000)]);
     queue.recordRun(1, 0.001, [tensor(1, 10)]);
     for (let i = 0; i < 3; i++) queue.recordRun(2, 0.001, [tensor(2, 10)]);
     for (let i = 0; i < 8; i++) void queue.submit([tensor(1, 1000)], ['y']);
-    assert.equal(queue.takeBatch().length, 1, 'wide rows run one at a time');
-    const rest = queue.takeBatch();
-    assert.equal(rest.length, 1);
+    assert.equal(queue.takeBatch()?.size, 1, 'wide rows run one at a time');
+    assert.equal(queue.takeBatch()?.size, 1);
     for (let i = 0; i < 6; i++) queue.takeBatch();
     for (let i = 0; i < 8; i++) void queue.submit([tensor(1, 10)], ['y']);
-    assert.equal(queue.takeBatch().length, 7, 'narrow rows merge up to the next class to try (4-7 rows)');
+    assert.equal(queue.takeBatch()?.size, 7, 'narrow rows merge up to the next class to try (4-7 rows)');
   });
 });

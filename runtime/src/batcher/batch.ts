@@ -81,3 +81,81 @@ export function splitRows(outputs: readonly NamedTensor[], rows: readonly number
     });
   });
 }
+
+/** One request waiting in a queue. */
+export interface RunJob {
+  readonly inputs: readonly NamedTensor[];
+  readonly outputs: readonly string[];
+  /** The request's rows along dim 0, or undefined when it cannot be merged with others. */
+  readonly rows: number | undefined;
+  readonly enqueuedAt: number;
+  resolve(result: QueuedRunResult): void;
+  reject(error: Error): void;
+}
+
+export interface QueuedRunResult {
+  readonly outputs: readonly NamedTensor[];
+  /** Seconds from submission until the run was handed to a session worker. */
+  readonly queueSeconds: number;
+}
+
+/** How a run went, per request: its outputs or why it failed. */
+export type RunOutcome = { readonly outputs: readonly NamedTensor[] } | { readonly error: string };
+
+/**
+ * The requests that share one run: it merges their inputs into one tensor per input (one buffer per input crosses
+ * to the session worker, however many requests the batch holds) and gives each request its own rows of the result.
+ */
+export class Batch {
+  /** Each request's rows, in order. */
+  readonly rows: readonly number[];
+  private merged: readonly NamedTensor[] | undefined;
+  private dispatchedAt: number | undefined;
+
+  constructor(private readonly jobs: readonly RunJob[]) {
+    this.rows = jobs.map((job) => job.rows ?? rowsOf(job.inputs) ?? 1);
+  }
+
+  get size(): number {
+    return this.jobs.length;
+  }
+
+  /** The output names every request of the batch asked for (merging requires them equal). */
+  get outputs(): readonly string[] {
+    return this.jobs[0].outputs;
+  }
+
+  /** The inputs of the run, merged along dim 0 when the batch holds several requests. */
+  get inputs(): readonly NamedTensor[] {
+    this.merged ??= this.jobs.length === 1 ? this.jobs[0].inputs : concatenate(this.jobs.map((job) => job.inputs));
+    return this.merged;
+  }
+
+  /** Marks the moment the run leaves the queue, which ends each request's queue time. */
+  dispatch(now: number): void {
+    this.dispatchedAt = now;
+  }
+
+  /** The merged outputs of a run that followed the batch: each request gets its own rows, as views. */
+  resolveMerged(outputs: readonly NamedTensor[]): void {
+    const parts = splitRows(outputs, this.rows)!;
+    this.jobs.forEach((job, i) => job.resolve({ outputs: parts[i], queueSeconds: this.queueSeconds(job) }));
+  }
+
+  /** Per-request outcomes of requests that ran one by one; `describe` turns a failure into the error to answer. */
+  resolveEach(outcomes: readonly RunOutcome[], describe: (message: string) => Error): void {
+    this.jobs.forEach((job, i) => {
+      const outcome = outcomes[i];
+      if ('error' in outcome) job.reject(describe(outcome.error));
+      else job.resolve({ outputs: outcome.outputs, queueSeconds: this.queueSeconds(job) });
+    });
+  }
+
+  reject(error: Error): void {
+    for (const job of this.jobs) job.reject(error);
+  }
+
+  private queueSeconds(job: RunJob): number {
+    return ((this.dispatchedAt ?? job.enqueuedAt) - job.enqueuedAt) / 1000;
+  }
+}

@@ -6,24 +6,10 @@
 import { performance } from 'node:perf_hooks';
 import { InferenceError } from '../errors';
 import type { NamedTensor } from '../tensor/datatypes';
-import { canMerge, rowsOf } from './batch';
+import { Batch, canMerge, rowsOf, type QueuedRunResult, type RunJob } from './batch';
 import { BatchSizer } from './batch-sizer';
 
-export interface QueuedRunResult {
-  readonly outputs: readonly NamedTensor[];
-  /** Seconds from submission until the run was handed to a session worker. */
-  readonly queueSeconds: number;
-}
-
-export interface RunJob {
-  readonly inputs: readonly NamedTensor[];
-  readonly outputs: readonly string[];
-  /** The request's rows along dim 0, or undefined when it cannot be merged with others. */
-  readonly rows: number | undefined;
-  readonly enqueuedAt: number;
-  resolve(result: QueuedRunResult): void;
-  reject(error: Error): void;
-}
+export type { QueuedRunResult } from './batch';
 
 /** Whoever executes jobs: told when a queue has work, it takes batches when it is free. */
 export interface JobExecutor {
@@ -57,15 +43,31 @@ export class RunQueue {
    */
   private readonly sizers = new Map<string, BatchSizer>();
   /** Set once the model is known to have a batch dimension (after load); cleared if it proves otherwise. */
-  batchable = false;
+  private batchable = false;
 
   constructor(
     readonly key: string,
     private readonly capacity: number,
     private readonly policy: BatchPolicy,
     private readonly executor: JobExecutor,
-    readonly observer: QueueObserver,
+    private readonly observer: QueueObserver,
   ) {}
+
+  /** Whether requests may share a run: set from the loaded model's signature. */
+  setBatching(enabled: boolean): void {
+    this.batchable = enabled;
+  }
+
+  get batching(): boolean {
+    return this.batchable;
+  }
+
+  /** The model's outputs did not follow a merged batch: from now on its requests run one by one. */
+  stopBatching(): void {
+    if (!this.batchable) return;
+    this.batchable = false;
+    this.observer.unbatchable();
+  }
 
   get depth(): number {
     return this.jobs.length;
@@ -104,9 +106,9 @@ export class RunQueue {
    * as the batch sizer finds worth it (at most `maxBatchSize`). A job that cannot merge ends the batch, so no
    * request is overtaken.
    */
-  takeBatch(): RunJob[] {
+  takeBatch(): Batch | undefined {
     const head = this.jobs.shift();
-    if (!head) return [];
+    if (!head) return undefined;
     const batch = [head];
     let rows = head.rows ?? this.policy.maxBatchSize;
     if (this.batchable && head.rows !== undefined) {
@@ -121,7 +123,7 @@ export class RunQueue {
     }
     this.rowsQueued -= batch.reduce((sum, job) => sum + (job.rows ?? this.policy.maxBatchSize), 0);
     this.observer.depth(this.jobs.length);
-    return batch;
+    return new Batch(batch);
   }
 
   /** One session.run of `rows` rows of `inputs`' shape finished: its cost feeds the batch sizer and the metrics. */

@@ -5,6 +5,7 @@ import type { ModelSettings } from '../config';
 import { InferenceError } from '../errors';
 import { isBatchable } from '../batcher/batch';
 import { RunQueue, type QueueObserver, type QueuedRunResult } from '../batcher/run-queue';
+import { InFlight } from '../in-flight';
 import type { NamedTensor } from '../tensor/datatypes';
 import type { Signature } from '../tensor/signature';
 import type { LoadResult } from './messages';
@@ -19,8 +20,8 @@ export class ModelVersion {
   reason: string | undefined;
   loaded: LoadResult | undefined;
   readonly queue: RunQueue;
-  /** Requests being served by this version (InferenceService.serve counts them): what a retiring version waits for. */
-  inFlight = 0;
+  /** Requests being served by this version (the core counts them): what a retiring version waits for. */
+  readonly inFlight = new InFlight();
 
   constructor(
     readonly name: string,
@@ -51,7 +52,7 @@ export class ModelVersion {
 
   async load(): Promise<LoadResult> {
     this.loaded = await this.worker.load(this.key, this.path, this.settings);
-    this.queue.batchable = this.settings.maxBatchSize > 1 && isBatchable(this.loaded.signature);
+    this.queue.setBatching(this.settings.maxBatchSize > 1 && isBatchable(this.loaded.signature));
     this.state = 'READY';
     return this.loaded;
   }

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { readModelConfig, resolveModelConfig, type ModelSettings, type ServeSettings } from '../config';
 import { InferenceError, notFound } from '../errors';
+import { beforeDeadline } from '../deadline';
 import type { RuntimeMetrics } from '../metrics';
 import type { ModelEntry } from '../repository';
 import { ModelVersion } from './model-version';
@@ -115,7 +116,7 @@ export class ModelRegistry {
     for (const old of superseded) old.retire();
     const deadline = Date.now() + drainTimeoutSeconds * 1000;
     await Promise.all(superseded.map(async (old) => {
-      while (old.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await beforeDeadline(old.inFlight.idle(), deadline);
       await old.worker.unload(old.key).catch(() => undefined);
       old.worker.hosted--;
       model.versions.splice(model.versions.indexOf(old), 1);
@@ -146,7 +147,7 @@ export class ModelRegistry {
       if (loaded.warmupError) {
         this.log.warn({ ...labels }, `${version.key}: warm-up on zeros failed, serving anyway: ${loaded.warmupError}`);
       }
-      this.log.info({ ...labels, sha256: loaded.file.sha256, loadSeconds: loaded.loadSeconds, batching: version.queue.batchable }, `${version.key} is ready`);
+      this.log.info({ ...labels, sha256: loaded.file.sha256, loadSeconds: loaded.loadSeconds, batching: version.queue.batching }, `${version.key} is ready`);
     } catch (error) {
       const reason = (error as Error).message;
       version.fail(reason);

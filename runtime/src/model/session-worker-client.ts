@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { InferenceError } from '../errors';
-import type { JobExecutor, RunJob, RunQueue } from '../batcher/run-queue';
-import { type NamedTensor, transferListOf } from '../tensor/datatypes';
-import { concatenate, rowsOf, splitRows } from '../batcher/batch';
-import type { LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
+import type { Batch } from '../batcher/batch';
+import type { JobExecutor, RunQueue } from '../batcher/run-queue';
+import { InFlight } from '../in-flight';
+import { transferListOf } from '../tensor/datatypes';
+import type { LoadResult, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
 
 type Pending = { resolve(value: unknown): void; reject(error: Error): void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -18,6 +19,8 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 export class SessionWorkerClient implements JobExecutor {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
+  /** Calls (runs, loads, unloads) the worker has not answered yet. */
+  private readonly calls = new InFlight();
   private readonly ready: RunQueue[] = [];
   private nextId = 1;
   private running = false;
@@ -48,8 +51,8 @@ export class SessionWorkerClient implements JobExecutor {
   }
 
   /** Resolves once no run or load is in progress in the worker. */
-  async idle(): Promise<void> {
-    while (this.running || this.pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  idle(): Promise<void> {
+    return this.calls.idle();
   }
 
   /**
@@ -75,7 +78,7 @@ export class SessionWorkerClient implements JobExecutor {
     const [queue] = this.ready.splice(index, 1);
     const batch = queue.takeBatch();
     if (queue.depth > 0) this.ready.push(queue);
-    if (batch.length === 0) return this.pump();
+    if (!batch) return this.pump();
     this.running = true;
     void this.execute(queue, batch).finally(() => {
       this.running = false;
@@ -83,40 +86,30 @@ export class SessionWorkerClient implements JobExecutor {
     });
   }
 
-  private async execute(queue: RunQueue, batch: readonly RunJob[]): Promise<void> {
-    const dispatched = performance.now();
-    // Merged here rather than in the worker: one buffer per input crosses to the worker, not one per request,
-    // which for small tensors costs more than the copy.
-    const rows = batch.map((job) => job.rows ?? rowsOf(job.inputs) ?? 1);
-    const inputs = batch.length === 1 ? batch[0].inputs : concatenate(batch.map((job) => job.inputs));
+  private async execute(queue: RunQueue, batch: Batch): Promise<void> {
+    batch.dispatch(performance.now());
+    const inputs = batch.inputs;
     let result: RunResult;
     try {
-      result = (await this.call({ op: 'run', key: queue.key, inputs, rows, outputs: batch[0].outputs }, transferListOf(inputs))) as RunResult;
+      result = (await this.call({ op: 'run', key: queue.key, inputs, rows: batch.rows, outputs: batch.outputs }, transferListOf(inputs))) as RunResult;
     } catch (error) {
-      const failure = error instanceof InferenceError ? error : new InferenceError(500, `${queue.key} failed to execute: ${(error as Error).message}`);
-      for (const job of batch) job.reject(failure);
+      batch.reject(error instanceof InferenceError ? error : new InferenceError(500, `${queue.key} failed to execute: ${(error as Error).message}`));
       return;
     }
     for (const run of result.runs) queue.recordRun(run.rows, run.seconds, inputs);
-    if (result.unbatchable) {
-      queue.batchable = false;
-      queue.observer.unbatchable();
-    }
-    const outcomes = result.merged ? splitRows(result.merged, rows)!.map((outputs): RequestOutcome => ({ outputs })) : result.outcomes!;
-    batch.forEach((job, i) => {
-      const outcome = outcomes[i];
-      if ('error' in outcome) job.reject(new InferenceError(500, `${queue.key} failed to execute: ${outcome.error}`));
-      else job.resolve({ outputs: outcome.outputs, queueSeconds: (dispatched - job.enqueuedAt) / 1000 });
-    });
+    if (result.unbatchable) queue.stopBatching();
+    if (result.merged) batch.resolveMerged(result.merged);
+    else batch.resolveEach(result.outcomes!, (message) => new InferenceError(500, `${queue.key} failed to execute: ${message}`));
   }
 
   private call(request: DistributiveOmit<WorkerRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.exited) return Promise.reject(new InferenceError(503, `${request.key} is unavailable: ${this.exited.message}`));
     const id = this.nextId++;
+    const finished = this.calls.start();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage({ ...request, id } as WorkerRequest, transfer);
-    });
+    }).finally(finished);
   }
 
   private settle(reply: WorkerReply): void {

@@ -1,16 +1,16 @@
 /**
  * The fastify onRequest hook both REST doors use to refuse a request before its body is read, when the answer is
- * already known (InferenceService.admit: draining, unknown model or version, full queue).
+ * already known (InferenceCore.admit: unknown model or version, full queue).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { InferenceService } from '../inference';
+import type { InferenceCore } from '../core/inference';
 
 /** `target` names the model and version a request addresses, or undefined when its path names none. */
-export function admitHook(service: InferenceService, target: (request: FastifyRequest) => { model: string; version?: string } | undefined) {
+export function admitHook(core: InferenceCore, target: (request: FastifyRequest) => { model: string; version?: string } | undefined) {
   return (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void => {
     try {
       const addressed = target(request);
-      if (addressed) service.admit('rest', addressed.model, addressed.version);
+      if (addressed) core.admit({ protocol: 'rest', ...addressed });
       done();
     } catch (error) {
       done(error as Error);

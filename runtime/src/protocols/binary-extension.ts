@@ -42,15 +42,18 @@ export function mediaType(contentType: string | undefined): string | undefined {
 
 /**
  * Splits a request body by its `Inference-Header-Content-Length` header and parses the JSON part with the same
- * safe parser as plain JSON bodies. Without the header the whole body is JSON, unless it was sent as
- * application/octet-stream, which only makes sense with the header.
+ * safe parser as plain JSON bodies. Without the header the whole body is JSON, whatever its content type says:
+ * the extension requires the header whenever binary data is present, and Triton's asyncio client labels plain
+ * JSON bodies application/octet-stream.
  */
-export function splitInferBody(body: Buffer | undefined, headerValue: string | string[] | undefined, contentType: string | undefined): InferBody {
+export function splitInferBody(body: Uint8Array | undefined, headerValue: string | string[] | undefined, contentType: string | undefined): InferBody {
   if (headerValue === undefined) {
-    if (mediaType(contentType) === BINARY_CONTENT_TYPE) {
-      throw badRequest(`a body of ${BINARY_CONTENT_TYPE} needs the Inference-Header-Content-Length header, giving the byte length of the JSON header that starts the body (the binary tensor data follows it); received no such header. Send plain JSON as application/json`);
+    try {
+      return { json: parseJsonBody(body) };
+    } catch (error) {
+      if (mediaType(contentType) !== BINARY_CONTENT_TYPE) throw error;
+      throw badRequest(`${(error as Error).message}; a body of ${BINARY_CONTENT_TYPE} without the Inference-Header-Content-Length header is read as JSON. To send binary tensor data, give that header the byte length of the JSON header that starts the body`);
     }
-    return { json: parseJsonBody(body) };
   }
   const text = Array.isArray(headerValue) ? headerValue.join(', ') : headerValue;
   const bodyLength = body?.byteLength ?? 0;
@@ -62,7 +65,7 @@ export function splitInferBody(body: Buffer | undefined, headerValue: string | s
     throw badRequest(`the Inference-Header-Content-Length header says the JSON header is ${length} bytes, but the whole body is ${bodyLength} bytes`);
   }
   if (length === 0) throw badRequest('the Inference-Header-Content-Length header is 0, but the body must start with a JSON header of that many bytes');
-  const buffer = body as Buffer;
+  const buffer = Buffer.from(body!.buffer, body!.byteOffset, body!.byteLength);
   let json: unknown;
   try {
     json = parseJsonBody(buffer.subarray(0, length));
@@ -164,8 +167,8 @@ export interface BinaryResponseBody {
  */
 const STREAM_ABOVE_BYTES = 64 * 1024;
 
-export function binaryResponseBody(json: string, outputs: readonly Uint8Array[]): BinaryResponseBody {
-  const header = Buffer.from(json, 'utf8');
+export function binaryResponseBody(json: string | Uint8Array, outputs: readonly Uint8Array[]): BinaryResponseBody {
+  const header = typeof json === 'string' ? Buffer.from(json, 'utf8') : Buffer.from(json.buffer, json.byteOffset, json.byteLength);
   const chunks = [header, ...outputs.map((o) => Buffer.from(o.buffer, o.byteOffset, o.byteLength))];
   const contentLength = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
   const body = contentLength <= STREAM_ABOVE_BYTES ? Buffer.concat(chunks, contentLength) : new ChunkStream(chunks);

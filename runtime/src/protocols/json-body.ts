@@ -6,8 +6,8 @@ import { badRequest } from '../errors';
  * Parses a body as JSON. `__proto__` and `constructor.prototype` keys are dropped rather than honoured, so no
  * request can reach an object's prototype.
  */
-export function parseJsonBody(body: Buffer | string | undefined): unknown {
-  const text = typeof body === 'string' ? body : body?.toString('utf8') ?? '';
+export function parseJsonBody(body: Uint8Array | string | undefined): unknown {
+  const text = typeof body === 'string' ? body : body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') : '';
   if (text.trim() === '') throw badRequest('the request body is empty; expected a JSON object');
   try {
     return mayReachPrototype(text) ? sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' }) : JSON.parse(text);
@@ -27,4 +27,9 @@ function mayReachPrototype(text: string): boolean {
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A JSON answer as fastify sends it: text, or the UTF-8 bytes a codec thread wrote (as a Buffer, without a copy). */
+export function jsonPayload(json: string | Uint8Array): string | Buffer {
+  return typeof json === 'string' ? json : Buffer.from(json.buffer, json.byteOffset, json.byteLength);
 }

@@ -1,57 +1,66 @@
 /**
  * TensorFlow Serving's REST API, so the requests people already send to TF Serving work unchanged:
  * `:predict` in the row (`instances`) and columnar (`inputs`) forms, model status and model metadata.
+ * Bytes to and from the core (tfserving-codec.ts translates predict bodies); nothing else.
  * @see https://www.tensorflow.org/tfx/serving/api_rest
  */
-import type { FastifyInstance } from 'fastify';
-import { badRequest, notFound } from '../errors';
-import type { InferenceService } from '../inference';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { badRequest, InferenceError, notFound } from '../errors';
+import type { InferenceCore, ModelMetadata } from '../core/inference';
 import type { ModelVersion } from '../model/model-version';
-import type { Model } from '../model/registry';
-import { DATATYPES, type NamedTensor } from '../tensor/datatypes';
-import { inferJsonShape, jsonNested, jsonRow, tensorFromJson } from '../tensor/json';
-import { checkInputNames, checkShape, listNames, preview, publicShape, requireDatatype, type ShapeLimits, type Signature, type TensorSpec } from '../tensor/signature';
+import { DATATYPES } from '../tensor/datatypes';
+import { publicShape, type TensorSpec } from '../tensor/signature';
 import { admitHook } from './admit-hook';
-import { isPlainObject, parseJsonBody } from './json-body';
+import { jsonPayload } from './json-body';
+import { tfServingCodec } from './tfserving-codec';
 
 /** `my_model:predict`, `my_model/versions/3:predict` */
 const PREDICT_PATH = /^([^/:]+)(?:\/versions\/([^/:]+))?:([A-Za-z]+)$/;
+/** A `:method` suffix on a path segment. */
+const METHOD_SUFFIX = /:([A-Za-z]+)$/;
 
 interface VersionParams { model: string; version?: string }
 
-export function registerTfServingRoutes(app: FastifyInstance, service: InferenceService): void {
-  // Refuse before the body is read when the answer is already known (see InferenceService.admit).
-  const admit = admitHook(service, (request) => {
+export function registerTfServingRoutes(app: FastifyInstance, core: InferenceCore): void {
+  // Refuse before the body is read when the answer is already known (see InferenceCore.admit).
+  const admit = admitHook(core, (request) => {
     const match = PREDICT_PATH.exec((request.params as { '*': string })['*']);
-    return match ? { model: match[1], version: match[2] } : undefined;
+    return match && match[3] === 'predict' ? { model: match[1], version: match[2] } : undefined;
   });
-  app.post<{ Params: { '*': string } }>('/v1/models/*', { onRequest: admit }, async (request, reply) => {
+  app.post<{ Params: { '*': string } }>('/v1/models/*', { config: { endpoint: 'inference' }, onRequest: admit }, async (request, reply) => {
     const match = PREDICT_PATH.exec(request.params['*']);
     if (!match) throw notFound(`no route for POST ${request.url}; expected /v1/models/<model>[/versions/<version>]:predict`);
     const [, model, version, method] = match;
     if (method !== 'predict') throw badRequest(`':${method}' is not supported; this server answers ':predict'`);
-    const json = await service.serve('rest', model, version, async (target) => {
-      const predict = decodePredictRequest(parseJsonBody(request.body as Buffer), target.signature, service.limits);
-      const result = await service.run(target, predict.inputs);
-      return encodePredictResponse(predict, result.outputs);
-    });
-    return reply.type('application/json').send(json);
+    const json = await core.infer(tfServingCodec, request.body as Buffer | undefined, { protocol: 'rest', model, version });
+    return reply.type('application/json').send(jsonPayload(json));
   });
 
-  const status = async (params: VersionParams) => {
-    const model = service.registry.get(params.model);
-    const versions = params.version === undefined ? model.versions : [service.registry.resolve(params.model, params.version)];
+  const metadata = { config: { endpoint: 'metadata' as const } };
+  const status = async (request: FastifyRequest<{ Params: VersionParams }>) => {
+    const { model, version } = refuseMethodSuffix(request);
+    const versions = version === undefined ? core.registry.get(model).versions : [core.registry.resolve(model, version)];
     return { model_version_status: versions.map(versionStatus) };
   };
-  app.get<{ Params: VersionParams }>('/v1/models/:model', async (request) => status(request.params));
-  app.get<{ Params: VersionParams }>('/v1/models/:model/versions/:version', async (request) => status(request.params));
+  app.get<{ Params: VersionParams }>('/v1/models/:model', metadata, status);
+  app.get<{ Params: VersionParams }>('/v1/models/:model/versions/:version', metadata, status);
 
-  const metadata = async (params: VersionParams) => {
-    const model = service.registry.get(params.model);
-    return modelMetadata(model, service.registry.resolve(params.model, params.version));
+  const modelMetadata = async (request: FastifyRequest<{ Params: VersionParams }>) => {
+    const { model, version } = refuseMethodSuffix(request);
+    return tfModelMetadata(core.modelMetadata(model, version));
   };
-  app.get<{ Params: VersionParams }>('/v1/models/:model/metadata', async (request) => metadata(request.params));
-  app.get<{ Params: VersionParams }>('/v1/models/:model/versions/:version/metadata', async (request) => metadata(request.params));
+  app.get<{ Params: VersionParams }>('/v1/models/:model/metadata', metadata, modelMetadata);
+  app.get<{ Params: VersionParams }>('/v1/models/:model/versions/:version/metadata', metadata, modelMetadata);
+}
+
+/** `GET .../my_model:predict` is a request for predict with the wrong method, not for a model named 'my_model:predict'. */
+function refuseMethodSuffix(request: FastifyRequest<{ Params: VersionParams }>): VersionParams {
+  const { model, version } = request.params;
+  const suffix = METHOD_SUFFIX.exec(version ?? model);
+  if (suffix) {
+    throw new InferenceError(405, `':${suffix[1]}' takes POST, received ${request.method}: send the request body with POST to ${request.url.split('?')[0]}`);
+  }
+  return { model, version };
 }
 
 const TF_STATE = { READY: 'AVAILABLE', LOADING: 'LOADING', UNAVAILABLE: 'END', UNLOADING: 'UNLOADING' } as const;
@@ -74,10 +83,14 @@ function tensorInfo(spec: TensorSpec) {
   };
 }
 
-function modelMetadata(model: Model, target: ModelVersion) {
-  const signature = target.signature;
+/** Model metadata as TF Serving spells it: one `serving_default` signature; 503 unless the version has loaded. */
+function tfModelMetadata(metadata: ModelMetadata) {
+  if (!metadata.signature) {
+    throw new InferenceError(503, `model '${metadata.name}' version ${metadata.version} is not ready (${metadata.state.toLowerCase()}${metadata.reason ? `: ${metadata.reason}` : ''})`);
+  }
+  const { signature } = metadata;
   return {
-    model_spec: { name: model.name, signature_name: '', version: String(target.version) },
+    model_spec: { name: metadata.name, signature_name: '', version: String(metadata.version) },
     metadata: {
       signature_def: {
         signature_def: {
@@ -90,100 +103,4 @@ function modelMetadata(model: Model, target: ModelVersion) {
       },
     },
   };
-}
-
-export interface DecodedPredictRequest {
-  readonly format: 'row' | 'columnar';
-  /** Rows in the row format: every output must have this many. */
-  readonly rows?: number;
-  readonly inputs: NamedTensor[];
-}
-
-/** Checks and decodes a `:predict` body against the model's signature; every shape is checked before allocation. */
-export function decodePredictRequest(body: unknown, signature: Signature, limits: ShapeLimits): DecodedPredictRequest {
-  if (!isPlainObject(body)) throw badRequest(`the request body must be a JSON object with 'instances' or 'inputs', received ${preview(body)}`);
-  const hasInstances = body.instances !== undefined;
-  const hasInputs = body.inputs !== undefined;
-  if (hasInstances === hasInputs) {
-    throw badRequest(hasInstances ? "give either 'instances' (row format) or 'inputs' (columnar format), not both"
-      : "the request body needs 'instances' (row format) or 'inputs' (columnar format)");
-  }
-  const values = hasInstances ? rowValues(body.instances, signature) : columnarValues(body.inputs, signature);
-  checkInputNames(signature, [...values.keys()]);
-  const prepared = signature.inputs.map((spec) => {
-    const value = values.get(spec.name);
-    const where = `input '${spec.name}'`;
-    const datatype = requireDatatype(spec);
-    const shape = columnFor(spec, inferJsonShape(value, where));
-    return { spec, value, datatype, shape: checkShape(spec, shape, limits) };
-  });
-  const inputs = prepared.map(({ spec, value, datatype, shape }): NamedTensor =>
-    ({ name: spec.name, ...tensorFromJson(datatype, shape, value, `input '${spec.name}'`) }));
-  return { format: hasInstances ? 'row' : 'columnar', rows: hasInstances ? (body.instances as unknown[]).length : undefined, inputs };
-}
-
-/**
- * TF Serving users send a [-1, 1] input as a list of scalars (`{"instances": [1.0, 2.0, 3.0]}`) and mean a column;
- * when the data is one rank short of a model input whose last dim is 1, add that dim.
- */
-function columnFor(spec: TensorSpec, shape: number[]): number[] {
-  const declared = spec.shape;
-  if (declared && declared.length === shape.length + 1 && declared.at(-1) === 1) return [...shape, 1];
-  return shape;
-}
-
-/** Row format: a list of instances, each a value (one input) or an object keyed by input name; stacked per input. */
-function rowValues(instances: unknown, signature: Signature): Map<string, unknown> {
-  if (!Array.isArray(instances) || instances.length === 0) {
-    throw badRequest(`'instances' must be a non-empty list, received ${preview(instances)}`);
-  }
-  const single = signature.inputs.length === 1 ? signature.inputs[0].name : undefined;
-  const raw = single !== undefined && !instances.every((i) => isPlainObject(i) && Object.hasOwn(i, single));
-  if (raw) return new Map([[single!, instances]]);
-  const values = new Map<string, unknown[]>();
-  instances.forEach((instance, row) => {
-    if (!isPlainObject(instance)) {
-      throw badRequest(`instances[${row}] must be an object keyed by input name (the model's inputs are ${listNames(signature.inputs)}), received ${preview(instance)}`);
-    }
-    for (const [name, value] of Object.entries(instance)) {
-      if (!values.has(name)) {
-        if (row > 0) throw badRequest(`instances[${row}] has input '${name}' that instances[0] lacks`);
-        values.set(name, []);
-      }
-      values.get(name)!.push(value);
-    }
-    for (const [name, list] of values) {
-      if (list.length !== row + 1) throw badRequest(`instances[${row}] lacks input '${name}'`);
-    }
-  });
-  return values;
-}
-
-/** Columnar format: the tensor itself (one input) or an object of tensors keyed by input name. */
-function columnarValues(inputs: unknown, signature: Signature): Map<string, unknown> {
-  const names = new Set(signature.inputs.map((spec) => spec.name));
-  const keyed = isPlainObject(inputs) && (signature.inputs.length !== 1 || Object.keys(inputs).some((k) => names.has(k)));
-  if (keyed) return new Map(Object.entries(inputs as Record<string, unknown>));
-  if (signature.inputs.length !== 1) {
-    throw badRequest(`'inputs' must be an object keyed by input name (the model's inputs are ${listNames(signature.inputs)})`);
-  }
-  return new Map([[signature.inputs[0].name, inputs]]);
-}
-
-/** `{"predictions": ...}` (row) or `{"outputs": ...}` (columnar), nested as TF Serving nests them. */
-export function encodePredictResponse(request: DecodedPredictRequest, outputs: readonly NamedTensor[]): string {
-  if (request.format === 'columnar') {
-    if (outputs.length === 1) return `{"outputs":${jsonNested(outputs[0])}}`;
-    return `{"outputs":{${outputs.map((t) => `${JSON.stringify(t.name)}:${jsonNested(t)}`).join(',')}}}`;
-  }
-  const rows = request.rows!;
-  for (const output of outputs) {
-    if (output.shape[0] !== rows) {
-      throw badRequest(`the row format needs every output to have ${rows} rows (one per instance), but output '${output.name}' has shape [${output.shape.join(', ')}]; use the columnar 'inputs' format`);
-    }
-  }
-  if (outputs.length === 1) return `{"predictions":${jsonNested(outputs[0])}}`;
-  const predictions = Array.from({ length: rows }, (_, row) =>
-    `{${outputs.map((t) => `${JSON.stringify(t.name)}:${jsonRow(t, row)}`).join(',')}}`);
-  return `{"predictions":[${predictions.join(',')}]}`;
 }

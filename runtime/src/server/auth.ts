@@ -14,18 +14,15 @@ import { basename } from 'node:path';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { PATHS } from '../../../lib/contract/runtime';
 import type { ServeSettings } from '../config';
 import { UsageError } from '../errors';
+import { GRPC_ENDPOINTS, policyOf, type EndpointKind, type GrpcCall } from './endpoints';
 import { WatchedFiles } from './watched-file';
 
 export type AuthExempt = ServeSettings['authExempt'];
 
 /** The largest token file read; anything bigger is a mistake (a wrong path), not a list of tokens. */
 const MAX_TOKEN_FILE_BYTES = 1024 * 1024;
-
-/** gRPC calls left open by --auth-exempt health (and health-and-metrics: gRPC has no metrics call). */
-const GRPC_HEALTH_CALLS = new Set(['ServerLive', 'ServerReady']);
 
 const digest = (token: string) => createHash('sha256').update(token, 'utf8').digest();
 
@@ -105,28 +102,21 @@ export function checkAuthorization(tokens: TokenFile, header: string | undefined
   return undefined;
 }
 
-/** Authentication as both doors apply it: the token file and the endpoints that stay open. */
+/** Authentication as both doors apply it: the token file and the endpoints that stay open (server/endpoints.ts). */
 export class Authenticator {
-  private readonly openRoutes: ReadonlySet<string>;
-  private readonly openCalls: ReadonlySet<string>;
+  constructor(readonly tokens: TokenFile, private readonly exempt: AuthExempt) {}
 
-  constructor(readonly tokens: TokenFile, exempt: AuthExempt) {
-    const health = exempt === 'health' || exempt === 'health-and-metrics';
-    this.openRoutes = new Set<string>([
-      ...(health ? [PATHS.live, PATHS.ready] : []),
-      ...(exempt === 'health-and-metrics' ? [PATHS.metrics] : []),
-    ]);
-    this.openCalls = health ? GRPC_HEALTH_CALLS : new Set();
+  private isOpen(kind: EndpointKind | undefined): boolean {
+    return policyOf(kind).openWith.includes(this.exempt);
   }
 
   /**
    * A fastify onRequest hook (callback style: no promise per request). It runs after routing and before the body
-   * is read, so a refused request costs no body parsing and never reaches a model. The open routes are matched by
-   * their route pattern, so no spelling of a URL (query, trailing slash, encoding) opens a route that is not open.
+   * is read, so a refused request costs no body parsing and never reaches a model. The open endpoints are known by
+   * their route's config, so no spelling of a URL (query, trailing slash, encoding) opens a route that is not open.
    */
   readonly restHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    const route = request.routeOptions.url;
-    if (route !== undefined && this.openRoutes.has(route)) {
+    if (this.isOpen(request.routeOptions.config.endpoint)) {
       done();
       return;
     }
@@ -140,7 +130,7 @@ export class Authenticator {
 
   /** Why a gRPC call is refused (UNAUTHENTICATED), or undefined when it may go on. */
   grpcRefusal(call: string, metadata: Metadata): string | undefined {
-    if (this.openCalls.has(call)) return undefined;
+    if (Object.hasOwn(GRPC_ENDPOINTS, call) && this.isOpen(GRPC_ENDPOINTS[call as GrpcCall])) return undefined;
     const values = metadata.get('authorization');
     if (values.length > 1) return "send exactly one 'authorization' metadata entry";
     return checkAuthorization(this.tokens, values.length === 0 ? undefined : String(values[0]));

@@ -1,7 +1,7 @@
 /**
- * The gRPC door: a @grpc/grpc-js server for OIP v2's GRPCInferenceService on its own port. Each call is counted by
- * the drain's RequestTracker when it arrives before shutdown; once draining, every call but the health checks is
- * refused with UNAVAILABLE. Errors become gRPC statuses with the same messages the REST door sends.
+ * The gRPC door: a @grpc/grpc-js server for OIP v2's GRPCInferenceService on its own port. On SIGTERM it stops
+ * listening and sends GOAWAY: calls already started are served, clients open new ones elsewhere. Errors become gRPC
+ * statuses with the same messages the REST door sends.
  * With --auth-token-file, every call but the open health checks needs `authorization: Bearer <token>` metadata
  * (UNAUTHENTICATED otherwise); with --tls-cert-file/--tls-key-file the port speaks TLS (renewed certificates
  * taken without a restart), else plaintext.
@@ -14,10 +14,9 @@ import {
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { InferenceError } from '../errors';
-import type { InferenceService } from '../inference';
-import { createV2GrpcHandlers, grpcCodeOf, HEALTH_CALLS, loadProtocolDefinition, shuttingDown, type V2GrpcHandlers } from '../protocols/v2-grpc';
+import type { InferenceCore } from '../core/inference';
+import { createV2GrpcHandlers, grpcCodeOf, loadProtocolDefinition, type V2GrpcHandlers } from '../protocols/v2-grpc';
 import type { Authenticator } from './auth';
-import type { RequestTracker } from './request-tracker';
 import type { ServingCertificate, TlsFiles } from './tls';
 
 /** gRPC's message length options are signed 32-bit. */
@@ -31,8 +30,6 @@ export interface GrpcServerOptions {
   readonly maxBodyBytes: number;
   readonly serverVersion: string;
   readonly log: Logger;
-  /** Counts calls accepted before the drain, so that the drain waits for them. */
-  readonly tracker: RequestTracker;
   /** Bearer-token authentication; unset accepts every call. */
   readonly auth?: Authenticator;
   /**
@@ -45,13 +42,13 @@ export interface GrpcServerOptions {
 export interface GrpcServer {
   /** The bound port (the actual one when 0 was asked for). */
   readonly port: number;
-  /** Stops listening and resolves once every open call has finished (GOAWAY to the clients). */
+  /** Stops listening, sends GOAWAY, and resolves once every call already started has finished. */
   close(): Promise<void>;
   /** Cancels every open call and closes every connection at once. */
   forceClose(): void;
 }
 
-export async function startGrpcServer(service: InferenceService, options: GrpcServerOptions): Promise<GrpcServer> {
+export async function startGrpcServer(core: InferenceCore, options: GrpcServerOptions): Promise<GrpcServer> {
   const log = options.log.child({ component: 'grpc' });
   // grpc-js writes its own diagnostics to stderr as text ("E ..."); keep them in the JSON log instead.
   setLogger({ error: (message?: unknown, ...rest: unknown[]) => log.warn(format(message, ...rest)) });
@@ -62,11 +59,10 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     'grpc.max_send_message_length': MAX_MESSAGE_LENGTH,
   });
 
-  const handlers = createV2GrpcHandlers(service, options.serverVersion);
+  const handlers = createV2GrpcHandlers(core, options.serverVersion);
   const implementation: UntypedServiceImplementation = {};
   for (const name of Object.keys(handlers) as (keyof V2GrpcHandlers)[]) {
     const handler = handlers[name] as (request: unknown) => Promise<unknown>;
-    const health = HEALTH_CALLS.has(name);
     implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       // Before anything else: a refused call is neither tracked nor counted against a model.
       const refusal = options.auth?.grpcRefusal(name, call.metadata);
@@ -74,13 +70,11 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
         callback({ code: GrpcStatus.UNAUTHENTICATED, details: refusal });
         return;
       }
-      // The drain waits for calls accepted before it began; health checks, like REST's, are not waited for.
-      const finished = !health && !service.isDraining ? options.tracker.start() : undefined;
-      const answer = health || !service.isDraining ? handler(call.request) : Promise.reject(shuttingDown());
-      answer.then(
+      // Once draining, a call that reaches a handler was started before GOAWAY: it is served.
+      handler(call.request).then(
         (response) => callback(null, response),
         (error: unknown) => callback(toServiceError(error, name, log)),
-      ).finally(() => finished?.());
+      );
     };
   }
   server.addService(definition, implementation);
@@ -143,7 +137,7 @@ function renewingCredentials(certificate: ServingCertificate): ServerCredentials
 /** An error as a gRPC status: the code its HTTP status maps to and the same message; anything else is INTERNAL. */
 function toServiceError(error: unknown, call: string, log: Logger): Partial<ServiceError> {
   const inference = error instanceof InferenceError;
-  // InferenceService.serve counts any other error as 500, so the metric's code and the gRPC code agree.
+  // The core counts any other error as 500, so the metric's code and the gRPC code agree.
   const code = inference ? grpcCodeOf(error.status) : GrpcStatus.INTERNAL;
   const message = error instanceof Error ? error.message : String(error);
   if (code === GrpcStatus.INTERNAL || code === GrpcStatus.UNKNOWN) log.error({ call, code: GrpcStatus[code] }, message);

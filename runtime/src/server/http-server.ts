@@ -7,11 +7,13 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type
 import type { Logger } from 'pino';
 import { PATHS } from '../../../lib/contract/runtime';
 import { InferenceError } from '../errors';
-import type { InferenceService } from '../inference';
+import type { InferenceCore } from '../core/inference';
 import { BINARY_CONTENT_TYPE } from '../protocols/binary-extension';
 import { registerTfServingRoutes } from '../protocols/tfserving-rest';
 import { registerV2Routes } from '../protocols/v2-rest';
 import type { Authenticator } from './auth';
+import { policyOf } from './endpoints';
+import { HttpDrain } from './http-drain';
 import type { ServingCertificate } from './tls';
 
 /**
@@ -33,7 +35,12 @@ export interface HttpServerOptions {
   readonly tls?: ServingCertificate;
 }
 
-export function createHttpServer(service: InferenceService, options: HttpServerOptions): FastifyInstance {
+export interface HttpServer {
+  readonly app: FastifyInstance;
+  readonly drain: HttpDrain;
+}
+
+export function createHttpServer(core: InferenceCore, options: HttpServerOptions): HttpServer {
   const timeouts = serverTimeouts(options.requestTimeoutSeconds);
   // An HTTPS instance has the same API; it is typed as the HTTP one so that the routes need not be generic.
   const app: FastifyInstance = Fastify({
@@ -74,19 +81,36 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
     if (error instanceof InferenceError && error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
     return reply.code(status).type('application/json').send({ error: message });
   });
-  // First of the onRequest hooks: a refused request is not tracked, parsed or counted against a model.
+  const drain = new HttpDrain(app.server, options.tls !== undefined);
+  // The first onRequest hooks: a refused request is not parsed or counted against a model.
+  app.addHook('onRequest', (request, reply, done) => {
+    // Probes and scrapes answer throughout a drain and are not waited for.
+    if (policyOf(request.routeOptions.config.endpoint).answersWhileDraining) {
+      done();
+      return;
+    }
+    if (!drain.isNewConnection(request.raw.socket)) {
+      drain.track(reply.raw);
+      done();
+      return;
+    }
+    reply.code(503).header('retry-after', '1').type('application/json')
+      .send({ error: 'the server is shutting down and takes no new work on connections opened since; retry on another replica' });
+  });
   if (options.auth) app.addHook('onRequest', options.auth.restHook);
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0]}` }));
 
   app.addHook('onSend', (_request, reply, payload, done) => {
+    // JSON has no charset parameter (it is always UTF-8), and KServe's client shows error text only for exactly this.
+    if (String(reply.getHeader('content-type')).startsWith('application/json;')) reply.header('content-type', 'application/json');
     // While draining, tell keep-alive clients to reconnect, which takes them to a replica that is still serving.
-    if (service.isDraining) reply.header('connection', 'close');
+    if (core.isDraining) reply.header('connection', 'close');
     done(null, payload);
   });
 
-  app.get(PATHS.metrics, async (_request, reply) => {
-    const registry = service.metrics.registry;
+  app.get(PATHS.metrics, { config: { endpoint: 'metrics' } }, async (_request, reply) => {
+    const registry = core.metrics.registry;
     return reply.type(registry.contentType).send(await registry.metrics());
   });
   app.server.maxConnections = options.maxConnections;
@@ -99,9 +123,9 @@ export function createHttpServer(service: InferenceService, options: HttpServerO
       done();
     });
   }
-  registerV2Routes(app, service, options.serverVersion);
-  registerTfServingRoutes(app, service);
-  return app;
+  registerV2Routes(app, core, options.serverVersion);
+  registerTfServingRoutes(app, core);
+  return { app, drain };
 }
 
 function serverTimeouts(requestTimeoutSeconds: number) {

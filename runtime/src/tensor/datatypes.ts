@@ -83,6 +83,11 @@ export function elementCount(shape: readonly number[]): number {
   return count;
 }
 
+/** The bytes a tensor's data holds; for strings, their UTF-16 length as a close estimate. */
+export function dataBytes(data: TensorData): number {
+  return Array.isArray(data) ? (data as string[]).reduce((sum, text) => sum + text.length, 0) : (data as TypedArray).byteLength;
+}
+
 /** The distinct ArrayBuffers under tensors' data, to hand to postMessage as transferables (strings are copied). */
 export function transferListOf(tensors: readonly Tensor[]): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>();

@@ -7,6 +7,7 @@ import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import { badRequest } from '../errors';
 import { DATATYPES, type Datatype, type DatatypeInfo, elementCount, type Tensor, type TensorData, type TypedArray } from './datatypes';
 import { MAX_RANK, preview } from './signature';
+import type { TensorSource } from '../core/request';
 
 const NON_FINITE: Readonly<Record<string, number>> = { NaN: Number.NaN, Infinity: Infinity, '-Infinity': -Infinity };
 const INTEGER_TEXT = /^-?\d{1,20}$/;
@@ -27,32 +28,47 @@ function countLeaves(value: unknown[], depth = 0): number {
   return count;
 }
 
-/**
- * Fills a new tensor of `datatype` and `shape` from a flat or nested JSON array. `where` names the input in errors.
- */
-export function tensorFromJson(datatype: Datatype, shape: readonly number[], data: unknown, where: string): Tensor {
+/** Throws a 400 unless `data` (flat or nested, or a bare value for a scalar) holds exactly the shape's elements. */
+function checkJsonData(shape: readonly number[], data: unknown, where: string): unknown[] {
   const expected = elementCount(shape);
   if (!Array.isArray(data)) {
     // A scalar tensor may be given as a bare value, as TF Serving's columnar form does.
-    if (shape.length === 0 && data !== undefined && data !== null) data = [data];
-    else throw badRequest(`${where}: 'data' must be an array, received ${preview(data)}`);
+    if (shape.length === 0 && data !== undefined && data !== null) return [data];
+    throw badRequest(`${where}: 'data' must be an array, received ${preview(data)}`);
   }
-  const received = countLeaves(data as unknown[]);
+  const received = countLeaves(data);
   if (received < 0) throw badRequest(`${where}: 'data' is nested deeper than ${MAX_RANK} levels`);
   if (received !== expected) {
     throw badRequest(`${where}: shape [${shape.join(', ')}] needs ${expected} elements, 'data' has ${received}`);
   }
+  return data;
+}
+
+/** Elements given as JSON (OIP v2 `data`, TF Serving's nested lists, gRPC's typed contents read the same way). */
+export function jsonSource(data: unknown): TensorSource {
+  return {
+    check: (_datatype, shape, where) => { checkJsonData(shape, data, where); },
+    decode: (datatype, shape, where) => tensorFromJson(datatype, shape, data, where).data,
+  };
+}
+
+/**
+ * Fills a new tensor of `datatype` and `shape` from a flat or nested JSON array. `where` names the input in errors.
+ */
+export function tensorFromJson(datatype: Datatype, shape: readonly number[], data: unknown, where: string): Tensor {
+  const items = checkJsonData(shape, data, where);
   const info = DATATYPES[datatype];
+  const expected = elementCount(shape);
   const target: TensorData = info.array ? new info.array(expected) : new Array<string>(expected);
   const write = elementWriter(info, target, where);
   let index = 0;
-  const visit = (items: unknown[]): void => {
-    for (const item of items) {
+  const visit = (values: unknown[]): void => {
+    for (const item of values) {
       if (Array.isArray(item)) visit(item);
       else write(index++, item);
     }
   };
-  visit(data as unknown[]);
+  visit(items);
   return { datatype, shape, data: target };
 }
 

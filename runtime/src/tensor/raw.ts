@@ -4,6 +4,7 @@
  * FP16 two, BYTES a sequence of (uint32 little-endian length, bytes) per element.
  */
 import { badRequest } from '../errors';
+import type { TensorSource } from '../core/request';
 import { DATATYPES, type Datatype, elementCount, type Tensor, type TypedArray } from './datatypes';
 
 // Fatal: onnxruntime-node holds strings as JS strings, so bytes that are not UTF-8 could not round-trip.
@@ -15,6 +16,24 @@ export function bytesPerElement(datatype: Datatype): number | undefined {
   return DATATYPES[datatype].array?.BYTES_PER_ELEMENT;
 }
 
+/** Elements as raw little-endian bytes (the binary tensor data extension, gRPC's raw_input_contents). */
+export function rawSource(bytes: Uint8Array): TensorSource {
+  return {
+    check: (datatype, shape, where) => checkRawLength(datatype, shape, bytes, where),
+    decode: (datatype, shape, where) => tensorFromRaw(datatype, shape, bytes, where).data,
+  };
+}
+
+/** Throws a 400 unless fixed-width raw data has exactly the shape's bytes; BYTES elements are counted as decoded. */
+function checkRawLength(datatype: Datatype, shape: readonly number[], bytes: Uint8Array, where: string): void {
+  const width = bytesPerElement(datatype);
+  if (width === undefined) return;
+  const expected = elementCount(shape) * width;
+  if (bytes.byteLength !== expected) {
+    throw badRequest(`${where}: shape [${shape.join(', ')}] of ${datatype} needs ${expected} bytes of raw data, received ${bytes.byteLength}`);
+  }
+}
+
 /**
  * A tensor of `shape` from raw bytes, after the shape has been checked. The bytes are copied into a fresh,
  * aligned buffer that can be handed to a session worker without a further copy.
@@ -23,10 +42,7 @@ export function tensorFromRaw(datatype: Datatype, shape: readonly number[], byte
   const count = elementCount(shape);
   const info = DATATYPES[datatype];
   if (!info.array) return { datatype, shape, data: stringsFromRaw(bytes, count, where) };
-  const expected = count * info.array.BYTES_PER_ELEMENT;
-  if (bytes.byteLength !== expected) {
-    throw badRequest(`${where}: shape [${shape.join(', ')}] of ${datatype} needs ${expected} bytes of raw data, received ${bytes.byteLength}`);
-  }
+  checkRawLength(datatype, shape, bytes, where);
   const data = new info.array(count);
   new Uint8Array(data.buffer).set(bytes);
   if (info.kind === 'bool') {

@@ -1,0 +1,193 @@
+/**
+ * The one path every inference takes, whatever door it came in by: resolve the model version, translate the
+ * request and check it against the signature before anything is allocated, decode, queue, run, count, encode.
+ * The doors only move bytes to and from this path (their codecs translate), so whatever must see every request
+ * (metrics, payload records) hooks in here, once.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Protocol } from '../../../lib/contract/metrics';
+import { PLATFORM } from '../../../lib/contract/runtime';
+import { InferenceError } from '../errors';
+import { InFlight } from '../in-flight';
+import type { RuntimeMetrics } from '../metrics';
+import type { ModelRegistry } from '../model/registry';
+import type { ModelVersion } from '../model/model-version';
+import type { PayloadLogger } from '../payload-log';
+import { dataBytes, type NamedTensor } from '../tensor/datatypes';
+import { publicShape, type ShapeLimits, type TensorSpec } from '../tensor/signature';
+import type { CodecRunner } from './codec-runner';
+import type { Codec } from './request';
+
+export interface InferenceLimits extends ShapeLimits {
+  /** Largest raw size of the outputs one request may be answered with. */
+  readonly maxResponseBytes: number;
+}
+
+/** Which model and version a request addresses, and by which protocol (for the metrics). */
+export interface Addressed {
+  readonly protocol: Protocol;
+  readonly model: string;
+  /** Undefined: the model's default version. */
+  readonly version?: string;
+}
+
+export const SERVER_NAME = 'modelship';
+
+/** A tensor of a model's signature as the metadata endpoints present it: -1 for a dynamic dimension. */
+export interface TensorMetadata {
+  readonly name: string;
+  readonly datatype: string;
+  readonly shape: number[];
+}
+
+export interface ModelMetadata {
+  readonly name: string;
+  readonly versions: string[];
+  readonly version: number;
+  readonly platform: string;
+  readonly inputs: TensorMetadata[];
+  readonly outputs: TensorMetadata[];
+  readonly state: ModelVersion['state'];
+  readonly reason?: string;
+  /** The signature as loaded, for formats that describe it their own way (TF Serving). */
+  readonly signature?: ModelVersion['signature'];
+}
+
+export class InferenceCore {
+  private draining = false;
+
+  constructor(
+    readonly registry: ModelRegistry,
+    readonly metrics: RuntimeMetrics,
+    readonly limits: InferenceLimits,
+    private readonly codecs: CodecRunner,
+    private readonly payloads?: PayloadLogger,
+  ) {}
+
+  /** From now on readiness answers 503 (SIGTERM); the transports decide which requests are still served. */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  get isReady(): boolean {
+    return !this.draining && this.registry.ready;
+  }
+
+  /** Inference requests being served now, per protocol. */
+  readonly inFlight: Readonly<Record<Protocol, InFlight>> = { rest: new InFlight(), grpc: new InFlight() };
+
+  /** Why the server is not ready, for the readiness answer; undefined when it is. */
+  get notReadyReason(): string | undefined {
+    if (this.isReady) return undefined;
+    if (this.draining) return 'the server is shutting down';
+    const loading = this.registry.loadingCount;
+    return loading > 0 ? `${loading} model version(s) still loading` : 'no model version could be loaded';
+  }
+
+  /**
+   * Refuses a request before its body is read, when the answer is already known: the model or version does not
+   * exist (404), or its queue is full (429, counted like any other answer). Under overload this keeps rejections
+   * fast and spares the CPU that reading large bodies would cost.
+   */
+  admit(addressed: Addressed): void {
+    const target = this.registry.resolve(addressed.model, addressed.version);
+    try {
+      target.queue.checkCapacity();
+    } catch (error) {
+      this.metrics.forVersion(target.name, target.version).request(addressed.protocol, (error as InferenceError).status, 0);
+      throw error;
+    }
+  }
+
+  /** One inference, from the door's wire form to its answer; errors are InferenceErrors the door translates. */
+  async infer<Wire, Meta, Encoded>(codec: Codec<Wire, Meta, Encoded>, wire: Wire, addressed: Addressed): Promise<Encoded> {
+    const started = performance.now();
+    const target = this.registry.resolve(addressed.model, addressed.version);
+    const series = this.metrics.forVersion(target.name, target.version);
+    series.inFlight.inc();
+    const finishedVersion = target.inFlight.start();
+    const finished = this.inFlight[addressed.protocol].start();
+    let code = 200;
+    try {
+      const { decoded, meta } = await this.codecs.decode(codec, wire, target.signature, this.limits);
+      // Inputs move to the session worker without a copy, so a sampled record takes its share of them first.
+      const sampled = this.payloads?.sample() ? this.payloads.capture(decoded.inputs, 0.5) : undefined;
+      const result = await target.run(decoded.inputs, decoded.outputs);
+      this.checkResponseSize(target, result.outputs);
+      if (sampled) this.payloads!.write(target.name, target.version, sampled, result.outputs);
+      // Compute time and batch size are per executed run, so the queue records them (model/registry.ts).
+      series.queueDuration.observe(result.queueSeconds);
+      return await this.codecs.encode(codec, { model: target.name, version: target.version, outputs: result.outputs }, meta);
+    } catch (error) {
+      code = error instanceof InferenceError ? error.status : 500;
+      throw error;
+    } finally {
+      series.inFlight.dec();
+      finishedVersion();
+      finished();
+      series.request(addressed.protocol, code, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** Metadata of the version a request names (or the default one), for every protocol's metadata endpoint. */
+  modelMetadata(model: string, version: string | undefined): ModelMetadata {
+    const versions = this.registry.get(model).versions.map((v) => String(v.version));
+    const target = this.registry.resolve(model, version);
+    const signature = target.loaded?.signature;
+    return {
+      name: target.name,
+      versions,
+      version: target.version,
+      platform: PLATFORM,
+      inputs: signature?.inputs.map(tensorMetadata) ?? [],
+      outputs: signature?.outputs.map(tensorMetadata) ?? [],
+      state: target.state,
+      ...(target.reason ? { reason: target.reason } : {}),
+      ...(signature ? { signature } : {}),
+    };
+  }
+
+  /**
+   * Throws unless a model version can serve now: 404 for an unknown model or version, 503 (with the reason) while
+   * it is loading or failed, or the server is draining.
+   */
+  checkModelReady(model: string, version: string | undefined): void {
+    const target = this.registry.resolve(model, version);
+    if (this.draining) throw new InferenceError(503, `${target.key} is not ready: the server is shutting down`, 1);
+    target.requireReady();
+  }
+
+  /** checkModelReady as a yes or no; an unknown model or version is still a 404. */
+  modelReady(model: string, version: string | undefined): boolean {
+    try {
+      this.checkModelReady(model, version);
+      return true;
+    } catch (error) {
+      if (error instanceof InferenceError && error.status === 503) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Refuses an answer too large to encode safely: a small request can ask a model for a huge output (a zero-sized
+   * dim turned into rows, a broadcast), and encoding it would starve every other request.
+   */
+  private checkResponseSize(target: ModelVersion, outputs: readonly NamedTensor[]): void {
+    let bytes = 0;
+    for (const output of outputs) {
+      // A string element takes up to three UTF-8 bytes per UTF-16 unit, plus its length.
+      bytes += Array.isArray(output.data) ? dataBytes(output.data) * 3 + 4 * output.data.length : dataBytes(output.data);
+    }
+    if (bytes > this.limits.maxResponseBytes) {
+      throw new InferenceError(400, `${target.key} would answer with ${bytes} bytes of outputs, over the limit of ${this.limits.maxResponseBytes} (--max-response-bytes); ask for smaller inputs or fewer outputs`);
+    }
+  }
+}
+
+function tensorMetadata(spec: TensorSpec): TensorMetadata {
+  return { name: spec.name, datatype: spec.datatype ?? spec.ortType.toUpperCase(), shape: publicShape(spec) };
+}
