@@ -32,7 +32,7 @@ export interface RunningServer {
  * Bodies and JSON answers from this size on are decoded and encoded on codec threads: below it the thread hop costs
  * more main-thread time than the work it moves (docs/benchmarks.md, codec threads).
  */
-const CODEC_THREAD_FROM_BYTES = 64 * 1024;
+const CODEC_THREAD_FROM_BYTES = 16 * 1024;
 
 export async function serve(settings: ServeSettings, log: Logger, serverVersion: string): Promise<RunningServer> {
   // Certificates and tokens first: a wrong path ends the start before any model loads.
