@@ -220,6 +220,10 @@ const CASES: readonly Case[] = [
   { name: 'TF unknown model', path: TF('nope'), body: { instances: [1] }, status: 404, says: ["unknown model 'nope'", ...SERVED] },
   { name: 'TF unknown version', path: '/v1/models/lin/versions/9:predict', body: { instances: [1] }, status: 404, says: ["'lin'", "version '9'"] },
   { name: 'TF unknown model status', method: 'GET', path: '/v1/models/nope', status: 404, says: ["unknown model 'nope'"] },
+  { name: 'TF columnar input under a wrong name (one-input model)', path: TF('lin'), body: { inputs: { input: [[1]] } }, status: 400, says: ["unknown input 'input'", "'x'"] },
+  { name: 'TF row input under a wrong name (one-input model)', path: TF('lin'), body: { instances: [{ input: [1] }] }, status: 400, says: ["unknown input 'input'", "'x'"] },
+  { name: 'TF :predict with GET', method: 'GET', path: TF('lin'), status: 405, says: ["':predict' takes POST", 'GET', '/v1/models/lin:predict'] },
+  { name: 'TF versioned :predict with GET', method: 'GET', path: '/v1/models/lin/versions/1:predict', status: 405, says: ["':predict' takes POST"] },
   { name: 'TF path that is no route', path: '/v1/models/lin/extra:predict', body: { instances: [1] }, status: 404, says: ['no route', '/v1/models/lin/extra:predict'] },
 
   // Execution.
