@@ -24,7 +24,7 @@ export async function inspectModel(path: string): Promise<InspectReport> {
   try {
     file = readOnnxFile(bytes);
   } catch (error) {
-    throw new Error(`'${path}' is not a readable ONNX model: ${(error as Error).message}`);
+    throw new Error(`'${path}' is not an ONNX model: ${(error as Error).message}`);
   }
   const started = performance.now();
   let onnxruntime: InspectReport['onnxruntime'];

@@ -86,6 +86,27 @@ describe('modelship inspect', { concurrency: 4 }, () => {
     assert.equal(result.stdout, '');
   });
 
+  it('says what a file that is not a model is instead (a text file named model.onnx, a PyTorch .pt)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelship-inspect-'));
+    const text = join(dir, 'model.onnx');
+    writeFileSync(text, 'hello world\n');
+    // torch.save writes a zip archive whose first entry is <name>/data.pkl.
+    const pt = join(dir, 'model.pt');
+    const header = Buffer.alloc(30);
+    header.write('PK\x03\x04', 0, 'latin1');
+    header.writeUInt16LE('model/data.pkl'.length, 26);
+    writeFileSync(pt, Buffer.concat([header, Buffer.from('model/data.pkl')]));
+    try {
+      const [fromText, fromPt] = await Promise.all([runCli(['inspect', text]), runCli(['inspect', pt])]);
+      expectExit(fromText, 1);
+      assert.equal(oneLineReason(fromText), `modelship: '${text}' is not an ONNX model: it starts with text ('hello world')`);
+      expectExit(fromPt, 1);
+      assert.equal(oneLineReason(fromPt), `modelship: '${pt}' is not an ONNX model: it looks like a PyTorch checkpoint (a zip archive); export it to ONNX with torch.onnx.export`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('fails on a missing path with one line', async () => {
     const missing = join(tmpdir(), 'modelship-no-such-dir', 'model.onnx');
     const result = await runCli(['inspect', missing]);
