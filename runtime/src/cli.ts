@@ -11,7 +11,7 @@ import { UsageError } from './errors';
 import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
 import { createLogger } from './logger';
-import { serve } from './serve';
+import { serve, type LoadFailure } from './serve';
 
 const VERSION: string = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
 
@@ -71,10 +71,21 @@ async function runServe(argv: readonly string[]): Promise<number> {
   const settings = parseServeSettings(argv);
   const log = createLogger(settings.logLevel as Parameters<typeof createLogger>[0]);
   const server = await serve(settings, log, VERSION);
-  const stop = await new Promise<string>((resolve) => {
+  const signal = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  // A model named with --model is one the user asked for by hand: if it cannot load, serving on (live, never ready,
+  // answering 503) only hides the mistake, so the start fails as a bad flag does. A repository serves the models
+  // that load and reports the others, so that one broken model does not take the rest down.
+  const failures = settings.modelRepository ? signal
+    : server.loaded.then<string | readonly LoadFailure[]>((failed) => (failed.length > 0 ? failed : signal));
+  const stop = await Promise.race([signal, failures]);
+  if (typeof stop !== 'string') {
+    await server.shutdown('a model given with --model failed to load');
+    const flag = (name: string) => settings.model.find((pair) => pair.startsWith(`${name}=`)) ?? name;
+    throw new Error(stop.map((f) => `--model '${flag(f.name)}' failed to load: ${f.reason.split('\n')[0]}`).join('; '));
+  }
   const drained = await server.shutdown(stop);
   return drained ? 0 : 1;
 }

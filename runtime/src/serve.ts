@@ -22,10 +22,16 @@ export interface RunningServer {
   readonly httpPort: number;
   readonly grpcPort: number;
   readonly service: InferenceService;
-  /** Resolves when every model has loaded or failed. */
-  readonly loaded: Promise<void>;
+  /** Resolves when every model has loaded or failed, with the versions that failed. */
+  readonly loaded: Promise<readonly LoadFailure[]>;
   /** Stops accepting work, waits for in-flight requests (up to the drain timeout), then closes. True if drained. */
   shutdown(reason: string): Promise<boolean>;
+}
+
+export interface LoadFailure {
+  readonly name: string;
+  readonly version: number;
+  readonly reason: string;
 }
 
 const GRPC_CLOSE_GRACE_MS = 5000;
@@ -81,6 +87,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
     const versions = registry.allVersions();
     const ready = versions.filter((v) => v.state === 'READY').length;
     log.info({ ready, failed: versions.length - ready }, registry.ready ? 'ready' : 'no model version could be loaded; not ready');
+    return versions.filter((v) => v.state === 'UNAVAILABLE').map((v) => ({ name: v.name, version: v.version, reason: v.reason ?? 'unknown' }));
   });
 
   // New versions dropped into the repository are loaded and switched to without a restart (registry.refresh).

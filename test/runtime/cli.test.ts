@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { onnx } from 'onnx-proto';
-import { expectExit, oneLineReason, retryWarnings, runCli } from '../helpers/cli-process';
+import { expectExit, logLines, oneLineReason, retryWarnings, runCli } from '../helpers/cli-process';
 import { sendBytes, sendHalfThenDrop, sendStatus, startFixtureServer, type FixtureServer } from '../helpers/http-fixture-server';
 import { EXAMPLE_REPOSITORY, MODELS, REPO_ROOT } from '../helpers/paths';
 
@@ -389,6 +389,48 @@ describe('modelship serve with bad flags', { concurrency: 4 }, () => {
       assert.match(oneLineReason(result), reason);
     });
   }
+});
+
+describe('modelship serve with a --model that cannot load', { concurrency: 4 }, () => {
+  const start = ['serve', '--host', '127.0.0.1', '--http-port', '0', '--grpc-port', '0'];
+  let dir: string;
+  let text: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'modelship-serve-'));
+    text = join(dir, 'model.onnx');
+    writeFileSync(text, 'hello world\n');
+    mkdirSync(join(dir, 'exported'));
+    writeFileSync(join(dir, 'exported', 'model.onnx'), '');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('shuts down and exits 1 with the reason, instead of serving on never ready', async () => {
+    const result = await runCli([...start, '--model', `x=${text}`]);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: --model 'x=${text}' failed to load: '${text}' is not an ONNX model: it starts with text ('hello world')`);
+    assert.ok(logLines(result.stdout).some((line) => line.msg === 'stopped'), 'the server shut down before exiting');
+  });
+
+  it('exits even when the other --model loads, naming only the one that failed', async () => {
+    const result = await runCli([...start, '--model', `good=${MODELS.linearRegression}`, '--model', `bad=${MODELS.corrupt}`]);
+    expectExit(result, 1);
+    const line = oneLineReason(result);
+    assert.match(line, /^modelship: --model 'bad=.*corrupt\.onnx' failed to load: '.*corrupt\.onnx' is not an ONNX model: it starts like an ONNX model but is damaged/);
+    assert.ok(!line.includes('good'), line);
+  });
+
+  it('exits 2 at once on a directory, pointing at the file inside', async () => {
+    const result = await runCli([...start, '--model', `x=${dir}/exported`]);
+    expectExit(result, 2);
+    assert.equal(oneLineReason(result), `modelship: --model 'x=${dir}/exported': '${dir}/exported' is a directory; did you mean --model x=${join(dir, 'exported', 'model.onnx')}?`);
+    assert.equal(result.stdout, '', 'nothing started');
+  });
+
+  it('exits 2 on a path without NAME=, suggesting one', async () => {
+    const result = await runCli([...start, '--model', text]);
+    expectExit(result, 2);
+    assert.equal(oneLineReason(result), `modelship: --model must be NAME=PATH.onnx, received '${text}' (for example --model model=${text})`);
+  });
 });
 
 describe('modelship itself', { concurrency: 4 }, () => {
