@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -430,6 +431,54 @@ describe('modelship serve with a --model that cannot load', { concurrency: 4 }, 
     const result = await runCli([...start, '--model', text]);
     expectExit(result, 2);
     assert.equal(oneLineReason(result), `modelship: --model must be NAME=PATH.onnx, received '${text}' (for example --model model=${text})`);
+  });
+});
+
+describe('modelship serve on a port that is taken', { concurrency: 4 }, () => {
+  let holder: Server;
+  let taken: number;
+  before(async () => {
+    holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    taken = (holder.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  const serveOn = (http: number, grpc: number, env?: Record<string, string>) =>
+    runCli(['serve', '--model', `m=${MODELS.linearRegression}`, '--host', '127.0.0.1', ...(http >= 0 ? ['--http-port', String(http)] : []), '--grpc-port', String(grpc)], { env });
+
+  it('names --http-port and its variable, and what to do', async () => {
+    const result = await serveOn(taken, 0);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: the HTTP port ${taken} (--http-port, MODELSHIP_HTTP_PORT) is already in use on 127.0.0.1: stop the process that holds it, or choose another port with --http-port (0 picks a free one)`);
+  });
+
+  it('says the same when the port came from MODELSHIP_HTTP_PORT', async () => {
+    const result = await serveOn(-1, 0, { MODELSHIP_HTTP_PORT: String(taken) });
+    expectExit(result, 1);
+    assert.match(oneLineReason(result), /HTTP port \d+ \(--http-port, MODELSHIP_HTTP_PORT\) is already in use/);
+  });
+
+  it('names --grpc-port and its variable', async () => {
+    const result = await serveOn(0, taken);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: the gRPC port ${taken} (--grpc-port, MODELSHIP_GRPC_PORT) is already in use on 127.0.0.1: stop the process that holds it, or choose another port with --grpc-port (0 picks a free one)`);
+  });
+
+  it('says when the gRPC port is the HTTP port', async () => {
+    const free = createServer();
+    await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise((resolve) => free.close(resolve));
+    const result = await serveOn(port, port);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: the gRPC port ${port} (--grpc-port, MODELSHIP_GRPC_PORT) is also the HTTP port (--http-port): give REST and gRPC different ports`);
+  });
+
+  it('names --host when it is not an address of this machine', async () => {
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never assigned to an interface.
+    const result = await runCli(['serve', '--model', `m=${MODELS.linearRegression}`, '--host', '192.0.2.1', '--http-port', '0', '--grpc-port', '0']);
+    expectExit(result, 1);
+    assert.match(oneLineReason(result), /^modelship: cannot listen on --host 192\.0\.2\.1 \(MODELSHIP_HOST\): no network interface of this machine has that address/);
   });
 });
 
