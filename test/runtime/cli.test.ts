@@ -499,6 +499,26 @@ describe('modelship itself', { concurrency: 4 }, () => {
     assert.match(help.stdout, /MODELSHIP_FETCH_URI/);
   });
 
+  it('COMMAND --help (or -h, or help COMMAND) prints that command\'s usage and exits 0', async () => {
+    const cases: Array<[string[], RegExp, RegExp]> = [
+      [['serve', '--help'], /^ {2}modelship serve --model NAME=PATH\.onnx/m, /^ {2}--http-port .*MODELSHIP_HTTP_PORT$/m],
+      [['serve', '--model-repository', EXAMPLE_REPOSITORY, '-h'], /^ {2}modelship serve --model-repository DIR/m, /^ {2}--max-response-bytes /m],
+      [['inspect', '--help'], /^ {2}modelship inspect PATH\.onnx \[--json\]/m, /^ {2}--json +print the report as JSON$/m],
+      [['fetch', '--help'], /^ {2}modelship fetch --uri URI/m, /^ {2}--sha256 .*MODELSHIP_FETCH_SHA256$/m],
+      [['help', 'fetch'], /^ {2}modelship fetch --uri URI/m, /^ {2}--retries /m],
+    ];
+    const results = await Promise.all(cases.map(([args]) => runCli(args)));
+    results.forEach((result, i) => {
+      const [args, usage, option] = cases[i];
+      expectExit(result, 0);
+      assert.equal(result.stderr, '', args.join(' '));
+      assert.match(result.stdout, usage, args.join(' '));
+      assert.match(result.stdout, option, args.join(' '));
+    });
+    assert.ok(!results[0].stdout.includes('MODELSHIP_FETCH'), 'serve --help shows serve\'s options only');
+    assert.ok(!results[3].stdout.includes('MODELSHIP_HTTP_PORT'), 'fetch --help shows fetch\'s options only');
+  });
+
   it('--version prints the package.json version', async () => {
     const result = await runCli(['--version']);
     expectExit(result, 0);
