@@ -18,7 +18,9 @@ export async function inspectModel(path: string): Promise<InspectReport> {
   try {
     bytes = readFileSync(path);
   } catch (error) {
-    throw new Error(`cannot read '${path}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new Error(`'${path}' is a directory; inspect takes the .onnx file`);
+    throw new Error(`cannot read '${path}': ${code ?? (error as Error).message}`);
   }
   let file: OnnxFileInfo;
   try {

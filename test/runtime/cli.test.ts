@@ -117,6 +117,12 @@ describe('modelship inspect', { concurrency: 4 }, () => {
     assert.match(line, /ENOENT/);
   });
 
+  it('fails on a directory with one line saying so', async () => {
+    const result = await runCli(['inspect', EXAMPLE_REPOSITORY]);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: '${EXAMPLE_REPOSITORY}' is a directory; inspect takes the .onnx file`);
+  });
+
   it('fails on a model onnxruntime cannot load: the report on stdout, one reason on stderr', async () => {
     // A well-formed ModelProto whose only node is an operator no opset defines: it decodes, but does not load.
     const dir = mkdtempSync(join(tmpdir(), 'modelship-inspect-'));
