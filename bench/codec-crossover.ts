@@ -11,7 +11,7 @@ import { v2RestCodec } from '../runtime/src/protocols/v2-rest-codec';
 import type { Signature } from '../runtime/src/tensor/signature';
 
 const SIGNATURE: Signature = { inputs: [{ name: 'x', datatype: 'FP32', ortType: 'float32', shape: ['n', 'm'] }], outputs: [] };
-const LIMITS = { maxTensorElements: 64 * 1024 * 1024 };
+const LIMITS = { maxTensorElements: 64 * 1024 * 1024, maxResponseBytes: 64 * 1024 * 1024 };
 
 export interface CrossoverRow {
   readonly elements: number;

@@ -76,7 +76,7 @@ export const SERVE_SETTINGS = {
   },
   maxResponseBytes: {
     kind: 'integer', flag: 'max-response-bytes', env: 'MODELSHIP_MAX_RESPONSE_BYTES', default: 64 * MiB, min: 1024,
-    max: 2048 * MiB, description: 'Largest output a request may produce (raw bytes); larger answers are refused with 400 before encoding',
+    max: 2048 * MiB, description: 'Largest output a request may produce (raw bytes); larger answers are refused with 400 before encoding, and an input without elements may span at most this / 8 elements',
   },
   maxQueueSize: {
     kind: 'integer', flag: 'max-queue-size', env: 'MODELSHIP_MAX_QUEUE_SIZE', default: 256, min: 1, max: 1_000_000,

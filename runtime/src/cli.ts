@@ -11,17 +11,30 @@ import { UsageError } from './errors';
 import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
 import { createLogger } from './logger';
-import { serve } from './serve';
+import { serve, type LoadFailure } from './serve';
 
 const VERSION: string = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
+
+const COMMANDS = {
+  serve: `  modelship serve --model-repository DIR [options]     serve <model>/<version>/model.onnx from DIR
+  modelship serve --model NAME=PATH.onnx [...]          serve files as version 1, without a repository`,
+  inspect: '  modelship inspect PATH.onnx [--json]                  signature, opsets, IR, producer, metadata, sha256',
+  fetch: '  modelship fetch --uri URI --sha256 HEX --dest PATH    download and verify a model (init container)',
+} as const;
+
+/** Each command's own help, for `modelship COMMAND --help` and `modelship help COMMAND`. */
+const COMMAND_USAGE: Record<keyof typeof COMMANDS, string> = {
+  serve: `Usage:\n${COMMANDS.serve}\n\nOptions:\n${describe(SERVE_SETTINGS)}\n`,
+  inspect: `Usage:\n${COMMANDS.inspect}\n\nOptions:\n  --${'json'.padEnd(26)} print the report as JSON\n`,
+  fetch: `Usage:\n${COMMANDS.fetch}\n\nOptions:\n${describe(FETCH_SETTINGS)}\n`,
+};
 
 const USAGE = `modelship ${VERSION}
 
 Usage:
-  modelship serve --model-repository DIR [options]     serve <model>/<version>/model.onnx from DIR
-  modelship serve --model NAME=PATH.onnx [...]          serve files as version 1, without a repository
-  modelship inspect PATH.onnx [--json]                  signature, opsets, IR, producer, metadata, sha256
-  modelship fetch --uri URI --sha256 HEX --dest PATH    download and verify a model (init container)
+${COMMANDS.serve}
+${COMMANDS.inspect}
+${COMMANDS.fetch}
 
 serve options:
 ${describe(SERVE_SETTINGS)}
@@ -41,6 +54,10 @@ function describe(table: Record<string, Setting>): string {
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
+    if (Object.hasOwn(COMMANDS, command ?? '') && (rest.includes('--help') || rest.includes('-h'))) {
+      process.stdout.write(COMMAND_USAGE[command as keyof typeof COMMANDS]);
+      return 0;
+    }
     switch (command) {
       case 'serve':
         return await runServe(rest);
@@ -52,10 +69,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'version':
         process.stdout.write(`${VERSION}\n`);
         return 0;
+      case 'help':
+        if (rest.length > 0) {
+          if (!Object.hasOwn(COMMANDS, rest[0])) throw new UsageError(`no help for '${rest[0]}'; commands are serve, inspect and fetch`);
+          process.stdout.write(COMMAND_USAGE[rest[0] as keyof typeof COMMANDS]);
+          return 0;
+        }
+        process.stdout.write(USAGE);
+        return 0;
       case undefined:
       case '--help':
       case '-h':
-      case 'help':
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;
       default:
@@ -71,10 +95,21 @@ async function runServe(argv: readonly string[]): Promise<number> {
   const settings = parseServeSettings(argv);
   const log = createLogger(settings.logLevel as Parameters<typeof createLogger>[0]);
   const server = await serve(settings, log, VERSION);
-  const stop = await new Promise<string>((resolve) => {
+  const signal = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  // A model named with --model is one the user asked for by hand: if it cannot load, serving on (live, never ready,
+  // answering 503) only hides the mistake, so the start fails as a bad flag does. A repository serves the models
+  // that load and reports the others, so that one broken model does not take the rest down.
+  const failures = settings.modelRepository ? signal
+    : server.loaded.then<string | readonly LoadFailure[]>((failed) => (failed.length > 0 ? failed : signal));
+  const stop = await Promise.race([signal, failures]);
+  if (typeof stop !== 'string') {
+    await server.shutdown('a model given with --model failed to load');
+    const flag = (name: string) => settings.model.find((pair) => pair.startsWith(`${name}=`)) ?? name;
+    throw new Error(stop.map((f) => `--model '${flag(f.name)}' failed to load: ${f.reason.split('\n')[0]}`).join('; '));
+  }
   const drained = await server.shutdown(stop);
   return drained ? 0 : 1;
 }

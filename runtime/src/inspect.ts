@@ -18,13 +18,15 @@ export async function inspectModel(path: string): Promise<InspectReport> {
   try {
     bytes = readFileSync(path);
   } catch (error) {
-    throw new Error(`cannot read '${path}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new Error(`'${path}' is a directory; inspect takes the .onnx file`);
+    throw new Error(`cannot read '${path}': ${code ?? (error as Error).message}`);
   }
   let file: OnnxFileInfo;
   try {
     file = readOnnxFile(bytes);
   } catch (error) {
-    throw new Error(`'${path}' is not a readable ONNX model: ${(error as Error).message}`);
+    throw new Error(`'${path}' is not an ONNX model: ${(error as Error).message}`);
   }
   const started = performance.now();
   let onnxruntime: InspectReport['onnxruntime'];

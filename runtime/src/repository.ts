@@ -4,7 +4,7 @@
  * recorded on it and reported, never thrown: one broken model must not take the others down.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { MODEL_CONFIG_FILE_NAMES, MODEL_FILE_NAME } from '../../lib/contract/runtime';
 import { UsageError } from './errors';
 
@@ -76,11 +76,24 @@ export function modelsFromFlags(pairs: readonly string[]): ModelEntry[] {
     const at = pair.indexOf('=');
     const name = pair.slice(0, at);
     const path = pair.slice(at + 1);
-    if (at <= 0 || path === '') throw new UsageError(`--model must be NAME=PATH.onnx, received '${pair}'`);
+    if (at <= 0 || path === '') {
+      const guess = at < 0 && pair !== '' ? basename(pair).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_') : '';
+      throw new UsageError(`--model must be NAME=PATH.onnx, received '${pair}'${isModelName(guess) ? ` (for example --model ${guess}=${pair})` : ''}`);
+    }
     if (!isModelName(name)) throw new UsageError(`--model '${pair}': '${name}' is not a valid model name (letters, digits, '_', '.', '-')`);
     if (seen.has(name)) throw new UsageError(`--model '${name}' is given more than once`);
-    if (!existsSync(path) || !statSync(path).isFile()) throw new UsageError(`--model '${pair}': no file at '${path}'`);
+    if (!existsSync(path)) throw new UsageError(`--model '${pair}': no file at '${path}'`);
+    if (statSync(path).isDirectory()) throw new UsageError(`--model '${pair}': '${path}' is a directory; ${directoryHint(name, path)}`);
     seen.add(name);
     return { name, versions: [{ version: 1, path: resolve(path) }] };
   });
+}
+
+/** What to pass instead of a directory given to --model. */
+function directoryHint(name: string, dir: string): string {
+  if (existsSync(join(dir, MODEL_FILE_NAME))) return `did you mean --model ${name}=${join(dir, MODEL_FILE_NAME)}?`;
+  if (existsSync(join(dir, 'saved_model.pb'))) {
+    return `it looks like a TensorFlow SavedModel; convert it to ONNX with python -m tf2onnx.convert --saved-model ${dir} --output model.onnx`;
+  }
+  return `--model takes a .onnx file (a directory laid out as <model>/<version>/${MODEL_FILE_NAME} goes to --model-repository)`;
 }

@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
+import { SERVE_SETTINGS } from '../../lib/contract/settings';
 import type { ServeSettings } from './config';
 import { CodecPool } from './core/codec-pool';
 import { InferenceCore } from './core/inference';
@@ -22,10 +23,16 @@ export interface RunningServer {
   readonly httpPort: number;
   readonly grpcPort: number;
   readonly core: InferenceCore;
-  /** Resolves when every model has loaded or failed. */
-  readonly loaded: Promise<void>;
+  /** Resolves when every model has loaded or failed, with the versions that failed. */
+  readonly loaded: Promise<readonly LoadFailure[]>;
   /** Stops accepting work, waits for in-flight requests (up to the drain timeout), then closes. True if drained. */
   shutdown(reason: string): Promise<boolean>;
+}
+
+export interface LoadFailure {
+  readonly name: string;
+  readonly version: number;
+  readonly reason: string;
 }
 
 /**
@@ -60,7 +67,15 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   });
   const { app } = http;
 
-  await app.listen({ port: settings.httpPort, host: settings.host });
+  try {
+    await app.listen({ port: settings.httpPort, host: settings.host });
+  } catch (error) {
+    await app.close();
+    await registry.close();
+    auth?.close();
+    tls?.close();
+    throw listenFailure(error as Error, 'http', settings);
+  }
   const httpPort = (app.server.address() as AddressInfo).port;
   const security = { tls: tls !== undefined, auth: auth !== undefined };
   log.info({ protocol: 'http', host: settings.host, port: httpPort, ...security }, `listening for ${tls ? 'HTTPS' : 'REST'} on ${settings.host}:${httpPort}`);
@@ -72,7 +87,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
     await registry.close();
     auth?.close();
     tls?.close();
-    throw error;
+    throw listenFailure(error as Error, 'grpc', settings);
   }
   const grpcPort = grpc.port;
   log.info({ protocol: 'grpc', host: settings.host, port: grpcPort, ...security }, `listening for gRPC${tls ? ' over TLS' : ''} on ${settings.host}:${grpcPort}`);
@@ -81,6 +96,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
     const versions = registry.allVersions();
     const ready = versions.filter((v) => v.state === 'READY').length;
     log.info({ ready, failed: versions.length - ready }, registry.ready ? 'ready' : 'no model version could be loaded; not ready');
+    return versions.filter((v) => v.state === 'UNAVAILABLE').map((v) => ({ name: v.name, version: v.version, reason: v.reason ?? 'unknown' }));
   });
 
   // New versions dropped into the repository are loaded and switched to without a restart (registry.refresh).
@@ -107,6 +123,34 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
       tls?.close();
     })));
   return { httpPort, grpcPort, core, loaded, shutdown };
+}
+
+/**
+ * A port or address that cannot be bound, told as the flag (and variable) that chose it and what to do, instead of
+ * node's 'listen EADDRINUSE: address already in use 0.0.0.0:8080' that names neither the door nor the flag.
+ */
+function listenFailure(error: Error, door: 'http' | 'grpc', settings: ServeSettings): Error {
+  const code = (error as NodeJS.ErrnoException).code ?? /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN)\b/.exec(error.message)?.[1];
+  const setting = SERVE_SETTINGS[door === 'http' ? 'httpPort' : 'grpcPort'];
+  const port = door === 'http' ? settings.httpPort : settings.grpcPort;
+  const what = `the ${door === 'http' ? 'HTTP' : 'gRPC'} port ${port} (--${setting.flag}, ${setting.env})`;
+  const host = `--host ${settings.host} (${SERVE_SETTINGS.host.env})`;
+  switch (code) {
+    case 'EADDRINUSE':
+      if (door === 'grpc' && settings.grpcPort === settings.httpPort) {
+        return new Error(`${what} is also the HTTP port (--${SERVE_SETTINGS.httpPort.flag}): give REST and gRPC different ports`);
+      }
+      return new Error(`${what} is already in use on ${settings.host}: stop the process that holds it, or choose another port with --${setting.flag} (0 picks a free one)`);
+    case 'EACCES':
+      return new Error(`${what} needs privileges to bind (ports below 1024 need root or CAP_NET_BIND_SERVICE): choose a port from 1024 up with --${setting.flag}`);
+    case 'EADDRNOTAVAIL':
+      return new Error(`cannot listen on ${host}: no network interface of this machine has that address; use 0.0.0.0 for all of them, or 127.0.0.1`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new Error(`cannot listen on ${host}: the name does not resolve to an address of this machine; use an IP address such as 0.0.0.0 or 127.0.0.1`);
+    default:
+      return error;
+  }
 }
 
 function findModels(settings: ServeSettings, log: Logger): ModelEntry[] {

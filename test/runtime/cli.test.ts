@@ -7,11 +7,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { onnx } from 'onnx-proto';
-import { expectExit, oneLineReason, retryWarnings, runCli } from '../helpers/cli-process';
+import { expectExit, logLines, oneLineReason, retryWarnings, runCli } from '../helpers/cli-process';
 import { sendBytes, sendHalfThenDrop, sendStatus, startFixtureServer, type FixtureServer } from '../helpers/http-fixture-server';
 import { EXAMPLE_REPOSITORY, MODELS, REPO_ROOT } from '../helpers/paths';
 
@@ -86,6 +87,27 @@ describe('modelship inspect', { concurrency: 4 }, () => {
     assert.equal(result.stdout, '');
   });
 
+  it('says what a file that is not a model is instead (a text file named model.onnx, a PyTorch .pt)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelship-inspect-'));
+    const text = join(dir, 'model.onnx');
+    writeFileSync(text, 'hello world\n');
+    // torch.save writes a zip archive whose first entry is <name>/data.pkl.
+    const pt = join(dir, 'model.pt');
+    const header = Buffer.alloc(30);
+    header.write('PK\x03\x04', 0, 'latin1');
+    header.writeUInt16LE('model/data.pkl'.length, 26);
+    writeFileSync(pt, Buffer.concat([header, Buffer.from('model/data.pkl')]));
+    try {
+      const [fromText, fromPt] = await Promise.all([runCli(['inspect', text]), runCli(['inspect', pt])]);
+      expectExit(fromText, 1);
+      assert.equal(oneLineReason(fromText), `modelship: '${text}' is not an ONNX model: it starts with text ('hello world')`);
+      expectExit(fromPt, 1);
+      assert.equal(oneLineReason(fromPt), `modelship: '${pt}' is not an ONNX model: it looks like a PyTorch checkpoint (a zip archive); export it to ONNX with torch.onnx.export`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('fails on a missing path with one line', async () => {
     const missing = join(tmpdir(), 'modelship-no-such-dir', 'model.onnx');
     const result = await runCli(['inspect', missing]);
@@ -93,6 +115,12 @@ describe('modelship inspect', { concurrency: 4 }, () => {
     const line = oneLineReason(result);
     assert.ok(line.includes(missing), line);
     assert.match(line, /ENOENT/);
+  });
+
+  it('fails on a directory with one line saying so', async () => {
+    const result = await runCli(['inspect', EXAMPLE_REPOSITORY]);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: '${EXAMPLE_REPOSITORY}' is a directory; inspect takes the .onnx file`);
   });
 
   it('fails on a model onnxruntime cannot load: the report on stdout, one reason on stderr', async () => {
@@ -370,6 +398,96 @@ describe('modelship serve with bad flags', { concurrency: 4 }, () => {
   }
 });
 
+describe('modelship serve with a --model that cannot load', { concurrency: 4 }, () => {
+  const start = ['serve', '--host', '127.0.0.1', '--http-port', '0', '--grpc-port', '0'];
+  let dir: string;
+  let text: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'modelship-serve-'));
+    text = join(dir, 'model.onnx');
+    writeFileSync(text, 'hello world\n');
+    mkdirSync(join(dir, 'exported'));
+    writeFileSync(join(dir, 'exported', 'model.onnx'), '');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('shuts down and exits 1 with the reason, instead of serving on never ready', async () => {
+    const result = await runCli([...start, '--model', `x=${text}`]);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: --model 'x=${text}' failed to load: '${text}' is not an ONNX model: it starts with text ('hello world')`);
+    assert.ok(logLines(result.stdout).some((line) => line.msg === 'stopped'), 'the server shut down before exiting');
+  });
+
+  it('exits even when the other --model loads, naming only the one that failed', async () => {
+    const result = await runCli([...start, '--model', `good=${MODELS.linearRegression}`, '--model', `bad=${MODELS.corrupt}`]);
+    expectExit(result, 1);
+    const line = oneLineReason(result);
+    assert.match(line, /^modelship: --model 'bad=.*corrupt\.onnx' failed to load: '.*corrupt\.onnx' is not an ONNX model: it starts like an ONNX model but is damaged/);
+    assert.ok(!line.includes('good'), line);
+  });
+
+  it('exits 2 at once on a directory, pointing at the file inside', async () => {
+    const result = await runCli([...start, '--model', `x=${dir}/exported`]);
+    expectExit(result, 2);
+    assert.equal(oneLineReason(result), `modelship: --model 'x=${dir}/exported': '${dir}/exported' is a directory; did you mean --model x=${join(dir, 'exported', 'model.onnx')}?`);
+    assert.equal(result.stdout, '', 'nothing started');
+  });
+
+  it('exits 2 on a path without NAME=, suggesting one', async () => {
+    const result = await runCli([...start, '--model', text]);
+    expectExit(result, 2);
+    assert.equal(oneLineReason(result), `modelship: --model must be NAME=PATH.onnx, received '${text}' (for example --model model=${text})`);
+  });
+});
+
+describe('modelship serve on a port that is taken', { concurrency: 4 }, () => {
+  let holder: Server;
+  let taken: number;
+  before(async () => {
+    holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    taken = (holder.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  const serveOn = (http: number, grpc: number, env?: Record<string, string>) =>
+    runCli(['serve', '--model', `m=${MODELS.linearRegression}`, '--host', '127.0.0.1', ...(http >= 0 ? ['--http-port', String(http)] : []), '--grpc-port', String(grpc)], { env });
+
+  it('names --http-port and its variable, and what to do', async () => {
+    const result = await serveOn(taken, 0);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: the HTTP port ${taken} (--http-port, MODELSHIP_HTTP_PORT) is already in use on 127.0.0.1: stop the process that holds it, or choose another port with --http-port (0 picks a free one)`);
+  });
+
+  it('says the same when the port came from MODELSHIP_HTTP_PORT', async () => {
+    const result = await serveOn(-1, 0, { MODELSHIP_HTTP_PORT: String(taken) });
+    expectExit(result, 1);
+    assert.match(oneLineReason(result), /HTTP port \d+ \(--http-port, MODELSHIP_HTTP_PORT\) is already in use/);
+  });
+
+  it('names --grpc-port and its variable', async () => {
+    const result = await serveOn(0, taken);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: the gRPC port ${taken} (--grpc-port, MODELSHIP_GRPC_PORT) is already in use on 127.0.0.1: stop the process that holds it, or choose another port with --grpc-port (0 picks a free one)`);
+  });
+
+  it('says when the gRPC port is the HTTP port', async () => {
+    const free = createServer();
+    await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise((resolve) => free.close(resolve));
+    const result = await serveOn(port, port);
+    expectExit(result, 1);
+    assert.equal(oneLineReason(result), `modelship: the gRPC port ${port} (--grpc-port, MODELSHIP_GRPC_PORT) is also the HTTP port (--http-port): give REST and gRPC different ports`);
+  });
+
+  it('names --host when it is not an address of this machine', async () => {
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never assigned to an interface.
+    const result = await runCli(['serve', '--model', `m=${MODELS.linearRegression}`, '--host', '192.0.2.1', '--http-port', '0', '--grpc-port', '0']);
+    expectExit(result, 1);
+    assert.match(oneLineReason(result), /^modelship: cannot listen on --host 192\.0\.2\.1 \(MODELSHIP_HOST\): no network interface of this machine has that address/);
+  });
+});
+
 describe('modelship itself', { concurrency: 4 }, () => {
   it('exits 2 on an unknown command', async () => {
     const result = await runCli(['bogus']);
@@ -385,6 +503,26 @@ describe('modelship itself', { concurrency: 4 }, () => {
     expectExit(help, 0);
     assert.match(help.stdout, /modelship fetch --uri URI --sha256 HEX --dest PATH/);
     assert.match(help.stdout, /MODELSHIP_FETCH_URI/);
+  });
+
+  it('COMMAND --help (or -h, or help COMMAND) prints that command\'s usage and exits 0', async () => {
+    const cases: Array<[string[], RegExp, RegExp]> = [
+      [['serve', '--help'], /^ {2}modelship serve --model NAME=PATH\.onnx/m, /^ {2}--http-port .*MODELSHIP_HTTP_PORT$/m],
+      [['serve', '--model-repository', EXAMPLE_REPOSITORY, '-h'], /^ {2}modelship serve --model-repository DIR/m, /^ {2}--max-response-bytes /m],
+      [['inspect', '--help'], /^ {2}modelship inspect PATH\.onnx \[--json\]/m, /^ {2}--json +print the report as JSON$/m],
+      [['fetch', '--help'], /^ {2}modelship fetch --uri URI/m, /^ {2}--sha256 .*MODELSHIP_FETCH_SHA256$/m],
+      [['help', 'fetch'], /^ {2}modelship fetch --uri URI/m, /^ {2}--retries /m],
+    ];
+    const results = await Promise.all(cases.map(([args]) => runCli(args)));
+    results.forEach((result, i) => {
+      const [args, usage, option] = cases[i];
+      expectExit(result, 0);
+      assert.equal(result.stderr, '', args.join(' '));
+      assert.match(result.stdout, usage, args.join(' '));
+      assert.match(result.stdout, option, args.join(' '));
+    });
+    assert.ok(!results[0].stdout.includes('MODELSHIP_FETCH'), 'serve --help shows serve\'s options only');
+    assert.ok(!results[3].stdout.includes('MODELSHIP_HTTP_PORT'), 'fetch --help shows fetch\'s options only');
   });
 
   it('--version prints the package.json version', async () => {

@@ -64,7 +64,7 @@ describe('a repository with broken models', () => {
     const corrupt = await getJson(`${runtime.url}/v2/models/corrupt`);
     assert.equal(corrupt.status, 200);
     assert.equal(corrupt.body.state, 'UNAVAILABLE');
-    assert.match(corrupt.body.reason, /protobuf|parse|invalid/i);
+    assert.match(corrupt.body.reason, /model\.onnx' is not an ONNX model: it starts like an ONNX model but is damaged or cut short \(256 bytes; protobuf: invalid/);
     const missing = await getJson(`${runtime.url}/v2/models/missing`);
     assert.equal(missing.body.state, 'UNAVAILABLE');
     assert.match(missing.body.reason, /ENOENT|no such file/);

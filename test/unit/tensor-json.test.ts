@@ -52,7 +52,7 @@ describe('tensorFromJson', () => {
 
 describe('shapes', () => {
   const spec: TensorSpec = { name: 'x', datatype: 'FP32', ortType: 'float32', shape: ['batch', 3] };
-  const limits = { maxTensorElements: 1000 };
+  const limits = { maxTensorElements: 1000, maxResponseBytes: 64 * 1024 * 1024 };
 
   it('checks rank, static dims and the element limit before anything is allocated', () => {
     assert.deepEqual(checkShape(spec, [5, 3], limits), [5, 3]);
@@ -61,7 +61,7 @@ describe('shapes', () => {
     rejects(() => checkShape(spec, [-1, 3], limits), /non-negative integers/);
     rejects(() => checkShape(spec, [1.5, 3], limits), /non-negative integers/);
     rejects(() => checkShape(spec, [2 ** 40, 3], limits), /dim 0 of shape \[1099511627776, 3\] exceeds the limit of 1000/);
-    rejects(() => checkShape(spec, [0, 3], { maxTensorElements: 2 }), /dim 1 .* exceeds the limit of 2/);
+    rejects(() => checkShape(spec, [0, 3], { ...limits, maxTensorElements: 2 }), /dim 1 .* exceeds the limit of 2/);
     rejects(() => checkShape(spec, [400, 3], limits), /more elements than the limit of 1000/);
     rejects(() => checkShape(spec, 'big', limits), /'shape' must be an array/);
   });
@@ -93,10 +93,25 @@ describe('raw tensors', () => {
 });
 
 describe('limits that a small request cannot dodge', () => {
+  const spec: TensorSpec = { name: 'x', datatype: 'INT64', ortType: 'int64', shape: ['a', 'b', 'c'] };
+  const roomy = 1 << 30;
+
   it('counts a zero dim as one, so [N, 0] is held to the element limit', () => {
-    const spec: TensorSpec = { name: 'x', datatype: 'INT64', ortType: 'int64', shape: ['a', 'b', 'c'] };
-    assert.deepEqual(checkShape(spec, [5, 0, 2], { maxTensorElements: 10 }), [5, 0, 2]);
-    rejects(() => checkShape(spec, [5, 0, 3], { maxTensorElements: 10 }), /more elements than the limit of 10/);
+    assert.deepEqual(checkShape(spec, [5, 0, 2], { maxTensorElements: 10, maxResponseBytes: roomy }), [5, 0, 2]);
+    rejects(() => checkShape(spec, [5, 0, 3], { maxTensorElements: 10, maxResponseBytes: roomy }), /more elements than the limit of 10/);
+  });
+
+  it('holds an input without elements to what fits --max-response-bytes at 8 bytes an element', () => {
+    const limits = { maxTensorElements: roomy, maxResponseBytes: 80 };
+    assert.deepEqual(checkShape(spec, [10, 0, 1], limits), [10, 0, 1]);
+    assert.deepEqual(checkShape(spec, [5, 0, 2], limits), [5, 0, 2]);
+    assert.deepEqual(checkShape(spec, [0, 0, 0], limits), [0, 0, 0]);
+    rejects(() => checkShape(spec, [11, 0, 1], limits),
+      /^input 'x': shape \[11, 0, 1\] holds no elements but spans 11 along its nonzero dims, more than the 10 an empty input may span \(--max-response-bytes 80 \/ 8 bytes.*raise --max-response-bytes$/);
+    // The nonzero dims multiply: reducing [3, 0, 4] over its empty axis answers 3 × 4 elements.
+    rejects(() => checkShape(spec, [3, 0, 4], limits), /shape \[3, 0, 4\] holds no elements but spans 12 /);
+    // An input with elements is bounded by the body that carries them, not by this rule.
+    assert.deepEqual(checkShape(spec, [11, 1, 1], limits), [11, 1, 1]);
   });
 
   it('refuses strings onnxruntime would alter', () => {

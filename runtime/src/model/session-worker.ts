@@ -11,7 +11,7 @@ import { DATATYPES, fromOrtType, type NamedTensor, type TensorData, transferList
 import type { Signature, TensorSpec } from '../tensor/signature';
 import { followsBatch, splitRows } from '../batcher/batch';
 import type { ExecutedRun, LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
-import { readOnnxFile } from './onnx-file';
+import { readOnnxFile, type OnnxFileInfo } from './onnx-file';
 
 const sessions = new Map<string, ort.InferenceSession>();
 
@@ -21,7 +21,12 @@ const ORT_LOG_FATAL_ONLY = 4;
 async function load(key: string, path: string, settings: SessionSettings): Promise<LoadResult> {
   const started = performance.now();
   const bytes = await readFile(path);
-  const file = readOnnxFile(bytes);
+  let file: OnnxFileInfo;
+  try {
+    file = readOnnxFile(bytes);
+  } catch (error) {
+    throw new Error(`'${path}' is not an ONNX model: ${(error as Error).message}`);
+  }
   const session = await ort.InferenceSession.create(bytes, {
     // 0 means "let onnxruntime choose", which onnxruntime-node spells as leaving the option out.
     ...(settings.intraOpThreads ? { intraOpNumThreads: settings.intraOpThreads } : {}),

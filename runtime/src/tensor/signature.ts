@@ -36,7 +36,12 @@ export function describeShape(shape: readonly Dim[] | undefined): string {
 export interface ShapeLimits {
   /** Largest element count one input may declare. */
   readonly maxTensorElements: number;
+  /** Largest answer in raw bytes; also bounds what an input without elements may declare (see checkShape). */
+  readonly maxResponseBytes: number;
 }
+
+/** The widest element a model can answer with (INT64, UINT64, FP64). */
+const MAX_ELEMENT_BYTES = 8;
 
 /** Upper bound on rank: ONNX has no limit, but no real model comes near it and deep nesting costs the parser. */
 export const MAX_RANK = 32;
@@ -80,6 +85,20 @@ export function checkShape(spec: TensorSpec, shape: unknown, limits: ShapeLimits
     count *= Math.max(dim, 1);
     if (count > limits.maxTensorElements) {
       throw badRequest(`${where}: shape [${dims.join(', ')}] has more elements than the limit of ${limits.maxTensorElements} (--max-tensor-elements)`);
+    }
+  }
+  // An input without elements costs its sender a few bytes whatever its other dims, and a model can make them into
+  // output: ReduceSum over the empty axis of [N, 0] answers N elements. Held only to --max-tensor-elements, a
+  // 150-byte request had onnxruntime compute a 512 MB INT64 answer (refused only afterwards, by --max-response-bytes)
+  // and the worker copy it. So what such an input can become must fit the largest answer at the widest element:
+  // onnxruntime never computes more than --max-response-bytes from it. That also refuses the rare request whose
+  // model would have answered in narrower elements (BOOL, FP32); the real use of empty inputs, a transformer's past
+  // keys and values at the first step ([batch, heads, 0, head size]), spans far less. An input with elements is
+  // bounded by the body that carries them.
+  if (dims.includes(0)) {
+    const limit = Math.floor(limits.maxResponseBytes / MAX_ELEMENT_BYTES);
+    if (count > limit) {
+      throw badRequest(`${where}: shape [${dims.join(', ')}] holds no elements but spans ${count} along its nonzero dims, more than the ${limit} an empty input may span (--max-response-bytes ${limits.maxResponseBytes} / ${MAX_ELEMENT_BYTES} bytes, since a model can answer an element for each); declare fewer or raise --max-response-bytes`);
     }
   }
   return dims;
