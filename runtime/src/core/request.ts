@@ -55,7 +55,7 @@ export interface InferResponse {
  */
 export interface Codec<Wire, Meta, Encoded> {
   readonly name: CodecName;
-  /** Bytes of the wire form, to decide whether translating it is worth another thread. */
+  /** Bytes of the wire form that translating it must parse, to decide whether that is worth another thread. */
   size(wire: Wire): number;
   /** The signature is there for formats that need it to read the request (TF Serving's row form). */
   translate(wire: Wire, signature: Signature): { readonly request: InferRequest; readonly meta: Meta };

@@ -37,7 +37,8 @@ export interface V2RestAnswer {
 
 export const v2RestCodec: Codec<V2RestWire, V2RestMeta, V2RestAnswer> = {
   name: 'v2-rest',
-  size: (wire) => wire.body?.byteLength ?? 0,
+  // What must be parsed as JSON: the JSON header alone when binary data follows it (copying that is cheap anywhere).
+  size: (wire) => Math.min(wire.body?.byteLength ?? 0, jsonHeaderLength(wire.headerLength) ?? Infinity),
   translate: (wire) => translateInferBody(wire),
   encode: (response, meta) => encodeInferResponse(response, meta),
   textBytes: (response, meta) => response.outputs.reduce((sum, t) => sum + (isBinaryOutput(meta.binaryOutputs, t.name) ? 0 : dataBytes(t.data)), 0),
@@ -47,6 +48,11 @@ export const v2RestCodec: Codec<V2RestWire, V2RestMeta, V2RestAnswer> = {
     return { wire: { ...wire, body: view }, transfer: [buffer] };
   },
 };
+
+/** The Inference-Header-Content-Length as a number, when it is one (splitInferBody says what is wrong with it otherwise). */
+function jsonHeaderLength(header: string | string[] | undefined): number | undefined {
+  return typeof header === 'string' && /^\d{1,16}$/.test(header) ? Number(header) : undefined;
+}
 
 /**
  * An OIP v2 infer body as the core's request. Inputs with `parameters.binary_data_size` take their bytes from the
