@@ -66,14 +66,18 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
     maxConnections: settings.maxConnections, serverVersion, log, auth, tls,
   });
   const { app } = http;
-
-  try {
-    await app.listen({ port: settings.httpPort, host: settings.host });
-  } catch (error) {
+  // A port that cannot be bound ends the start: nothing it began may keep the process alive.
+  const release = async () => {
     await app.close();
     await registry.close();
     auth?.close();
     tls?.close();
+  };
+
+  try {
+    await app.listen({ port: settings.httpPort, host: settings.host });
+  } catch (error) {
+    await release();
     throw listenFailure(error as Error, 'http', settings);
   }
   const httpPort = (app.server.address() as AddressInfo).port;
@@ -83,10 +87,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   try {
     grpc = await startGrpcServer(core, { host: settings.host, port: settings.grpcPort, maxBodyBytes: settings.maxBodyBytes, serverVersion, log, auth, tls });
   } catch (error) {
-    await app.close();
-    await registry.close();
-    auth?.close();
-    tls?.close();
+    await release();
     throw listenFailure(error as Error, 'grpc', settings);
   }
   const grpcPort = grpc.port;
