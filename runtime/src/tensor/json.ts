@@ -6,6 +6,7 @@
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import { badRequest } from '../errors';
 import { DATATYPES, type Datatype, type DatatypeInfo, elementCount, type Tensor, type TensorData, type TypedArray } from './datatypes';
+import { numericBlockOf } from './numeric-json';
 import { MAX_RANK, preview } from './signature';
 
 const NON_FINITE: Readonly<Record<string, number>> = { NaN: Number.NaN, Infinity: Infinity, '-Infinity': -Infinity };
@@ -14,6 +15,8 @@ const INTEGER_TEXT = /^-?\d{1,20}$/;
 /** Counts the leaves of a flat or nested array without allocating. Returns -1 when nesting is too deep. */
 function countLeaves(value: unknown[], depth = 0): number {
   if (depth > MAX_RANK) return -1;
+  const block = numericBlockOf(value);
+  if (block) return depth + block.shape.length - 1 > MAX_RANK ? -1 : block.count;
   let count = 0;
   for (const item of value) {
     if (!Array.isArray(item)) {
@@ -47,6 +50,13 @@ export function tensorFromJson(datatype: Datatype, shape: readonly number[], dat
   const write = elementWriter(info, target, where);
   let index = 0;
   const visit = (items: unknown[]): void => {
+    const block = numericBlockOf(items);
+    if (block) {
+      // Straight from the body's bytes into the typed array, through the same element checks.
+      block.forEachNumber(write, index);
+      index += block.count;
+      return;
+    }
     for (const item of items) {
       if (Array.isArray(item)) visit(item);
       else write(index++, item);
@@ -130,10 +140,21 @@ export function inferJsonShape(value: unknown, where: string): number[] {
   let probe = value;
   while (Array.isArray(probe)) {
     if (shape.length >= MAX_RANK) throw badRequest(`${where}: nested deeper than ${MAX_RANK} levels`);
+    const block = numericBlockOf(probe);
+    if (block) {
+      if (shape.length + block.shape.length > MAX_RANK) throw badRequest(`${where}: nested deeper than ${MAX_RANK} levels`);
+      shape.push(...block.shape);
+      break;
+    }
     shape.push(probe.length);
     probe = probe[0];
   }
   const check = (item: unknown, axis: number): void => {
+    const block = numericBlockOf(item);
+    if (block) {
+      checkBlock(block.shape, axis);
+      return;
+    }
     if (axis === shape.length) {
       if (Array.isArray(item)) throw badRequest(`${where}: ragged nesting, more levels than [${shape.join(', ')}]`);
       return;
@@ -142,6 +163,19 @@ export function inferJsonShape(value: unknown, where: string): number[] {
       throw badRequest(`${where}: ragged nesting, every level ${axis} array must have ${shape[axis]} items like the first (shape [${shape.join(', ')}])`);
     }
     for (const inner of item) check(inner, axis + 1);
+  };
+  // A block is a rectangle: the first place it differs from `shape` is where the walk above would have stopped.
+  const checkBlock = (dims: readonly number[], axis: number): void => {
+    for (let k = 0; ; k++) {
+      const at = axis + k;
+      if (at === shape.length) {
+        if (k < dims.length) throw badRequest(`${where}: ragged nesting, more levels than [${shape.join(', ')}]`);
+        return;
+      }
+      if (k >= dims.length || dims[k] !== shape[at]) {
+        throw badRequest(`${where}: ragged nesting, every level ${at} array must have ${shape[at]} items like the first (shape [${shape.join(', ')}])`);
+      }
+    }
   };
   check(value, 0);
   return shape;
