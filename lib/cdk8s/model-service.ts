@@ -87,7 +87,7 @@ export interface ModelServiceProps {
   readonly maxQueueSize?: number;
   /** Largest request body. @default 64 MiB */
   readonly maxBodyBytes?: number;
-  /** onnxruntime intra-op threads. @default - onnxruntime's choice (one per CPU it sees) */
+  /** onnxruntime intra-op threads. @default - one per CPU of `cpuLimit` (the runtime reads its cgroup) */
   readonly intraOpThreads?: number;
   /** onnxruntime inter-op threads. @default - onnxruntime's choice */
   readonly interOpThreads?: number;

@@ -121,11 +121,15 @@ export const SERVE_SETTINGS = {
   },
   sessionWorkers: {
     kind: 'integer', flag: 'session-workers', env: 'MODELSHIP_SESSION_WORKERS', default: 0, min: 0, max: 256,
-    description: 'Worker threads that run sessions (models are spread over them); 0 means one per CPU',
+    description: "Worker threads that run sessions (models are spread over them); 0 means one per CPU the container may use (its cgroup CPU limit), at most one per model version",
   },
   intraOpThreads: {
     kind: 'integer', flag: 'intra-op-threads', env: 'MODELSHIP_INTRA_OP_THREADS', default: 0, min: 0, max: 1024,
-    description: 'onnxruntime threads inside one operator; 0 lets onnxruntime choose',
+    description: "onnxruntime threads inside one operator; 0 means one per CPU the container may use (its cgroup CPU limit)",
+  },
+  intraOpSpinning: {
+    kind: 'boolean', flag: 'intra-op-spinning', env: 'MODELSHIP_INTRA_OP_SPINNING', default: false,
+    description: "Let onnxruntime's intra-op threads spin while waiting for work (session.intra_op.allow_spinning): they then burn CPU between runs, which a container's CPU quota pays for",
   },
   interOpThreads: {
     kind: 'integer', flag: 'inter-op-threads', env: 'MODELSHIP_INTER_OP_THREADS', default: 0, min: 0, max: 1024,
@@ -181,6 +185,7 @@ export interface ModelConfigFile {
   readonly max_queue_delay_microseconds?: number;
   readonly max_queue_size?: number;
   readonly intra_op_threads?: number;
+  readonly intra_op_spinning?: boolean;
   readonly inter_op_threads?: number;
   readonly graph_optimization_level?: GraphOptimizationLevel;
   readonly execution_mode?: ExecutionMode;
@@ -194,6 +199,7 @@ export const MODEL_CONFIG_KEYS = {
   max_queue_delay_microseconds: 'maxQueueDelayMicroseconds',
   max_queue_size: 'maxQueueSize',
   intra_op_threads: 'intraOpThreads',
+  intra_op_spinning: 'intraOpSpinning',
   inter_op_threads: 'interOpThreads',
   graph_optimization_level: 'graphOptimizationLevel',
   execution_mode: 'executionMode',

@@ -6,11 +6,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FETCH_SETTINGS, SERVE_SETTINGS, type Setting } from '../../lib/contract/settings';
-import { parseServeSettings, parseSettings } from './config';
+import { parseServeSettings, parseSettings, type ServeSettings } from './config';
 import { UsageError } from './errors';
 import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
 import { createLogger } from './logger';
+import { containerResources, type ContainerResources } from './resources';
 import { serve } from './serve';
 
 const VERSION: string = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
@@ -70,6 +71,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 async function runServe(argv: readonly string[]): Promise<number> {
   const settings = parseServeSettings(argv);
   const log = createLogger(settings.logLevel as Parameters<typeof createLogger>[0]);
+  logSizing(log, settings, containerResources());
   const server = await serve(settings, log, VERSION);
   const stop = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -77,6 +79,16 @@ async function runServe(argv: readonly string[]): Promise<number> {
   });
   const drained = await server.shutdown(stop);
   return drained ? 0 : 1;
+}
+
+/** What the server sized itself by: the first thing to check when a pod is throttled. */
+function logSizing(log: ReturnType<typeof createLogger>, settings: ServeSettings, resources: ContainerResources): void {
+  const source = (limited: boolean) => (limited ? 'the cgroup limit' : 'the machine, no cgroup limit');
+  log.info({
+    cgroup: resources.cgroup, cpus: resources.cpus, cpuLimited: resources.cpuLimited, memoryBytes: resources.memoryBytes, memoryLimited: resources.memoryLimited,
+    intraOpThreads: settings.intraOpThreads || resources.cpus, intraOpSpinning: settings.intraOpSpinning,
+  }, `sized for ${resources.cpus} CPU(s) (${source(resources.cpuLimited)}) and ${resources.memoryBytes} bytes of memory (${source(resources.memoryLimited)}): `
+    + `${settings.intraOpThreads || resources.cpus} intra-op thread(s) per session${settings.intraOpThreads === 0 ? ' (one per CPU)' : ''}, spinning ${settings.intraOpSpinning ? 'on' : 'off'}`);
 }
 
 async function runInspect(argv: readonly string[]): Promise<number> {
