@@ -182,19 +182,27 @@ export function inferJsonShape(value: unknown, where: string): number[] {
 }
 
 /**
- * Elements formatted per step when a tensor's text is built: each step makes a temporary array of its elements, so
- * a step this size bounds that memory however large the tensor is.
+ * Elements formatted per step when a tensor's text is built. Each step makes temporary arrays and strings that are
+ * garbage as soon as the step's text is appended; a step this small keeps them in V8's young generation, which is
+ * collected at once, rather than in its large-object space, which is collected late.
  */
-const CHUNK_ELEMENTS = 1 << 16;
+const CHUNK_ELEMENTS = 4096;
 /** Rows narrower than this are formatted a chunk at a time rather than one call per row. */
 const NARROW_ROW = 64;
 
 /** JSON text of the elements `[start, end)` of a tensor's flat data, without the brackets. */
 export function jsonElements(tensor: Tensor, start = 0, end = elementCount(tensor.shape)): string {
-  if (end - start <= CHUNK_ELEMENTS) return elementsText(tensor, start, end);
-  const parts: string[] = [];
-  for (let from = start; from < end; from += CHUNK_ELEMENTS) parts.push(elementsText(tensor, from, Math.min(end, from + CHUNK_ELEMENTS)));
-  return parts.join(',');
+  let text = elementsText(tensor, start, Math.min(end, start + CHUNK_ELEMENTS));
+  for (let from = start + CHUNK_ELEMENTS; from < end; from += CHUNK_ELEMENTS) text = appendText(text, elementsText(tensor, from, Math.min(end, from + CHUNK_ELEMENTS)));
+  return text;
+}
+
+/**
+ * `text` and `more` joined by a comma, as a rope: V8 links the two strings instead of copying them, and the whole
+ * answer is copied once, when it is written out. A join would copy it once more while every step's text is alive.
+ */
+function appendText(text: string, more: string): string {
+  return text + ',' + more;
 }
 
 function elementsText(tensor: Tensor, start: number, end: number): string {
@@ -279,7 +287,7 @@ export function jsonNested(tensor: Tensor, axis = 0, offset = 0): string {
   };
   const narrow = width > 0 && width < NARROW_ROW;
   const rowsPerChunk = Math.max(1, Math.floor(CHUNK_ELEMENTS / Math.max(1, width)));
-  const chunks: string[] = [];
+  let text: string | undefined;
   for (let first = 0; first < rows; first += rowsPerChunk) {
     const end = Math.min(rows, first + rowsPerChunk);
     const texts = narrow ? elementTexts(tensor, offset + first * width, offset + end * width) : undefined;
@@ -305,9 +313,10 @@ export function jsonNested(tensor: Tensor, axis = 0, offset = 0): string {
       pieces.push(`${open}[${elements}]${CLOSING[closing] ?? ']'.repeat(closing)}`);
       row++;
     }
-    chunks.push(pieces.join(','));
+    const chunk = pieces.join(',');
+    text = text === undefined ? chunk : appendText(text, chunk);
   }
-  return chunks.join(',');
+  return text!;
 }
 
 /** A tensor without elements: brackets down to the first zero dim. */
