@@ -36,6 +36,9 @@ export type Setting = IntegerSetting | StringSetting | BooleanSetting | ListSett
 
 const MiB = 1024 * 1024;
 
+/** What `--max-body-bytes 0` and `--max-response-bytes 0` mean when the container has no memory limit. */
+export const UNLIMITED_MEMORY_DEFAULTS = { maxBodyBytes: 64 * MiB, maxResponseBytes: 64 * MiB } as const;
+
 export const GRAPH_OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 export type GraphOptimizationLevel = (typeof GRAPH_OPTIMIZATION_LEVELS)[number];
 export const EXECUTION_MODES = ['sequential', 'parallel'] as const;
@@ -67,16 +70,16 @@ export const SERVE_SETTINGS = {
     description: 'OIP v2 gRPC port; 0 picks a free port',
   },
   maxBodyBytes: {
-    kind: 'integer', flag: 'max-body-bytes', env: 'MODELSHIP_MAX_BODY_BYTES', default: 64 * MiB, min: 1024,
-    max: 2048 * MiB, description: 'Largest request body accepted; larger ones get 413',
+    kind: 'integer', flag: 'max-body-bytes', env: 'MODELSHIP_MAX_BODY_BYTES', default: 0, min: 0,
+    max: 2048 * MiB, description: `Largest request body accepted; larger ones get 413. 0 derives it from the container's memory limit (at most ${UNLIMITED_MEMORY_DEFAULTS.maxBodyBytes / MiB} MiB, and that without a limit)`,
   },
   maxTensorElements: {
     kind: 'integer', flag: 'max-tensor-elements', env: 'MODELSHIP_MAX_TENSOR_ELEMENTS', default: 64 * MiB, min: 1,
     max: 2 ** 31 - 1, description: 'Largest element count a declared input shape may have; larger ones get 400',
   },
   maxResponseBytes: {
-    kind: 'integer', flag: 'max-response-bytes', env: 'MODELSHIP_MAX_RESPONSE_BYTES', default: 64 * MiB, min: 1024,
-    max: 2048 * MiB, description: 'Largest output a request may produce (raw bytes); larger answers are refused with 400 before encoding',
+    kind: 'integer', flag: 'max-response-bytes', env: 'MODELSHIP_MAX_RESPONSE_BYTES', default: 0, min: 0,
+    max: 2048 * MiB, description: `Largest output a request may produce (raw bytes); larger answers are refused with 400 before encoding. 0 derives it from the container's memory limit (at most ${UNLIMITED_MEMORY_DEFAULTS.maxResponseBytes / MiB} MiB, and that without a limit)`,
   },
   maxQueueSize: {
     kind: 'integer', flag: 'max-queue-size', env: 'MODELSHIP_MAX_QUEUE_SIZE', default: 256, min: 1, max: 1_000_000,

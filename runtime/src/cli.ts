@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FETCH_SETTINGS, SERVE_SETTINGS, type Setting } from '../../lib/contract/settings';
-import { parseServeSettings, parseSettings, type ServeSettings } from './config';
+import { grpcMessageLimit, parseServeSettings, parseSettings, type ServeSettings, withMemoryLimits } from './config';
 import { UsageError } from './errors';
 import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
@@ -69,9 +69,11 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 async function runServe(argv: readonly string[]): Promise<number> {
-  const settings = parseServeSettings(argv);
-  const log = createLogger(settings.logLevel as Parameters<typeof createLogger>[0]);
-  logSizing(log, settings, containerResources());
+  const parsed = parseServeSettings(argv);
+  const log = createLogger(parsed.logLevel as Parameters<typeof createLogger>[0]);
+  const resources = containerResources();
+  const settings = withMemoryLimits(parsed, resources);
+  logSizing(log, parsed, settings, resources);
   const server = await serve(settings, log, VERSION);
   const stop = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -81,14 +83,18 @@ async function runServe(argv: readonly string[]): Promise<number> {
   return drained ? 0 : 1;
 }
 
-/** What the server sized itself by: the first thing to check when a pod is throttled. */
-function logSizing(log: ReturnType<typeof createLogger>, settings: ServeSettings, resources: ContainerResources): void {
+/** What the server sized itself by, and what it derived: the first thing to check when a pod is throttled or killed. */
+function logSizing(log: ReturnType<typeof createLogger>, parsed: ServeSettings, settings: ServeSettings, resources: ContainerResources): void {
   const source = (limited: boolean) => (limited ? 'the cgroup limit' : 'the machine, no cgroup limit');
+  const derived = (key: 'maxBodyBytes' | 'maxResponseBytes') => (parsed[key] !== 0 ? 'set' : resources.memoryLimited ? 'derived from the memory limit' : 'the default without a memory limit');
   log.info({
     cgroup: resources.cgroup, cpus: resources.cpus, cpuLimited: resources.cpuLimited, memoryBytes: resources.memoryBytes, memoryLimited: resources.memoryLimited,
     intraOpThreads: settings.intraOpThreads || resources.cpus, intraOpSpinning: settings.intraOpSpinning,
+    maxBodyBytes: settings.maxBodyBytes, maxGrpcMessageBytes: grpcMessageLimit(settings), maxResponseBytes: settings.maxResponseBytes,
   }, `sized for ${resources.cpus} CPU(s) (${source(resources.cpuLimited)}) and ${resources.memoryBytes} bytes of memory (${source(resources.memoryLimited)}): `
-    + `${settings.intraOpThreads || resources.cpus} intra-op thread(s) per session${settings.intraOpThreads === 0 ? ' (one per CPU)' : ''}, spinning ${settings.intraOpSpinning ? 'on' : 'off'}`);
+    + `${settings.intraOpThreads || resources.cpus} intra-op thread(s) per session${parsed.intraOpThreads === 0 ? ' (one per CPU)' : ''}, spinning ${settings.intraOpSpinning ? 'on' : 'off'}; `
+    + `bodies up to ${settings.maxBodyBytes} bytes and gRPC messages up to ${grpcMessageLimit(settings)} (${derived('maxBodyBytes')}), `
+    + `answers up to ${settings.maxResponseBytes} bytes of output (${derived('maxResponseBytes')})`);
 }
 
 async function runInspect(argv: readonly string[]): Promise<number> {

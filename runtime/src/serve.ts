@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { PATHS } from '../../lib/contract/runtime';
-import type { ServeSettings } from './config';
+import { grpcMessageLimit, type ServeSettings } from './config';
 import { InferenceService } from './inference';
 import { PayloadLogger } from './payload-log';
 import { RuntimeMetrics } from './metrics';
@@ -66,7 +66,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   log.info({ protocol: 'http', host: settings.host, port: httpPort, ...security }, `listening for ${tls ? 'HTTPS' : 'REST'} on ${settings.host}:${httpPort}`);
   let grpc: GrpcServer;
   try {
-    grpc = await startGrpcServer(service, { host: settings.host, port: settings.grpcPort, maxBodyBytes: settings.maxBodyBytes, serverVersion, log, tracker, auth, tls });
+    grpc = await startGrpcServer(service, { host: settings.host, port: settings.grpcPort, maxBodyBytes: grpcMessageLimit(settings), serverVersion, log, tracker, auth, tls });
   } catch (error) {
     await app.close();
     await registry.close();

@@ -12,7 +12,7 @@ describe('serve settings', () => {
   it('takes defaults from the contract table', () => {
     const settings = parseServeSettings(['--model-repository', '/models'], {});
     assert.equal(settings.httpPort, SERVE_SETTINGS.httpPort.default);
-    assert.equal(settings.maxBodyBytes, 64 * 1024 * 1024);
+    assert.equal(settings.maxBodyBytes, 0, 'derived from the container\'s memory at start-up');
     assert.equal(settings.warmup, true);
   });
 

@@ -1,9 +1,13 @@
-/** The container's limits from fake cgroup trees (v2, v1, nested, none). */
+/** The container's limits from fake cgroup trees (v2, v1, nested, none), and what the runtime derives from them. */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { UNLIMITED_MEMORY_DEFAULTS } from '../../lib/contract/settings';
+import {
+  grpcMessageLimit, memoryDerivedLimits, parseServeSettings, PEAK_BYTES_PER_BODY_BYTE, PEAK_BYTES_PER_GRPC_MESSAGE_BYTE, PEAK_BYTES_PER_OUTPUT_BYTE, withMemoryLimits,
+} from '../../runtime/src/config';
 import { readContainerResources } from '../../runtime/src/resources';
 
 const MiB = 1024 * 1024;
@@ -79,5 +83,35 @@ describe('container resources', () => {
     assert.deepEqual(malformed, { cpus: 16, memoryBytes: 64 * GiB, cpuLimited: false, memoryLimited: false, cgroup: 'v2' });
     const zeroPeriod = readContainerResources(tree({ 'cgroup.controllers': '', 'cpu.max': '100000 0\n' }));
     assert.equal(zeroPeriod.cpus, 16);
+  });
+});
+
+describe('limits derived from memory', () => {
+  const limited = (memoryBytes: number) => ({ cpus: 2, memoryBytes, cpuLimited: true, memoryLimited: true, cgroup: 'v2' as const });
+  const fixed = UNLIMITED_MEMORY_DEFAULTS;
+
+  it('keeps the fixed defaults without a memory limit, and never exceeds them with one', () => {
+    const unlimited = { maxBodyBytes: fixed.maxBodyBytes, maxGrpcMessageBytes: fixed.maxBodyBytes, maxResponseBytes: fixed.maxResponseBytes };
+    assert.deepEqual(memoryDerivedLimits({ memoryBytes: 64 * GiB, memoryLimited: false }), unlimited);
+    assert.deepEqual(memoryDerivedLimits({ memoryBytes: 60 * GiB, memoryLimited: true }), unlimited);
+  });
+
+  it('gives a quarter of the memory beyond the runtime\'s own to a body and a quarter to an answer, over their cost per byte', () => {
+    const spare = 512 * MiB - 128 * MiB;
+    assert.deepEqual(memoryDerivedLimits(limited(512 * MiB)), {
+      maxBodyBytes: Math.floor(spare / 4 / PEAK_BYTES_PER_BODY_BYTE),
+      maxGrpcMessageBytes: Math.floor(spare / 4 / PEAK_BYTES_PER_GRPC_MESSAGE_BYTE),
+      maxResponseBytes: Math.floor(spare / 4 / PEAK_BYTES_PER_OUTPUT_BYTE),
+    });
+    assert.deepEqual(Object.values(memoryDerivedLimits(limited(100 * MiB))), [64 * 1024, 64 * 1024, 64 * 1024], 'a floor for tiny containers');
+  });
+
+  it('fills only the limits left at 0: an explicit flag wins, for gRPC too', () => {
+    const resources = limited(512 * MiB);
+    const limits = memoryDerivedLimits(resources);
+    const derived = withMemoryLimits(parseServeSettings(['--model-repository', '/m'], {}), resources);
+    assert.deepEqual([derived.maxBodyBytes, grpcMessageLimit(derived), derived.maxResponseBytes], [limits.maxBodyBytes, limits.maxGrpcMessageBytes, limits.maxResponseBytes]);
+    const explicit = withMemoryLimits(parseServeSettings(['--model-repository', '/m', '--max-body-bytes', '4096'], { MODELSHIP_MAX_RESPONSE_BYTES: '8192' }), resources);
+    assert.deepEqual([explicit.maxBodyBytes, grpcMessageLimit(explicit), explicit.maxResponseBytes], [4096, 4096, 8192]);
   });
 });
