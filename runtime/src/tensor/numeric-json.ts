@@ -37,7 +37,7 @@ const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0
 /** An array of numbers in a body: where it lies and the rectangle its nesting forms. */
 export class NumericBlock {
   constructor(
-    readonly bytes: Uint8Array,
+    readonly bytes: Buffer,
     /** Offset of its '['. */
     readonly start: number,
     /** Offset just past its ']'. */
@@ -53,15 +53,32 @@ export class NumericBlock {
   forEachNumber(write: (index: number, value: number) => void, firstIndex = 0): void {
     const bytes = this.bytes;
     let index = firstIndex;
-    for (let i = this.start; i < this.end;) {
-      const c = bytes[i];
-      if (c === MINUS || isDigit(c)) {
-        write(index++, readNumber(bytes, i));
-        i = numberEnd;
-      } else i++;
+    for (let from = this.start; from < this.end;) {
+      // Numbers the exact path cannot read are read from text: a window of it at a time, made only when needed
+      // and cut between numbers, costs one string per window instead of one per number.
+      let to = Math.min(this.end, from + TEXT_WINDOW_BYTES);
+      while (to < this.end && isNumberByte(bytes[to])) to++;
+      let text: string | undefined;
+      for (let i = from; i < to;) {
+        const c = bytes[i];
+        if (c === MINUS || isDigit(c)) {
+          let value = readNumber(bytes, i);
+          if (value !== value) {
+            text ??= bytes.toString('latin1', from, to);
+            value = Number(text.slice(i - from, numberEnd - from));
+          }
+          write(index++, value);
+          i = numberEnd;
+        } else i++;
+      }
+      from = to;
     }
   }
 }
+
+/** Bytes of block text turned into a string at once when numbers must be read from text. */
+const TEXT_WINDOW_BYTES = 64 * 1024;
+const isNumberByte = (c: number) => isDigit(c) || c === MINUS || c === PLUS || c === DOT || c === 0x65 || c === 0x45;
 
 /** Where the last readNumber stopped; a module variable so that reading a number allocates nothing. */
 let numberEnd = 0;
@@ -71,12 +88,12 @@ const EXACT_POWERS_OF_TEN = Array.from({ length: 23 }, (_, k) => 10 ** k);
 const EXACT_DIGITS = 15;
 
 /**
- * The number whose (already validated) JSON text starts at `i`, rounded as JSON.parse rounds it. Short numbers
- * take the exact path: integer digits below 2^53 scaled by an exact power of ten round once, correctly; longer
- * ones go through Number(), as JSON.parse's own conversion does.
+ * The number whose (already validated) JSON text starts at `i`, when the exact path can read it: integer digits
+ * below 2^53 scaled by an exact power of ten round once, correctly, as JSON.parse rounds them. NaN (which no JSON
+ * number is) when the number is longer: the caller then reads its text with Number(), as JSON.parse's own
+ * conversion does. Sets numberEnd either way.
  */
 function readNumber(bytes: Uint8Array, i: number): number {
-  const start = i;
   const negative = bytes[i] === MINUS;
   if (negative) i++;
   let mantissa = 0;
@@ -109,11 +126,15 @@ function readNumber(bytes: Uint8Array, i: number): number {
     scale += negativeExponent ? -exponent : exponent;
   }
   numberEnd = i;
-  if (digits <= EXACT_DIGITS && scale >= -22 && scale <= 22) {
-    const value = scale < 0 ? mantissa / EXACT_POWERS_OF_TEN[-scale] : mantissa * EXACT_POWERS_OF_TEN[scale];
-    return negative ? -value : value;
-  }
-  return Number(Buffer.from(bytes.buffer, bytes.byteOffset + start, i - start).toString('latin1'));
+  if (digits > EXACT_DIGITS || scale < -22 || scale > 22) return Number.NaN;
+  const value = scale < 0 ? mantissa / EXACT_POWERS_OF_TEN[-scale] : mantissa * EXACT_POWERS_OF_TEN[scale];
+  return negative ? -value : value;
+}
+
+/** The number whose JSON text starts at `i`, by either path. */
+function numberAt(bytes: Buffer, i: number): number {
+  const value = readNumber(bytes, i);
+  return value === value ? value : Number(bytes.toString('latin1', i, numberEnd));
 }
 
 /** The offset just past a valid JSON number starting at `i`, or -1. */
@@ -195,7 +216,7 @@ function scanBlock(bytes: Uint8Array, start: number, limit: number): Scan {
 }
 
 /** The large arrays of numbers in a body, in order, outside strings; each array is read at most twice. */
-function findBlocks(bytes: Uint8Array): NumericBlock[] {
+function findBlocks(bytes: Buffer): NumericBlock[] {
   const blocks: NumericBlock[] = [];
   const limit = bytes.length;
   // After a failed scan, arrays that start before where it failed are not tried again: linear time on any body.
@@ -232,7 +253,7 @@ export function numericBlockOf(value: unknown): NumericBlock | undefined {
  */
 export function parseJsonWithNumericBlocks(bytes: Uint8Array, parse: (text: string) => unknown): unknown {
   const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const blocks = findBlocks(bytes);
+  const blocks = findBlocks(body);
   if (blocks.length === 0) return parse(body.toString('utf8'));
   const marker = `${randomBytes(12).toString('hex')}#`;
   const parts: Buffer[] = [];
@@ -297,7 +318,7 @@ function blockView(block: NumericBlock): unknown[] {
         at++;
         if (k === index) value = blockView(new NumericBlock(bytes, begin, at, rowShape, rowCount));
       } else {
-        const number = readNumber(bytes, at);
+        const number = numberAt(bytes, at);
         at = numberEnd;
         if (k === index) value = number;
       }
