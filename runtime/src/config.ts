@@ -78,12 +78,17 @@ const BODY_SHARE = 0.25;
 const ANSWER_SHARE = 0.25;
 /**
  * Resident bytes one request takes per byte of its body, and per byte of output answered as JSON: the worst rows
- * of `npm run bench:memory` (docs/benchmarks.md, Memory per request), rounded up. gRPC has its own: typed contents
- * arrive as arrays of JavaScript numbers, several times what the same bytes cost as JSON or raw data.
+ * of `npm run bench:memory` (docs/benchmarks.md, Memory per request), rounded up. A REST body's byte costs the
+ * first as binary data or in a large array of numbers (tensor/numeric-json.ts), the second when JSON.parse reads it
+ * (anything else in a JSON body): those bytes are weighed that much more against the body limit. gRPC has its own:
+ * typed contents arrive as arrays of JavaScript numbers, as dear as JSON.parse's.
  */
 export const PEAK_BYTES_PER_BODY_BYTE = 5;
+export const PEAK_BYTES_PER_PARSED_JSON_BYTE = 20;
 export const PEAK_BYTES_PER_GRPC_MESSAGE_BYTE = 20;
 export const PEAK_BYTES_PER_OUTPUT_BYTE = 32;
+/** How many times a byte JSON.parse reads counts against a derived --max-body-bytes. */
+export const PARSED_JSON_WEIGHT = PEAK_BYTES_PER_PARSED_JSON_BYTE / PEAK_BYTES_PER_BODY_BYTE;
 /** However small the container, a derived limit still lets ordinary requests through. */
 const SMALLEST_DERIVED_LIMIT = 64 * 1024;
 

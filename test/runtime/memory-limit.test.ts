@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { memoryDerivedLimits } from '../../runtime/src/config';
+import { memoryDerivedLimits, PARSED_JSON_WEIGHT } from '../../runtime/src/config';
 import { fakeCgroupTree, memoryCgroup, type TestCgroup } from '../helpers/cgroup';
 import { MODELS, REPO_ROOT } from '../helpers/paths';
 import { randomFloats } from '../helpers/reference';
@@ -49,6 +49,24 @@ function jsonOfSize(bytes: number, wrap: (items: string, count: number) => strin
   const body = wrap(Array.from({ length: count }, (_, i) => item(i)).join(','), count);
   assert.ok(body.length <= bytes && body.length > bytes - 64, `${body.length} bytes for ${bytes}`);
   return body.padEnd(bytes, ' ');
+}
+
+/**
+ * A JSON body whose one large array of numbers (the `[items]` that `wrap` places) makes it as large as a derived
+ * limit allows: the bytes around the array count PARSED_JSON_WEIGHT times (tensor/numeric-json.ts), so the body is
+ * padded to within a few weighed bytes of `limit`.
+ */
+function numbersAtLimit(limit: number, wrap: (items: string, count: number) => string, item = (i: number) => `0.${i % 10}`): string {
+  const extra = PARSED_JSON_WEIGHT - 1;
+  const width = item(0).length;
+  const count = Math.floor((limit - (extra + 1) * (wrap('', 0).length + 64)) / (width + 1));
+  const items = Array.from({ length: count }, (_, i) => item(i)).join(',');
+  const body = wrap(items, count);
+  const around = body.length - (items.length + 2);
+  const weighed = body.length + extra * around;
+  const padding = Math.floor((limit - weighed) / (extra + 1));
+  assert.ok(padding >= 0 && padding < 1000, `padding ${padding}`);
+  return body + ' '.repeat(padding);
 }
 
 async function post(runtime: RuntimeProcess, path: string, body: string | Buffer, headers: Record<string, string> = { 'content-type': 'application/json' }) {
@@ -131,16 +149,28 @@ describe(`the runtime within a ${MEMORY / MiB} MiB memory limit`, () => {
     assert.ok(LIMITS.maxBodyBytes < 64 * MiB, 'below the fixed default of a pod without a limit');
   });
 
-  it('accepts a JSON body of exactly the limit, in each form, within memory', async (t) => {
-    const v2 = jsonOfSize(LIMITS.maxBodyBytes, (numbers, count) => `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,${count}],"data":[${numbers}]}]}`);
-    assert.equal(Buffer.byteLength(v2), LIMITS.maxBodyBytes);
+  it('accepts a JSON body of numbers at the limit, in each form, within memory', async (t) => {
+    const v2 = numbersAtLimit(LIMITS.maxBodyBytes, (numbers, count) => `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,${count}],"data":[${numbers}]}]}`);
+    assert.ok(Buffer.byteLength(v2) > LIMITS.maxBodyBytes - 1024);
     await withinMemory(t, 'v2 JSON', async () => assert.equal((await post(runtime, '/v2/models/mean/infer', v2)).status, 200));
-    const rows = jsonOfSize(LIMITS.maxBodyBytes, (items) => `{"inputs":[${items}]}`, (i) => `[0.${i % 10}]`);
+    const rows = numbersAtLimit(LIMITS.maxBodyBytes, (items) => `{"inputs":[${items}]}`, (i) => `[0.${i % 10}]`);
     await withinMemory(t, 'TF Serving rows of one number', async () => assert.equal((await post(runtime, '/v1/models/mean:predict', rows)).status, 200));
   });
 
+  it('weighs JSON that JSON.parse reads four times: accepts it at a quarter of the limit, within memory, and refuses more with 413', async (t) => {
+    const quarter = Math.floor(LIMITS.maxBodyBytes / PARSED_JSON_WEIGHT) - 64;
+    // A string among the numbers leaves the whole array to JSON.parse, as does a ragged row.
+    const strings = jsonOfSize(quarter, (items, count) => `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,${count}],"data":[${items}]}]}`, (i) => (i % 10 === 9 ? '"NaN"' : `0.${i % 10}25`));
+    await withinMemory(t, 'v2 JSON with "NaN" strings', async () => assert.equal((await post(runtime, '/v2/models/mean/infer', strings)).status, 200));
+    const ragged = jsonOfSize(quarter, (items) => `{"inputs":[${items}]}`, (i) => (i % 100 === 99 ? '[0,1]' : `[0.${i % 10}]`));
+    await withinMemory(t, 'TF Serving ragged rows', async () => assert.match((await post(runtime, '/v1/models/mean:predict', ragged)).text, /ragged nesting/));
+    const answer = await post(runtime, '/v1/models/mean:predict', jsonOfSize(quarter + 4096, (items) => `{"instances":[${items}]}`, (i) => `{"x":[0.${i % 10}]}`));
+    assert.equal(answer.status, 413);
+    assert.match(answer.text, /take 4 times the memory of other bytes to read; counted so, the body is \d+ bytes, over the limit of \d+ bytes \(--max-body-bytes/);
+  });
+
   it('refuses the issue\'s request (TF Serving instances for a [-1, 1] model) at the body limit before encoding its answer, within memory', async (t) => {
-    const instances = jsonOfSize(LIMITS.maxBodyBytes, (numbers) => `{"instances":[${numbers}]}`);
+    const instances = numbersAtLimit(LIMITS.maxBodyBytes, (numbers) => `{"instances":[${numbers}]}`);
     await withinMemory(t, 'TF Serving instances', async () => {
       const answer = await post(runtime, '/v1/models/lin:predict', instances);
       assert.equal(answer.status, 400);

@@ -8,7 +8,8 @@ import fc from 'fast-check';
 import { parseJsonBody } from '../../runtime/src/protocols/json-body';
 import type { Datatype } from '../../runtime/src/tensor/datatypes';
 import { inferJsonShape, tensorFromJson } from '../../runtime/src/tensor/json';
-import { MIN_BLOCK_ELEMENTS, numericBlockOf, parseJsonWithNumericBlocks } from '../../runtime/src/tensor/numeric-json';
+import { InferenceError } from '../../runtime/src/errors';
+import { MIN_BLOCK_ELEMENTS, numericBlockOf, parseJsonWithNumericBlocks, weighParsedJson } from '../../runtime/src/tensor/numeric-json';
 
 const parseBlocks = (text: string) => parseJsonWithNumericBlocks(Buffer.from(text), JSON.parse);
 
@@ -146,5 +147,22 @@ describe('numeric blocks', () => {
     assert.equal(Object.hasOwn(parsed, '__proto__'), false);
     assert.equal(({} as Record<string, unknown>).length, undefined);
     assert.equal(parsed.a, 1);
+  });
+
+  it('weigh the bytes JSON.parse reads against a derived body limit, and only those', () => {
+    const numbers = Array.from({ length: 20 * MIN_BLOCK_ELEMENTS }, (_, i) => i % 10).join(",");
+    const numeric = `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,${20 * MIN_BLOCK_ELEMENTS}],"data":[${numbers}]}]}`;
+    const generic = `{"instances":[${Array.from({ length: 4000 }, (_, i) => `{"x":[${i % 10}]}`).join(',')}]}`;
+    const limit = Math.max(Buffer.byteLength(numeric), Buffer.byteLength(generic)) + 1024;
+    try {
+      weighParsedJson(limit, 4);
+      assert.ok(numericBlockOf((parseJsonBody(Buffer.from(numeric)) as any).inputs[0].data), 'a body of numbers passes at the limit');
+      assert.throws(() => parseJsonBody(Buffer.from(generic)), (error: unknown) => error instanceof InferenceError && error.status === 413
+        && new RegExp(`the request body's ${Buffer.byteLength(generic)} bytes of JSON other than arrays of at least ${MIN_BLOCK_ELEMENTS} numbers take 4 times .* over the limit of ${limit} bytes \\(--max-body-bytes`).test(error.message));
+      weighParsedJson(4 * Buffer.byteLength(generic), 4);
+      assert.equal((parseJsonBody(Buffer.from(generic)) as any).instances.length, 4000, 'and JSON.parse\'s bytes pass at a quarter of it');
+    } finally {
+      weighParsedJson(Number.POSITIVE_INFINITY, 1);
+    }
   });
 });

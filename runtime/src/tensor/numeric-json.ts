@@ -16,6 +16,7 @@
  * parsed again as a whole, so that its error names positions in the body as sent.
  */
 import { randomBytes } from 'node:crypto';
+import { InferenceError } from '../errors';
 import { MAX_RANK } from './signature';
 
 /** Arrays with fewer numbers than this are left to JSON.parse: the view only pays for itself on large ones. */
@@ -247,6 +248,30 @@ export function numericBlockOf(value: unknown): NumericBlock | undefined {
   return typeof value === 'object' && value !== null ? views.get(value) : undefined;
 }
 
+/** How a body's bytes that JSON.parse reads are weighed against the body limit; unset, they are not. */
+let weighing: { readonly maxBodyBytes: number; readonly weight: number } | undefined;
+
+/**
+ * Counts the bytes of a body that JSON.parse reads (all but its large arrays of numbers) `weight` times against
+ * `maxBodyBytes`: JSON.parse makes a JavaScript value of every element, and costs that many times more memory per
+ * byte than the arrays read from the bytes. A limit derived from the container's memory (config.ts) sets this, so
+ * that a body of any form stays within the memory its limit was derived from; an explicit limit does not.
+ */
+export function weighParsedJson(maxBodyBytes: number, weight: number): void {
+  weighing = { maxBodyBytes, weight };
+}
+
+function checkWeight(body: Buffer, blocks: readonly NumericBlock[]): void {
+  if (!weighing) return;
+  const parsed = blocks.reduce((bytes, block) => bytes - (block.end - block.start), body.byteLength);
+  const weighed = body.byteLength + (weighing.weight - 1) * parsed;
+  if (weighed > weighing.maxBodyBytes) {
+    throw new InferenceError(413, `the request body's ${parsed} bytes of JSON other than arrays of at least ${MIN_BLOCK_ELEMENTS} numbers `
+      + `take ${weighing.weight} times the memory of other bytes to read; counted so, the body is ${weighed} bytes, over the limit of ${weighing.maxBodyBytes} bytes `
+      + '(--max-body-bytes, derived from the container\'s memory limit). Send tensors as arrays of numbers, or as binary data');
+  }
+}
+
 /**
  * Parses a JSON body, with its large arrays of numbers as views over the bytes (see the top of this file). `parse`
  * is the parser for the rest of the text (and for the whole body when that text is not valid JSON).
@@ -254,6 +279,7 @@ export function numericBlockOf(value: unknown): NumericBlock | undefined {
 export function parseJsonWithNumericBlocks(bytes: Uint8Array, parse: (text: string) => unknown): unknown {
   const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const blocks = findBlocks(body);
+  checkWeight(body, blocks);
   if (blocks.length === 0) return parse(body.toString('utf8'));
   const marker = `${randomBytes(12).toString('hex')}#`;
   const parts: Buffer[] = [];
