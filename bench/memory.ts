@@ -118,11 +118,40 @@ function grpcInfer(count: number, model: string, raw: boolean): Request {
   };
 }
 
+/** v2 JSON whose numbers JSON.parse must read: every tenth element the string "NaN", as a client spells it. */
+function v2JsonWithStrings(bytes: number, model: string): Request {
+  const n = 1000;
+  const rows = Math.max(1, Math.round(countFor('short', bytes, 1.4) / n));
+  const numbers = spell('short', rows * n, 6).map((text, i) => (i % 10 === 9 ? '"NaN"' : text));
+  const body = `{"inputs":[{"name":"x","datatype":"FP32","shape":[${rows},${n}],"data":[${numbers.join(',')}]}]}`;
+  return { send: post(`/v2/models/${model}/infer`, body), bodyBytes: Buffer.byteLength(body) };
+}
+
+/** TF Serving's row form keyed by input name, a short list per instance: [{"x": [a, b, c, d]}, ...]. */
+function tfKeyedInstances(bytes: number, model: string): Request {
+  const width = 4;
+  const rows = Math.max(1, Math.floor(bytes / (width * 4.6 + 10)));
+  const numbers = spell('short', rows * width, 7);
+  const body = `{"instances":[${Array.from({ length: rows }, (_, r) => `{"x":[${numbers.slice(r * width, (r + 1) * width).join(',')}]}`).join(',')}]}`;
+  return { send: post(`/v1/models/${model}:predict`, body), bodyBytes: Buffer.byteLength(body) };
+}
+
+/** Rows of one number with every hundredth row two long: ragged, so refused, but only after JSON.parse read it. */
+function tfRaggedRows(bytes: number, model: string): Request {
+  const rows = countFor('short', bytes, 3);
+  const numbers = spell('short', rows, 8);
+  const body = `{"inputs":[${numbers.map((n, r) => (r % 100 === 99 ? `[${n},${n}]` : `[${n}]`)).join(',')}]}`;
+  return { send: post(`/v1/models/${model}:predict`, body), bodyBytes: Buffer.byteLength(body) };
+}
+
 const CASES: Case[] = [
   { form: 'v2 JSON, float32 spelling', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => v2Json('float32', b, 'mean') },
   { form: 'v2 JSON, short numbers', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => v2Json('short', b, 'mean') },
   { form: 'TF Serving nested rows of 1000, short numbers', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => tfRows('short', b, 1000, 'mean') },
   { form: 'TF Serving nested rows of 1, short numbers', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => tfRows('short', b, 1, 'mean') },
+  { form: 'v2 JSON with "NaN" strings among the numbers (JSON.parse\'s path)', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => v2JsonWithStrings(b, 'mean') },
+  { form: 'TF Serving instances keyed by input name, 4 numbers each (JSON.parse\'s path)', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => tfKeyedInstances(b, 'mean') },
+  { form: 'TF Serving ragged rows, refused after parsing (JSON.parse\'s path)', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => tfRaggedRows(b, 'mean') },
   { form: 'v2 binary', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => v2Binary(Math.floor(b / 4), 'mean', [Math.floor(b / 4000), 1000], true) },
   { form: 'gRPC raw_input_contents', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => grpcInfer(Math.floor(b / 4), 'mean', true) },
   { form: 'gRPC fp32_contents', model: 'mean', path: MODELS.mean, per: 'body', build: (b) => grpcInfer(Math.floor(b / 4), 'mean', false) },
