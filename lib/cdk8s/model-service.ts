@@ -85,9 +85,12 @@ export interface ModelServiceProps {
   readonly maxQueueDelayMicroseconds?: number;
   /** Requests that may wait per model version before 429s. @default 256 */
   readonly maxQueueSize?: number;
-  /** Largest request body. @default 64 MiB */
+  /**
+   * Largest request body. @default - derived by the runtime from `memoryLimit`, so that one request cannot take
+   * more than its share of the pod's memory (at most 64 MiB; docs/runtime.md, Memory per request)
+   */
   readonly maxBodyBytes?: number;
-  /** onnxruntime intra-op threads. @default - onnxruntime's choice (one per CPU it sees) */
+  /** onnxruntime intra-op threads. @default - one per CPU of `cpuLimit` (the runtime reads its cgroup) */
   readonly intraOpThreads?: number;
   /** onnxruntime inter-op threads. @default - onnxruntime's choice */
   readonly interOpThreads?: number;

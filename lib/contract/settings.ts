@@ -36,6 +36,9 @@ export type Setting = IntegerSetting | StringSetting | BooleanSetting | ListSett
 
 const MiB = 1024 * 1024;
 
+/** What `--max-body-bytes 0` and `--max-response-bytes 0` mean when the container has no memory limit. */
+export const UNLIMITED_MEMORY_DEFAULTS = { maxBodyBytes: 64 * MiB, maxResponseBytes: 64 * MiB } as const;
+
 export const GRAPH_OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 export type GraphOptimizationLevel = (typeof GRAPH_OPTIMIZATION_LEVELS)[number];
 export const EXECUTION_MODES = ['sequential', 'parallel'] as const;
@@ -67,16 +70,16 @@ export const SERVE_SETTINGS = {
     description: 'OIP v2 gRPC port; 0 picks a free port',
   },
   maxBodyBytes: {
-    kind: 'integer', flag: 'max-body-bytes', env: 'MODELSHIP_MAX_BODY_BYTES', default: 64 * MiB, min: 1024,
-    max: 2048 * MiB, description: 'Largest request body accepted; larger ones get 413',
+    kind: 'integer', flag: 'max-body-bytes', env: 'MODELSHIP_MAX_BODY_BYTES', default: 0, min: 0,
+    max: 2048 * MiB, description: `Largest request body accepted; larger ones get 413. 0 derives it from the container's memory limit (at most ${UNLIMITED_MEMORY_DEFAULTS.maxBodyBytes / MiB} MiB, and that without a limit)`,
   },
   maxTensorElements: {
     kind: 'integer', flag: 'max-tensor-elements', env: 'MODELSHIP_MAX_TENSOR_ELEMENTS', default: 64 * MiB, min: 1,
     max: 2 ** 31 - 1, description: 'Largest element count a declared input shape may have; larger ones get 400',
   },
   maxResponseBytes: {
-    kind: 'integer', flag: 'max-response-bytes', env: 'MODELSHIP_MAX_RESPONSE_BYTES', default: 64 * MiB, min: 1024,
-    max: 2048 * MiB, description: 'Largest output a request may produce (raw bytes); larger answers are refused with 400 before encoding, and an input without elements may span at most this / 8 elements',
+    kind: 'integer', flag: 'max-response-bytes', env: 'MODELSHIP_MAX_RESPONSE_BYTES', default: 0, min: 0,
+    max: 2048 * MiB, description: `Largest output a request may produce (raw bytes); larger answers are refused with 400 before encoding, and an input without elements may span at most this / 8 elements. 0 derives it from the container's memory limit (at most ${UNLIMITED_MEMORY_DEFAULTS.maxResponseBytes / MiB} MiB, and that without a limit)`,
   },
   maxQueueSize: {
     kind: 'integer', flag: 'max-queue-size', env: 'MODELSHIP_MAX_QUEUE_SIZE', default: 256, min: 1, max: 1_000_000,
@@ -121,11 +124,15 @@ export const SERVE_SETTINGS = {
   },
   sessionWorkers: {
     kind: 'integer', flag: 'session-workers', env: 'MODELSHIP_SESSION_WORKERS', default: 0, min: 0, max: 256,
-    description: 'Worker threads that run sessions (models are spread over them); 0 means one per CPU',
+    description: "Worker threads that run sessions (models are spread over them); 0 means one per CPU the container may use (its cgroup CPU limit), at most one per model version",
   },
   intraOpThreads: {
     kind: 'integer', flag: 'intra-op-threads', env: 'MODELSHIP_INTRA_OP_THREADS', default: 0, min: 0, max: 1024,
-    description: 'onnxruntime threads inside one operator; 0 lets onnxruntime choose',
+    description: "onnxruntime threads inside one operator; 0 means one per CPU the container may use (its cgroup CPU limit)",
+  },
+  intraOpSpinning: {
+    kind: 'boolean', flag: 'intra-op-spinning', env: 'MODELSHIP_INTRA_OP_SPINNING', default: false,
+    description: "Let onnxruntime's intra-op threads spin while waiting for work (session.intra_op.allow_spinning): they then burn CPU between runs, which a container's CPU quota pays for",
   },
   interOpThreads: {
     kind: 'integer', flag: 'inter-op-threads', env: 'MODELSHIP_INTER_OP_THREADS', default: 0, min: 0, max: 1024,
@@ -181,6 +188,7 @@ export interface ModelConfigFile {
   readonly max_queue_delay_microseconds?: number;
   readonly max_queue_size?: number;
   readonly intra_op_threads?: number;
+  readonly intra_op_spinning?: boolean;
   readonly inter_op_threads?: number;
   readonly graph_optimization_level?: GraphOptimizationLevel;
   readonly execution_mode?: ExecutionMode;
@@ -194,6 +202,7 @@ export const MODEL_CONFIG_KEYS = {
   max_queue_delay_microseconds: 'maxQueueDelayMicroseconds',
   max_queue_size: 'maxQueueSize',
   intra_op_threads: 'intraOpThreads',
+  intra_op_spinning: 'intraOpSpinning',
   inter_op_threads: 'interOpThreads',
   graph_optimization_level: 'graphOptimizationLevel',
   execution_mode: 'executionMode',

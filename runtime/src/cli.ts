@@ -6,12 +6,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FETCH_SETTINGS, SERVE_SETTINGS, type Setting } from '../../lib/contract/settings';
-import { parseServeSettings, parseSettings } from './config';
+import { grpcMessageLimit, PARSED_JSON_WEIGHT, parseServeSettings, parseSettings, type ServeSettings, withMemoryLimits } from './config';
 import { UsageError } from './errors';
 import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
 import { createLogger } from './logger';
+import { containerResources, type ContainerResources } from './resources';
 import { serve, type LoadFailure } from './serve';
+import { weighParsedJson } from './tensor/numeric-json';
 
 const VERSION: string = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
 
@@ -92,8 +94,13 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 async function runServe(argv: readonly string[]): Promise<number> {
-  const settings = parseServeSettings(argv);
-  const log = createLogger(settings.logLevel as Parameters<typeof createLogger>[0]);
+  const parsed = parseServeSettings(argv);
+  const log = createLogger(parsed.logLevel as Parameters<typeof createLogger>[0]);
+  const resources = containerResources();
+  const settings = withMemoryLimits(parsed, resources);
+  // A derived body limit holds for JSON that JSON.parse reads only if its bytes count for what they cost.
+  if (parsed.maxBodyBytes === 0 && resources.memoryLimited) weighParsedJson(settings.maxBodyBytes, PARSED_JSON_WEIGHT);
+  logSizing(log, parsed, settings, resources);
   const server = await serve(settings, log, VERSION);
   const signal = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -112,6 +119,22 @@ async function runServe(argv: readonly string[]): Promise<number> {
   }
   const drained = await server.shutdown(stop);
   return drained ? 0 : 1;
+}
+
+/** What the server sized itself by, and what it derived: the first thing to check when a pod is throttled or killed. */
+function logSizing(log: ReturnType<typeof createLogger>, parsed: ServeSettings, settings: ServeSettings, resources: ContainerResources): void {
+  const source = (limited: boolean) => (limited ? 'the cgroup limit' : 'the machine, no cgroup limit');
+  const weighed = parsed.maxBodyBytes === 0 && resources.memoryLimited;
+  const derived = (key: 'maxBodyBytes' | 'maxResponseBytes') => (parsed[key] !== 0 ? 'set' : resources.memoryLimited ? 'derived from the memory limit' : 'the default without a memory limit');
+  log.info({
+    cgroup: resources.cgroup, cpus: resources.cpus, cpuLimited: resources.cpuLimited, memoryBytes: resources.memoryBytes, memoryLimited: resources.memoryLimited,
+    intraOpThreads: settings.intraOpThreads || resources.cpus, intraOpSpinning: settings.intraOpSpinning,
+    maxBodyBytes: settings.maxBodyBytes, parsedJsonWeight: weighed ? PARSED_JSON_WEIGHT : 1, maxGrpcMessageBytes: grpcMessageLimit(settings), maxResponseBytes: settings.maxResponseBytes,
+  }, `sized for ${resources.cpus} CPU(s) (${source(resources.cpuLimited)}) and ${resources.memoryBytes} bytes of memory (${source(resources.memoryLimited)}): `
+    + `${settings.intraOpThreads || resources.cpus} intra-op thread(s) per session${parsed.intraOpThreads === 0 ? ' (one per CPU)' : ''}, spinning ${settings.intraOpSpinning ? 'on' : 'off'}; `
+    + `bodies up to ${settings.maxBodyBytes} bytes${weighed ? ` (JSON outside large arrays of numbers counting ${PARSED_JSON_WEIGHT} times)` : ''} `
+    + `and gRPC messages up to ${grpcMessageLimit(settings)} (${derived('maxBodyBytes')}), `
+    + `answers up to ${settings.maxResponseBytes} bytes of output (${derived('maxResponseBytes')})`);
 }
 
 async function runInspect(argv: readonly string[]): Promise<number> {

@@ -6,9 +6,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as YAML from 'yaml';
 import {
-  FETCH_SETTINGS, MODEL_CONFIG_KEYS, SERVE_SETTINGS, type ModelConfigFile, type Setting,
+  FETCH_SETTINGS, MODEL_CONFIG_KEYS, SERVE_SETTINGS, UNLIMITED_MEMORY_DEFAULTS, type ModelConfigFile, type Setting,
 } from '../../lib/contract/settings';
 import { UsageError } from './errors';
+import type { ContainerResources } from './resources';
 
 type ValueOf<S extends Setting> = S extends { kind: 'integer' } ? number
   : S extends { kind: 'string'; choices: readonly (infer C)[] } ? C
@@ -63,6 +64,71 @@ export function parseServeSettings(argv: readonly string[], env: NodeJS.ProcessE
     throw new UsageError('give either --model-repository or --model, not both');
   }
   return result;
+}
+
+const MiB = 1024 * 1024;
+/**
+ * What the runtime holds before any request (node, onnxruntime, the session workers, a small model: the idle rows
+ * of `npm run bench:memory`). Half of what the container has beyond it is for one request, a quarter for its body
+ * while it is read and decoded and a quarter for its answer while it is encoded and sent; the other half is the
+ * margin for larger models and for requests in flight at once.
+ */
+const RUNTIME_RESERVE_BYTES = 128 * MiB;
+const BODY_SHARE = 0.25;
+const ANSWER_SHARE = 0.25;
+/**
+ * Resident bytes one request takes per byte of its body, and per byte of output answered as JSON: the worst rows
+ * of `npm run bench:memory` (docs/benchmarks.md, Memory per request), rounded up. A REST body's byte costs the
+ * first as binary data or in a large array of numbers (tensor/numeric-json.ts), the second when JSON.parse reads it
+ * (anything else in a JSON body): those bytes are weighed that much more against the body limit. gRPC has its own:
+ * typed contents arrive as arrays of JavaScript numbers, as dear as JSON.parse's.
+ */
+export const PEAK_BYTES_PER_BODY_BYTE = 5;
+export const PEAK_BYTES_PER_PARSED_JSON_BYTE = 20;
+export const PEAK_BYTES_PER_GRPC_MESSAGE_BYTE = 20;
+export const PEAK_BYTES_PER_OUTPUT_BYTE = 32;
+/** How many times a byte JSON.parse reads counts against a derived --max-body-bytes. */
+export const PARSED_JSON_WEIGHT = PEAK_BYTES_PER_PARSED_JSON_BYTE / PEAK_BYTES_PER_BODY_BYTE;
+/** However small the container, a derived limit still lets ordinary requests through. */
+const SMALLEST_DERIVED_LIMIT = 64 * 1024;
+
+export interface MemoryLimits {
+  readonly maxBodyBytes: number;
+  readonly maxGrpcMessageBytes: number;
+  readonly maxResponseBytes: number;
+}
+
+/** The byte limits for --max-body-bytes 0 and --max-response-bytes 0 (the defaults). */
+export function memoryDerivedLimits(resources: Pick<ContainerResources, 'memoryBytes' | 'memoryLimited'>): MemoryLimits {
+  const unlimited = UNLIMITED_MEMORY_DEFAULTS;
+  if (!resources.memoryLimited) return { maxBodyBytes: unlimited.maxBodyBytes, maxGrpcMessageBytes: unlimited.maxBodyBytes, maxResponseBytes: unlimited.maxResponseBytes };
+  const spare = Math.max(0, resources.memoryBytes - RUNTIME_RESERVE_BYTES);
+  const limit = (share: number, perByte: number, most: number) => Math.max(SMALLEST_DERIVED_LIMIT, Math.min(most, Math.floor((spare * share) / perByte)));
+  return {
+    maxBodyBytes: limit(BODY_SHARE, PEAK_BYTES_PER_BODY_BYTE, unlimited.maxBodyBytes),
+    maxGrpcMessageBytes: limit(BODY_SHARE, PEAK_BYTES_PER_GRPC_MESSAGE_BYTE, unlimited.maxBodyBytes),
+    maxResponseBytes: limit(ANSWER_SHARE, PEAK_BYTES_PER_OUTPUT_BYTE, unlimited.maxResponseBytes),
+  };
+}
+
+/** gRPC message limits derived for settings whose --max-body-bytes was 0; an explicit value holds for both doors. */
+const grpcLimits = new WeakMap<ServeSettings, number>();
+
+/** The settings with the byte limits left at 0 derived from the container's memory; explicit values stay. */
+export function withMemoryLimits(settings: ServeSettings, resources: ContainerResources): ServeSettings {
+  const derived = memoryDerivedLimits(resources);
+  const resolved = {
+    ...settings,
+    maxBodyBytes: settings.maxBodyBytes || derived.maxBodyBytes,
+    maxResponseBytes: settings.maxResponseBytes || derived.maxResponseBytes,
+  };
+  if (settings.maxBodyBytes === 0) grpcLimits.set(resolved, derived.maxGrpcMessageBytes);
+  return resolved;
+}
+
+/** The largest gRPC message `serve` accepts: --max-body-bytes, or what the container's memory allows gRPC. */
+export function grpcMessageLimit(settings: ServeSettings): number {
+  return grpcLimits.get(settings) ?? settings.maxBodyBytes;
 }
 
 function defaultOf(setting: Setting): unknown {

@@ -3,12 +3,12 @@
  * once every loadable model has loaded and warmed up), and drains on SIGTERM without dropping a request.
  */
 import type { AddressInfo } from 'node:net';
-import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { SERVE_SETTINGS } from '../../lib/contract/settings';
-import type { ServeSettings } from './config';
+import { grpcMessageLimit, type ServeSettings } from './config';
 import { CodecPool } from './core/codec-pool';
 import { InferenceCore } from './core/inference';
+import { containerResources } from './resources';
 import { beforeDeadline } from './deadline';
 import { PayloadLogger } from './payload-log';
 import { RuntimeMetrics } from './metrics';
@@ -59,7 +59,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
     ? new PayloadLogger({ percent: settings.payloadLogPercent, maxBytes: settings.payloadLogMaxBytes, redact: settings.payloadLogRedact }, log.child({ component: 'payload' }))
     : undefined;
   const limits = { maxTensorElements: settings.maxTensorElements, maxResponseBytes: settings.maxResponseBytes };
-  const codecs = new CodecPool({ threads: availableParallelism(), offloadFromBytes: CODEC_THREAD_FROM_BYTES });
+  const codecs = new CodecPool({ threads: containerResources().cpus, offloadFromBytes: CODEC_THREAD_FROM_BYTES });
   const core = new InferenceCore(registry, metrics, limits, codecs, payloads);
   const http = createHttpServer(core, {
     maxBodyBytes: settings.maxBodyBytes, requestTimeoutSeconds: settings.requestTimeoutSeconds,
@@ -85,7 +85,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   log.info({ protocol: 'http', host: settings.host, port: httpPort, ...security }, `listening for ${tls ? 'HTTPS' : 'REST'} on ${settings.host}:${httpPort}`);
   let grpc: GrpcServer;
   try {
-    grpc = await startGrpcServer(core, { host: settings.host, port: settings.grpcPort, maxBodyBytes: settings.maxBodyBytes, serverVersion, log, auth, tls });
+    grpc = await startGrpcServer(core, { host: settings.host, port: settings.grpcPort, maxBodyBytes: grpcMessageLimit(settings), serverVersion, log, auth, tls });
   } catch (error) {
     await release();
     throw listenFailure(error as Error, 'grpc', settings);

@@ -23,6 +23,7 @@ export const MODELS = {
   mlp: join(FIXTURE_MODELS, 'mlp.onnx'),
   firstRows: join(FIXTURE_MODELS, 'first_rows.onnx'),
   gatherRows: join(FIXTURE_MODELS, 'gather_rows.onnx'),
+  mean: join(FIXTURE_MODELS, 'mean.onnx'),
 } as const;
 
 /** The models the hostile-input suites (bad-input, property) serve together, as `serve` flags. */

@@ -33,11 +33,21 @@ export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** @default 60_000 */
   readonly timeoutMs?: number;
+  /**
+   * cgroup.procs files (test/helpers/cgroup.ts) to put the runtime in before node starts, so that it starts inside
+   * the cgroups' limits and reads them as it would in a pod.
+   */
+  readonly cgroups?: readonly string[];
 }
 
 export async function startRuntime(args: readonly string[], options: StartOptions = {}): Promise<RuntimeProcess> {
   // A flag given again in `args` wins: node's parseArgs keeps the last value.
-  const child = spawn(process.execPath, [CLI, 'serve', '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1', ...args], {
+  const command = [process.execPath, CLI, 'serve', '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1', ...args];
+  // The shell joins each cgroup and then becomes node, so node's first instruction already runs within the limits.
+  const cgroups = options.cgroups ?? [];
+  const [file, ...argv] = cgroups.length === 0 ? command
+    : ['/bin/sh', '-c', `for procs in ${cgroups.map((path) => `'${path}'`).join(' ')}; do echo $$ > "$procs" || exit 97; done; exec "$@"`, 'sh', ...command];
+  const child = spawn(file, argv, {
     // Not the shell's MODELSHIP_* variables: a test's runtime gets only the settings the test gives it.
     env: { ...cleanEnv(), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,7 +12,7 @@ describe('serve settings', () => {
   it('takes defaults from the contract table', () => {
     const settings = parseServeSettings(['--model-repository', '/models'], {});
     assert.equal(settings.httpPort, SERVE_SETTINGS.httpPort.default);
-    assert.equal(settings.maxBodyBytes, 64 * 1024 * 1024);
+    assert.equal(settings.maxBodyBytes, 0, 'derived from the container\'s memory at start-up');
     assert.equal(settings.warmup, true);
   });
 
@@ -44,6 +44,12 @@ describe('model config files', () => {
     assert.equal(settings.graphOptimizationLevel, 'basic');
     assert.equal(settings.warmup, false);
     assert.equal(settings.intraOpThreads, defaults.intraOpThreads);
+  });
+  it('takes intra-op spinning per model, off unless told', () => {
+    assert.equal(defaults.intraOpSpinning, false);
+    assert.equal(resolveModelConfig({ intra_op_spinning: true }, defaults, 'config.json').intraOpSpinning, true);
+    assert.equal(parseServeSettings(['--model-repository', '/m', '--intra-op-spinning=true'], {}).intraOpSpinning, true);
+    usage(() => resolveModelConfig({ intra_op_spinning: 'on' }, defaults, 'config.json'), /'intra_op_spinning' must be true or false/);
   });
   it('refuses unknown keys and bad values, naming them', () => {
     usage(() => resolveModelConfig({ max_queue: 8 }, defaults, 'config.json'), /config.json: unknown setting 'max_queue'; known settings are max_batch_size, max_queue_delay_microseconds, max_queue_size/);

@@ -1,7 +1,9 @@
 /** The JSON tensor codec on its own: counts before allocation, element checks, and exact encodings. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { InferenceError } from '../../runtime/src/errors';
+import { DATATYPES, type Datatype, elementCount, type Tensor } from '../../runtime/src/tensor/datatypes';
 import { inferJsonShape, jsonElements, jsonNested, jsonRow, tensorFromJson } from '../../runtime/src/tensor/json';
 import { rawFromTensor, tensorFromRaw } from '../../runtime/src/tensor/raw';
 import { checkShape, type TensorSpec } from '../../runtime/src/tensor/signature';
@@ -78,6 +80,55 @@ describe('shapes', () => {
     assert.equal(jsonNested(t), '[[[1],[2]],[[3],[4]]]');
     assert.equal(jsonRow(t, 1), '[[3],[4]]');
     assert.equal(jsonRow({ datatype: 'BOOL', shape: [2], data: Uint8Array.from([1, 0]) }, 1), 'false');
+  });
+});
+
+/** The recursive encoder jsonNested replaced: one call per sub-array. The new one must spell every tensor the same. */
+function nestedByRecursion(tensor: Tensor, axis = 0, offset = 0): string {
+  const { shape } = tensor;
+  if (shape.length === 0) return jsonElements(tensor, 0, 1);
+  const stride = elementCount(shape.slice(axis + 1));
+  if (axis === shape.length - 1) return `[${jsonElements(tensor, offset, offset + shape[axis])}]`;
+  const parts = new Array<string>(shape[axis]);
+  for (let i = 0; i < shape[axis]; i++) parts[i] = nestedByRecursion(tensor, axis + 1, offset + i * stride);
+  return `[${parts.join(',')}]`;
+}
+
+describe('nested encoding', () => {
+  const tensorOf = (datatype: Datatype, shape: number[], seed: number): Tensor => {
+    const count = elementCount(shape);
+    const info = DATATYPES[datatype];
+    const values = Array.from({ length: count }, (_, i) => ((i * 7919 + seed) % 23) - 11);
+    if (info.kind === 'string') return { datatype, shape, data: values.map((v) => `a,"${v}"]`) };
+    const data = new info.array!(count);
+    values.forEach((v, i) => {
+      if (info.kind === 'bigint') (data as BigInt64Array)[i] = BigInt(v < 0 && datatype === 'UINT64' ? -v : v);
+      else if (info.kind === 'float') (data as Float32Array)[i] = v === 5 ? Number.NaN : v === -7 ? -0 : v / 3;
+      else (data as Int32Array)[i] = v < 0 && datatype.startsWith('U') ? -v : v;
+    });
+    return { datatype, shape, data };
+  };
+
+  it('spells every shape and datatype as the recursive encoder did, rows and sub-arrays too', () => {
+    const datatypes = Object.keys(DATATYPES) as Datatype[];
+    fc.assert(fc.property(
+      fc.constantFrom(...datatypes), fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 0, maxLength: 5 }), fc.nat(),
+      (datatype, shape, seed) => {
+        const tensor = tensorOf(datatype, shape, seed);
+        assert.equal(jsonNested(tensor), nestedByRecursion(tensor));
+        if (shape.length > 0 && shape[0] > 0) {
+          const row = seed % shape[0];
+          const stride = elementCount(shape.slice(1));
+          assert.equal(jsonRow(tensor, row), shape.length === 1 ? jsonElements(tensor, row, row + 1) : nestedByRecursion(tensor, 1, row * stride));
+        }
+      }), { seed: 20261126, numRuns: 500 });
+  });
+
+  it('spells tensors larger than one formatting step the same', () => {
+    for (const shape of [[70_000, 1], [3, 40_000], [2, 300, 130], [200_001]]) {
+      const tensor = tensorOf('FP32', shape, 1);
+      assert.equal(jsonNested(tensor), nestedByRecursion(tensor), `shape [${shape}]`);
+    }
   });
 });
 

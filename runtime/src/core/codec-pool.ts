@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { InferenceError } from '../errors';
 import { type NamedTensor, type TypedArray } from '../tensor/datatypes';
+import { parsedJsonWeighing } from '../tensor/numeric-json';
 import type { Signature, ShapeLimits } from '../tensor/signature';
 import type { CodecReply, CodecTask } from './codec-messages';
 import { decodeInline, type CodecRunner } from './codec-runner';
@@ -23,7 +24,8 @@ export interface CodecPoolOptions {
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 class CodecThread {
-  private readonly worker = new Worker(join(__dirname, 'codec-worker.js'), { name: 'codec' });
+  // Bodies parsed here are weighed against the memory-derived limit as they are on the main thread.
+  private readonly worker = new Worker(join(__dirname, 'codec-worker.js'), { name: 'codec', workerData: { weighing: parsedJsonWeighing() } });
   private readonly pending = new Map<number, { resolve(reply: CodecReply): void; reject(error: Error): void }>();
   private nextId = 1;
   failed: Error | undefined;

@@ -3,12 +3,16 @@
  * the main thread stays free for probes, /metrics and connections. Bodies and tensors arrive and leave as
  * transferred buffers.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { InferenceError } from '../errors';
 import { CODECS } from '../protocols/codecs';
 import { transferListOf } from '../tensor/datatypes';
+import { weighParsedJson } from '../tensor/numeric-json';
 import { decodeInline } from './codec-runner';
 import type { CodecReply, CodecTask } from './codec-messages';
+
+const { weighing } = (workerData ?? {}) as { weighing?: { maxBodyBytes: number; weight: number } };
+if (weighing) weighParsedJson(weighing.maxBodyBytes, weighing.weight);
 
 function handle(task: CodecTask): [CodecReply, ArrayBuffer[]] {
   const codec = CODECS[task.codec];

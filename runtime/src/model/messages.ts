@@ -7,6 +7,7 @@ import type { OnnxFileInfo } from './onnx-file';
 /** The model settings a session worker uses (the rest of ModelSettings stays on the main thread). */
 export interface SessionSettings {
   readonly intraOpThreads: number;
+  readonly intraOpSpinning: boolean;
   readonly interOpThreads: number;
   readonly graphOptimizationLevel: GraphOptimizationLevel;
   readonly executionMode: ExecutionMode;

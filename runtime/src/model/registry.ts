@@ -2,13 +2,13 @@
  * The served models: loads every version on the session workers, tracks their states, and resolves the
  * `{model}[/versions/{v}]` of a request to a ModelVersion (404 when there is no such thing).
  */
-import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { readModelConfig, resolveModelConfig, type ModelSettings, type ServeSettings } from '../config';
 import { InferenceError, notFound } from '../errors';
 import { beforeDeadline } from '../deadline';
 import type { RuntimeMetrics } from '../metrics';
 import type { ModelEntry } from '../repository';
+import { containerResources, type ContainerResources } from '../resources';
 import { ModelVersion } from './model-version';
 import { SessionWorkerClient } from './session-worker-client';
 
@@ -37,8 +37,11 @@ export class ModelRegistry {
     private readonly settings: ServeSettings,
     private readonly metrics: RuntimeMetrics,
     private readonly log: Logger,
+    private readonly resources: ContainerResources = containerResources(),
   ) {
-    const workerCount = settings.sessionWorkers || Math.max(1, Math.min(availableParallelism(), entries.length));
+    // One per CPU the container may use, not per core of the node: more threads than the CPU quota only wait.
+    const workerCount = settings.sessionWorkers || Math.max(1, Math.min(resources.cpus, entries.length));
+    log.info({ sessionWorkers: workerCount, cpus: resources.cpus }, `${workerCount} session worker(s)${settings.sessionWorkers ? '' : ` (one per CPU, at most one per model: ${resources.cpus} CPU(s), ${entries.length} model(s))`}`);
     this.workers = Array.from({ length: workerCount }, (_, i) => new SessionWorkerClient(i, (error) => this.workerExited(i, error)));
     for (const entry of entries) this.models.set(entry.name, this.createModel(entry));
   }
@@ -50,6 +53,8 @@ export class ModelRegistry {
     } catch (error) {
       return new Model(entry.name, [], (error as Error).message);
     }
+    // onnxruntime's own choice for 0 is a thread per core of the node, which a CPU quota turns into waiting threads.
+    if (settings.intraOpThreads === 0) settings = { ...settings, intraOpThreads: this.resources.cpus };
     const versions = entry.versions.map((v) => this.createVersion(entry.name, v.version, v.path, settings));
     return new Model(entry.name, versions, entry.problem);
   }

@@ -31,6 +31,8 @@ async function load(key: string, path: string, settings: SessionSettings): Promi
     // 0 means "let onnxruntime choose", which onnxruntime-node spells as leaving the option out.
     ...(settings.intraOpThreads ? { intraOpNumThreads: settings.intraOpThreads } : {}),
     ...(settings.interOpThreads ? { interOpNumThreads: settings.interOpThreads } : {}),
+    // Session config entries: onnxruntime-node passes `extra` through, nested keys joined with dots.
+    extra: { session: { intra_op: { allow_spinning: settings.intraOpSpinning ? '1' : '0' } } },
     graphOptimizationLevel: settings.graphOptimizationLevel,
     executionMode: settings.executionMode,
     executionProviders: settings.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],

@@ -1,13 +1,21 @@
 /** JSON request bodies: parsed safely, with errors that say what was wrong and where. */
 import sjson from 'secure-json-parse';
 import { badRequest } from '../errors';
+import { parseJsonWithNumericBlocks } from '../tensor/numeric-json';
+
+/** Bodies from this size on have their large arrays of numbers read from the bytes (tensor/numeric-json.ts). */
+const SCAN_FROM_BYTES = 32 * 1024;
 
 /**
  * Parses a body as JSON. `__proto__` and `constructor.prototype` keys are dropped rather than honoured, so no
  * request can reach an object's prototype.
  */
 export function parseJsonBody(body: Uint8Array | string | undefined): unknown {
-  const text = typeof body === 'string' ? body : body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') : '';
+  if (typeof body === 'object' && body.byteLength >= SCAN_FROM_BYTES) return parseJsonWithNumericBlocks(body, parseJsonText);
+  return parseJsonText(typeof body === 'string' ? body : body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') : '');
+}
+
+function parseJsonText(text: string): unknown {
   if (text.trim() === '') throw badRequest('the request body is empty; expected a JSON object');
   try {
     return mayReachPrototype(text) ? sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' }) : JSON.parse(text);

@@ -6,6 +6,7 @@
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import { badRequest } from '../errors';
 import { DATATYPES, type Datatype, type DatatypeInfo, elementCount, type Tensor, type TensorData, type TypedArray } from './datatypes';
+import { numericBlockOf } from './numeric-json';
 import { MAX_RANK, preview } from './signature';
 import type { TensorSource } from '../core/request';
 
@@ -15,6 +16,8 @@ const INTEGER_TEXT = /^-?\d{1,20}$/;
 /** Counts the leaves of a flat or nested array without allocating. Returns -1 when nesting is too deep. */
 function countLeaves(value: unknown[], depth = 0): number {
   if (depth > MAX_RANK) return -1;
+  const block = numericBlockOf(value);
+  if (block) return depth + block.shape.length - 1 > MAX_RANK ? -1 : block.count;
   let count = 0;
   for (const item of value) {
     if (!Array.isArray(item)) {
@@ -62,8 +65,15 @@ export function tensorFromJson(datatype: Datatype, shape: readonly number[], dat
   const target: TensorData = info.array ? new info.array(expected) : new Array<string>(expected);
   const write = elementWriter(info, target, where);
   let index = 0;
-  const visit = (values: unknown[]): void => {
-    for (const item of values) {
+  const visit = (items: unknown[]): void => {
+    const block = numericBlockOf(items);
+    if (block) {
+      // Straight from the body's bytes into the typed array, through the same element checks.
+      block.forEachNumber(write, index);
+      index += block.count;
+      return;
+    }
+    for (const item of items) {
       if (Array.isArray(item)) visit(item);
       else write(index++, item);
     }
@@ -146,10 +156,21 @@ export function inferJsonShape(value: unknown, where: string): number[] {
   let probe = value;
   while (Array.isArray(probe)) {
     if (shape.length >= MAX_RANK) throw badRequest(`${where}: nested deeper than ${MAX_RANK} levels`);
+    const block = numericBlockOf(probe);
+    if (block) {
+      if (shape.length + block.shape.length > MAX_RANK) throw badRequest(`${where}: nested deeper than ${MAX_RANK} levels`);
+      shape.push(...block.shape);
+      break;
+    }
     shape.push(probe.length);
     probe = probe[0];
   }
   const check = (item: unknown, axis: number): void => {
+    const block = numericBlockOf(item);
+    if (block) {
+      checkBlock(block.shape, axis);
+      return;
+    }
     if (axis === shape.length) {
       if (Array.isArray(item)) throw badRequest(`${where}: ragged nesting, more levels than [${shape.join(', ')}]`);
       return;
@@ -159,12 +180,48 @@ export function inferJsonShape(value: unknown, where: string): number[] {
     }
     for (const inner of item) check(inner, axis + 1);
   };
+  // A block is a rectangle: the first place it differs from `shape` is where the walk above would have stopped.
+  const checkBlock = (dims: readonly number[], axis: number): void => {
+    for (let k = 0; ; k++) {
+      const at = axis + k;
+      if (at === shape.length) {
+        if (k < dims.length) throw badRequest(`${where}: ragged nesting, more levels than [${shape.join(', ')}]`);
+        return;
+      }
+      if (k >= dims.length || dims[k] !== shape[at]) {
+        throw badRequest(`${where}: ragged nesting, every level ${at} array must have ${shape[at]} items like the first (shape [${shape.join(', ')}])`);
+      }
+    }
+  };
   check(value, 0);
   return shape;
 }
 
+/**
+ * Elements formatted per step when a tensor's text is built. Each step makes temporary arrays and strings that are
+ * garbage as soon as the step's text is appended; a step this small keeps them in V8's young generation, which is
+ * collected at once, rather than in its large-object space, which is collected late.
+ */
+const CHUNK_ELEMENTS = 4096;
+/** Rows narrower than this are formatted a chunk at a time rather than one call per row. */
+const NARROW_ROW = 64;
+
 /** JSON text of the elements `[start, end)` of a tensor's flat data, without the brackets. */
 export function jsonElements(tensor: Tensor, start = 0, end = elementCount(tensor.shape)): string {
+  let text = elementsText(tensor, start, Math.min(end, start + CHUNK_ELEMENTS));
+  for (let from = start + CHUNK_ELEMENTS; from < end; from += CHUNK_ELEMENTS) text = appendText(text, elementsText(tensor, from, Math.min(end, from + CHUNK_ELEMENTS)));
+  return text;
+}
+
+/**
+ * `text` and `more` joined by a comma, as a rope: V8 links the two strings instead of copying them, and the whole
+ * answer is copied once, when it is written out. A join would copy it once more while every step's text is alive.
+ */
+function appendText(text: string, more: string): string {
+  return text + ',' + more;
+}
+
+function elementsText(tensor: Tensor, start: number, end: number): string {
   const info = DATATYPES[tensor.datatype];
   const data = tensor.data;
   switch (info.kind) {
@@ -208,15 +265,81 @@ function hasNonJsonFloat(values: Float32Array | Float64Array): boolean {
   return false;
 }
 
-/** JSON text of a tensor as a nested array following its shape (TF Serving's form); a scalar as a bare value. */
+/** The text of each element in `[start, end)` (end > start), for assembling rows. */
+function elementTexts(tensor: Tensor, start: number, end: number): string[] {
+  if (DATATYPES[tensor.datatype].kind === 'string') return (tensor.data as string[]).slice(start, end).map((s) => JSON.stringify(s));
+  // No other kind's element text holds a comma.
+  return elementsText(tensor, start, end).split(',');
+}
+
+const OPENING = Array.from({ length: MAX_RANK + 1 }, (_, n) => '['.repeat(n));
+const CLOSING = Array.from({ length: MAX_RANK + 1 }, (_, n) => ']'.repeat(n));
+
+/**
+ * JSON text of a tensor as a nested array following its shape (TF Serving's form); a scalar as a bare value. With
+ * `axis` and `offset`, the sub-array at that flat offset whose shape is the tensor's from `axis` on.
+ *
+ * Built a chunk of innermost rows at a time, each row with the brackets that open before it and close after it,
+ * rather than by recursion: a recursive build makes a few objects per row, and a tensor of millions of short rows
+ * (a [-1, 1] output) then took seconds and gigabytes of heap for text a fraction of that size.
+ */
 export function jsonNested(tensor: Tensor, axis = 0, offset = 0): string {
   const { shape } = tensor;
   if (shape.length === 0) return jsonElements(tensor, 0, 1);
-  const stride = elementCount(shape.slice(axis + 1));
-  if (axis === shape.length - 1) return `[${jsonElements(tensor, offset, offset + shape[axis])}]`;
-  const parts = new Array<string>(shape[axis]);
-  for (let i = 0; i < shape[axis]; i++) parts[i] = jsonNested(tensor, axis + 1, offset + i * stride);
-  return `[${parts.join(',')}]`;
+  const dims = shape.slice(axis);
+  const width = dims[dims.length - 1];
+  // rowsUnder[a]: the innermost rows under one array at axis a; a row starts an array at each axis it is a multiple of.
+  const rowsUnder: number[] = [];
+  for (let a = dims.length - 2; a >= 0; a--) rowsUnder.unshift(dims[a] * (rowsUnder[0] ?? 1));
+  const rows = rowsUnder[0] ?? 1;
+  if (rows === 0) return nestedEmpty(dims);
+  // Rows between the starts of two innermost enclosing arrays need no brackets but their own.
+  const segment = rowsUnder.at(-1) ?? rows;
+  const arraysStartingAt = (row: number): number => {
+    if (row % segment !== 0) return 0;
+    let count = 0;
+    for (const under of rowsUnder) if (row % under === 0) count++;
+    return count;
+  };
+  const narrow = width > 0 && width < NARROW_ROW;
+  const rowsPerChunk = Math.max(1, Math.floor(CHUNK_ELEMENTS / Math.max(1, width)));
+  let text: string | undefined;
+  for (let first = 0; first < rows; first += rowsPerChunk) {
+    const end = Math.min(rows, first + rowsPerChunk);
+    const texts = narrow ? elementTexts(tensor, offset + first * width, offset + end * width) : undefined;
+    const pieces: string[] = [];
+    for (let row = first; row < end;) {
+      const opening = arraysStartingAt(row);
+      const open = OPENING[opening] ?? '['.repeat(opening);
+      if (width === 1 && texts !== undefined) {
+        // A run of one-element rows up to the next enclosing array's end, in one join: [a],[b],[c].
+        const last = Math.min(end, (Math.floor(row / segment) + 1) * segment);
+        const closing = arraysStartingAt(last);
+        const run = row === first && last === end ? texts : texts.slice(row - first, last - first);
+        pieces.push(`${open}[${run.join('],[')}]${CLOSING[closing] ?? ']'.repeat(closing)}`);
+        row = last;
+        continue;
+      }
+      const at = row - first;
+      const start = offset + row * width;
+      const elements = width === 0 ? ''
+        : texts === undefined ? jsonElements(tensor, start, start + width) : texts.slice(at * width, (at + 1) * width).join(',');
+      // The arrays that end after this row are those that start at the next one (all of them after the last row).
+      const closing = arraysStartingAt(row + 1);
+      pieces.push(`${open}[${elements}]${CLOSING[closing] ?? ']'.repeat(closing)}`);
+      row++;
+    }
+    const chunk = pieces.join(',');
+    text = text === undefined ? chunk : appendText(text, chunk);
+  }
+  return text!;
+}
+
+/** A tensor without elements: brackets down to the first zero dim. */
+function nestedEmpty(dims: readonly number[]): string {
+  if (dims.length <= 1 || dims[0] === 0) return '[]';
+  const inner = nestedEmpty(dims.slice(1));
+  return `[${new Array<string>(dims[0]).fill(inner).join(',')}]`;
 }
 
 /** One row (index along the first axis) of a tensor as nested JSON. */
