@@ -100,8 +100,9 @@ async function runServe(argv: readonly string[]): Promise<number> {
   const settings = withMemoryLimits(parsed, resources);
   // A derived body limit holds for JSON that JSON.parse reads only if its bytes count for what they cost.
   if (parsed.maxBodyBytes === 0 && resources.memoryLimited) weighParsedJson(settings.maxBodyBytes, PARSED_JSON_WEIGHT);
-  logSizing(log, parsed, settings, resources);
   const server = await serve(settings, log, VERSION);
+  // Once the flags and models have passed their checks: a start that fails on them prints its one line and nothing else.
+  logSizing(log, parsed, settings, resources);
   const signal = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
