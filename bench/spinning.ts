@@ -65,7 +65,7 @@ async function measure(cell: Cell, spinning: boolean): Promise<Sample> {
     cgroup = cpuCgroup(cell.quota);
     if (!cgroup) throw new Error('no cpu cgroup can be made here');
   }
-  const runtime = await startRuntime(['--model', `det=${MODELS.ocrDetection}`, `--intra-op-spinning=${spinning}`, '--max-queue-size', '1024'], { cgroups: cgroup ? [cgroup.procs] : [] });
+  const runtime = await startRuntime(['--model', `det=${MODELS.ocrDetection}`, '--intra-op-spinning', spinning ? 'on' : 'off', '--max-queue-size', '1024'], { cgroups: cgroup ? [cgroup.procs] : [] });
   const client = new HttpClient(runtime.url, cell.concurrency);
   try {
     const shape = [1, 3, cell.size, cell.size];

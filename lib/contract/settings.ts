@@ -45,6 +45,8 @@ export const EXECUTION_MODES = ['sequential', 'parallel'] as const;
 export type ExecutionMode = (typeof EXECUTION_MODES)[number];
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+export const SPINNING_CHOICES = ['auto', 'on', 'off'] as const;
+export type Spinning = (typeof SPINNING_CHOICES)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -131,8 +133,8 @@ export const SERVE_SETTINGS = {
     description: "onnxruntime threads inside one operator; 0 means one per CPU the container may use (its cgroup CPU limit)",
   },
   intraOpSpinning: {
-    kind: 'boolean', flag: 'intra-op-spinning', env: 'MODELSHIP_INTRA_OP_SPINNING', default: false,
-    description: "Let onnxruntime's intra-op threads spin while waiting for work (session.intra_op.allow_spinning): they then burn CPU between runs, which a container's CPU quota pays for",
+    kind: 'string', flag: 'intra-op-spinning', env: 'MODELSHIP_INTRA_OP_SPINNING', default: 'auto', choices: SPINNING_CHOICES,
+    description: "Whether onnxruntime's intra-op threads spin while waiting for work (session.intra_op.allow_spinning): faster runs, but CPU burnt between them, which a container's CPU quota pays for; auto spins unless the container has a CPU limit",
   },
   interOpThreads: {
     kind: 'integer', flag: 'inter-op-threads', env: 'MODELSHIP_INTER_OP_THREADS', default: 0, min: 0, max: 1024,
@@ -188,7 +190,7 @@ export interface ModelConfigFile {
   readonly max_queue_delay_microseconds?: number;
   readonly max_queue_size?: number;
   readonly intra_op_threads?: number;
-  readonly intra_op_spinning?: boolean;
+  readonly intra_op_spinning?: Spinning;
   readonly inter_op_threads?: number;
   readonly graph_optimization_level?: GraphOptimizationLevel;
   readonly execution_mode?: ExecutionMode;

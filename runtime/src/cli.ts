@@ -12,6 +12,7 @@ import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
 import { createLogger } from './logger';
 import { containerResources, type ContainerResources } from './resources';
+import { spinningFor } from './model/registry';
 import { serve, type LoadFailure } from './serve';
 import { weighParsedJson } from './tensor/numeric-json';
 
@@ -129,10 +130,10 @@ function logSizing(log: ReturnType<typeof createLogger>, parsed: ServeSettings, 
   const derived = (key: 'maxBodyBytes' | 'maxResponseBytes') => (parsed[key] !== 0 ? 'set' : resources.memoryLimited ? 'derived from the memory limit' : 'the default without a memory limit');
   log.info({
     cgroup: resources.cgroup, cpus: resources.cpus, cpuLimited: resources.cpuLimited, memoryBytes: resources.memoryBytes, memoryLimited: resources.memoryLimited,
-    intraOpThreads: settings.intraOpThreads || resources.cpus, intraOpSpinning: settings.intraOpSpinning,
+    intraOpThreads: settings.intraOpThreads || resources.cpus, intraOpSpinning: spinningFor(settings.intraOpSpinning, resources),
     maxBodyBytes: settings.maxBodyBytes, parsedJsonWeight: weighed ? PARSED_JSON_WEIGHT : 1, maxGrpcMessageBytes: grpcMessageLimit(settings), maxResponseBytes: settings.maxResponseBytes,
   }, `sized for ${resources.cpus} CPU(s) (${source(resources.cpuLimited)}) and ${resources.memoryBytes} bytes of memory (${source(resources.memoryLimited)}): `
-    + `${settings.intraOpThreads || resources.cpus} intra-op thread(s) per session${parsed.intraOpThreads === 0 ? ' (one per CPU)' : ''}, spinning ${settings.intraOpSpinning ? 'on' : 'off'}; `
+    + `${settings.intraOpThreads || resources.cpus} intra-op thread(s) per session${parsed.intraOpThreads === 0 ? ' (one per CPU)' : ''}, spinning ${spinningFor(settings.intraOpSpinning, resources)}${parsed.intraOpSpinning === 'auto' ? (resources.cpuLimited ? ' (auto: under a CPU limit)' : ' (auto: no CPU limit)') : ''}; `
     + `bodies up to ${settings.maxBodyBytes} bytes${weighed ? ` (JSON outside large arrays of numbers counting ${PARSED_JSON_WEIGHT} times)` : ''} `
     + `and gRPC messages up to ${grpcMessageLimit(settings)} (${derived('maxBodyBytes')}), `
     + `answers up to ${settings.maxResponseBytes} bytes of output (${derived('maxResponseBytes')})`);

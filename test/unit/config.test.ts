@@ -1,5 +1,6 @@
 /** Flags, environment and per-model config files → settings, with errors that name the flag and the fix. */
 import assert from 'node:assert/strict';
+import { spinningFor } from '../../runtime/src/model/registry';
 import { describe, it } from 'node:test';
 import { SERVE_SETTINGS } from '../../lib/contract/settings';
 import { parseServeSettings, resolveModelConfig } from '../../runtime/src/config';
@@ -45,11 +46,14 @@ describe('model config files', () => {
     assert.equal(settings.warmup, false);
     assert.equal(settings.intraOpThreads, defaults.intraOpThreads);
   });
-  it('takes intra-op spinning per model, off unless told', () => {
-    assert.equal(defaults.intraOpSpinning, false);
-    assert.equal(resolveModelConfig({ intra_op_spinning: true }, defaults, 'config.json').intraOpSpinning, true);
-    assert.equal(parseServeSettings(['--model-repository', '/m', '--intra-op-spinning=true'], {}).intraOpSpinning, true);
-    usage(() => resolveModelConfig({ intra_op_spinning: 'on' }, defaults, 'config.json'), /'intra_op_spinning' must be true or false/);
+  it('takes intra-op spinning per model: auto (on unless the container has a CPU limit), on or off', () => {
+    assert.equal(defaults.intraOpSpinning, 'auto');
+    assert.equal(spinningFor('auto', { cpuLimited: false }), 'on');
+    assert.equal(spinningFor('auto', { cpuLimited: true }), 'off');
+    assert.equal(spinningFor('on', { cpuLimited: true }), 'on');
+    assert.equal(resolveModelConfig({ intra_op_spinning: 'off' }, defaults, 'config.json').intraOpSpinning, 'off');
+    assert.equal(parseServeSettings(['--model-repository', '/m', '--intra-op-spinning', 'on'], {}).intraOpSpinning, 'on');
+    usage(() => resolveModelConfig({ intra_op_spinning: true }, defaults, 'config.json'), /'intra_op_spinning' must be one of auto, on, off/);
   });
   it('refuses unknown keys and bad values, naming them', () => {
     usage(() => resolveModelConfig({ max_queue: 8 }, defaults, 'config.json'), /config.json: unknown setting 'max_queue'; known settings are max_batch_size, max_queue_delay_microseconds, max_queue_size/);

@@ -1,5 +1,5 @@
 /** The messages between the main thread and a session worker thread. */
-import type { ExecutionMode, ExecutionProvider, GraphOptimizationLevel } from '../../../lib/contract/settings';
+import type { Spinning, ExecutionMode, ExecutionProvider, GraphOptimizationLevel } from '../../../lib/contract/settings';
 import type { NamedTensor } from '../tensor/datatypes';
 import type { Signature } from '../tensor/signature';
 import type { OnnxFileInfo } from './onnx-file';
@@ -7,7 +7,7 @@ import type { OnnxFileInfo } from './onnx-file';
 /** The model settings a session worker uses (the rest of ModelSettings stays on the main thread). */
 export interface SessionSettings {
   readonly intraOpThreads: number;
-  readonly intraOpSpinning: boolean;
+  readonly intraOpSpinning: Spinning;
   readonly interOpThreads: number;
   readonly graphOptimizationLevel: GraphOptimizationLevel;
   readonly executionMode: ExecutionMode;

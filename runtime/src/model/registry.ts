@@ -8,6 +8,7 @@ import { InferenceError, notFound } from '../errors';
 import { beforeDeadline } from '../deadline';
 import type { RuntimeMetrics } from '../metrics';
 import type { ModelEntry } from '../repository';
+import type { Spinning } from '../../../lib/contract/settings';
 import { containerResources, type ContainerResources } from '../resources';
 import { ModelVersion } from './model-version';
 import { SessionWorkerClient } from './session-worker-client';
@@ -55,6 +56,7 @@ export class ModelRegistry {
     }
     // onnxruntime's own choice for 0 is a thread per core of the node, which a CPU quota turns into waiting threads.
     if (settings.intraOpThreads === 0) settings = { ...settings, intraOpThreads: this.resources.cpus };
+    settings = { ...settings, intraOpSpinning: spinningFor(settings.intraOpSpinning, this.resources) };
     const versions = entry.versions.map((v) => this.createVersion(entry.name, v.version, v.path, settings));
     return new Model(entry.name, versions, entry.problem);
   }
@@ -218,4 +220,14 @@ export class ModelRegistry {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((worker) => worker.terminate()));
   }
+}
+
+/**
+ * Spinning intra-op threads make each run faster when the cores are there to spin on, and cost throughput and probe
+ * latency under a CPU quota, which pays for every spin (docs/benchmarks.md, Intra-op spinning): auto spins only
+ * without a quota.
+ */
+export function spinningFor(choice: Spinning, resources: Pick<ContainerResources, 'cpuLimited'>): 'on' | 'off' {
+  if (choice !== 'auto') return choice;
+  return resources.cpuLimited ? 'off' : 'on';
 }

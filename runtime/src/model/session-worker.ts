@@ -32,7 +32,7 @@ async function load(key: string, path: string, settings: SessionSettings): Promi
     ...(settings.intraOpThreads ? { intraOpNumThreads: settings.intraOpThreads } : {}),
     ...(settings.interOpThreads ? { interOpNumThreads: settings.interOpThreads } : {}),
     // Session config entries: onnxruntime-node passes `extra` through, nested keys joined with dots.
-    extra: { session: { intra_op: { allow_spinning: settings.intraOpSpinning ? '1' : '0' } } },
+    extra: { session: { intra_op: { allow_spinning: settings.intraOpSpinning === 'off' ? '0' : '1' } } },
     graphOptimizationLevel: settings.graphOptimizationLevel,
     executionMode: settings.executionMode,
     executionProviders: settings.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
