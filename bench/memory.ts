@@ -13,9 +13,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { writeReport } from './report';
 import { MODELS, REPO_ROOT } from '../test/helpers/paths';
 import { randomFloats } from '../test/helpers/reference';
 import { startRuntime, type RuntimeProcess } from '../test/helpers/runtime-process';
@@ -218,15 +219,6 @@ function format(rows: readonly Row[]): string {
   ].join('\n');
 }
 
-function writeReport(report: string): void {
-  const path = join(REPO_ROOT, 'docs', 'benchmarks.md');
-  const doc = readFileSync(path, 'utf8');
-  const start = '<!-- bench:memory:start -->';
-  const end = '<!-- bench:memory:end -->';
-  if (!doc.includes(start) || !doc.includes(end)) throw new Error(`${path} lacks the ${start} / ${end} markers`);
-  writeFileSync(path, `${doc.slice(0, doc.indexOf(start) + start.length)}\n${report}\n${doc.slice(doc.indexOf(end))}`);
-}
-
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const only = process.env.BENCH_MEMORY_ONLY;
@@ -236,7 +228,7 @@ async function main(): Promise<void> {
   }
   const report = format(rows);
   process.stdout.write(`${report}\n`);
-  if (options.write) writeReport(report);
+  if (options.write) writeReport('bench:memory', report);
 }
 
 main().catch((error) => {

@@ -11,18 +11,18 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
-import { MODELS, REPO_ROOT } from '../test/helpers/paths';
+import { MODELS } from '../test/helpers/paths';
 import { randomFloats } from '../test/helpers/reference';
 import { histogramOf, startRuntime, type RuntimeProcess } from '../test/helpers/runtime-process';
 import { METRIC } from '../lib/contract/metrics';
 import { binarySender, GrpcClient, HttpClient, jsonSender, ok, type StatusSender, type TensorInput, v2JsonBody, v2Request } from './clients';
 import { formatCrossover, measureCodecCrossover, type CrossoverRow } from './codec-crossover';
+import { writeReport } from './report';
 import { closedLoop, type LoadResult, openLoop, percentile } from './load';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -192,7 +192,7 @@ async function main(): Promise<void> {
   }
   const report = formatReport(rows, overload, probes, crossover, (performance.now() - started) / 1000);
   process.stdout.write(`${report}\n`);
-  if (process.argv.includes('--write')) writeReport(report);
+  if (process.argv.includes('--write')) writeReport('bench', report);
 }
 
 /**
@@ -288,15 +288,6 @@ function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof 
   }
   if (crossover.length > 0) lines.push('', 'Codec threads: main-thread time per v2 JSON body, decoded in place and on a codec thread:', '', formatCrossover(crossover));
   return lines.join('\n');
-}
-
-function writeReport(report: string): void {
-  const path = join(REPO_ROOT, 'docs', 'benchmarks.md');
-  const doc = readFileSync(path, 'utf8');
-  const start = '<!-- bench:start -->';
-  const end = '<!-- bench:end -->';
-  if (!doc.includes(start) || !doc.includes(end)) throw new Error(`${path} lacks the ${start} / ${end} markers`);
-  writeFileSync(path, `${doc.slice(0, doc.indexOf(start) + start.length)}\n${report}\n${doc.slice(doc.indexOf(end))}`);
 }
 
 main().catch((error) => {

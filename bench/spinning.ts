@@ -12,11 +12,12 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { cpuCgroup, type TestCgroup } from '../test/helpers/cgroup';
-import { MODELS, REPO_ROOT } from '../test/helpers/paths';
+import { writeReport } from './report';
+import { MODELS } from '../test/helpers/paths';
 import { randomFloats } from '../test/helpers/reference';
 import { startRuntime, type RuntimeProcess } from '../test/helpers/runtime-process';
 import { binarySender, HttpClient, ok } from './clients';
@@ -134,14 +135,7 @@ async function main(): Promise<void> {
   }
   const report = lines.join('\n');
   process.stdout.write(`${report}\n`);
-  if (process.argv.includes('--write')) {
-    const path = join(REPO_ROOT, 'docs', 'benchmarks.md');
-    const doc = readFileSync(path, 'utf8');
-    const start = '<!-- bench:spinning:start -->';
-    const end = '<!-- bench:spinning:end -->';
-    if (!doc.includes(start) || !doc.includes(end)) throw new Error(`${path} lacks the ${start} / ${end} markers`);
-    writeFileSync(path, `${doc.slice(0, doc.indexOf(start) + start.length)}\n${report}\n${doc.slice(doc.indexOf(end))}`);
-  }
+  if (process.argv.includes('--write')) writeReport('bench:spinning', report);
 }
 
 main().catch((error) => {
