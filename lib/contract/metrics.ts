@@ -1,7 +1,7 @@
 /**
  * The metric names and labels the runtime exports. The alert rules, recording rules, dashboards and autoscalers
  * import these constants instead of spelling names, so a rule can never name a metric the runtime does not export.
- * @see ../../../shared/spec/runtime.md (Metrics)
+ * @see docs/runtime.md (Metrics)
  */
 export const METRIC = {
   /** counter: finished inference requests, labelled model, version, protocol, code. */
