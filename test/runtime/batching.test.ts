@@ -140,7 +140,10 @@ describe('batch sizes learned from compute time', () => {
     const tiny = histogramOf(metrics, METRIC.batchSize, 'mlp');
     t.diagnostic(`images per run ${(det.sum / det.count).toFixed(2)}, MLP rows per run ${(tiny.sum / tiny.count).toFixed(2)}`);
     assert.equal(det.sum, 80, 'every image ran once');
-    assert.ok(det.sum / det.count < 4, `images per run: ${(det.sum / det.count).toFixed(2)} over ${det.count} runs`);
+    // Whether four images per run still pay varies between runs on this CPU (the bench's in-process rows have shown
+    // 0.86-1.29x one image per run, and 16 per run far less), so the sizer may rightly settle on the 4-7 class; it
+    // must not merge the sixteen waiting requests, which only a larger class measured cheaper per image would allow.
+    assert.ok(det.sum / det.count < 8, `images per run: ${(det.sum / det.count).toFixed(2)} over ${det.count} runs`);
     // Without the sizer 7 to 17 here; a ramp of three runs per size class on 400 requests keeps it lower.
     assert.ok(tiny.sum / tiny.count > 2, `MLP rows per run: ${(tiny.sum / tiny.count).toFixed(2)} over ${tiny.count} runs`);
   });
