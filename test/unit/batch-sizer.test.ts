@@ -17,16 +17,19 @@ function drive(sizer: BatchSizer, seconds: (rows: number) => number, rounds = 40
 }
 
 describe('BatchSizer', () => {
-  it('starts at one row, then tries the next size class once one is measured', () => {
+  it('starts at one row, then tries the next size class once one row is judged (three runs)', () => {
     const sizer = new BatchSizer(32);
     assert.equal(sizer.limit, 1);
+    sizer.record(1, 0.001);
+    sizer.record(1, 0.001);
+    assert.equal(sizer.limit, 1, 'two runs are not enough to judge class 1');
     sizer.record(1, 0.001);
     assert.equal(sizer.limit, 3, 'class 2 (2-3 rows) is tried next');
   });
 
   it('starts from the smallest size class that occurs, when every request has several rows', () => {
     const sizer = new BatchSizer(32);
-    sizer.record(2, 0.002);
+    for (let i = 0; i < 3; i++) sizer.record(2, 0.002);
     assert.equal(sizer.limit, 7, 'class 4 (4-7 rows) is tried next');
     for (let i = 0; i < 2; i++) sizer.record(4, 0.006);
     assert.equal(sizer.limit, 7, 'two runs are not enough to judge class 4');
@@ -38,7 +41,7 @@ describe('BatchSizer', () => {
     const sizer = new BatchSizer(32);
     const sizes = drive(sizer, (rows) => 0.0001 + rows * 0.000005);
     assert.equal(sizer.limit, 32);
-    assert.deepEqual(sizes.slice(0, 14), [1, 3, 3, 3, 7, 7, 7, 15, 15, 15, 31, 31, 31, 32], 'each class is measured three times, then the next is tried');
+    assert.deepEqual(sizes.slice(0, 16), [1, 1, 1, 3, 3, 3, 7, 7, 7, 15, 15, 15, 31, 31, 31, 32], 'each class is measured three times, then the next is tried');
   });
 
   it('stops where the cost per row starts to rise (a convolutional model on a CPU)', () => {
@@ -49,7 +52,7 @@ describe('BatchSizer', () => {
     const sizes = drive(sizer, (rows) => measured[rows] ?? rows * 0.03);
     // Class 2 is tried with runs of 3 rows, 12% more per row than one row: the limit is 1.
     assert.equal(sizer.limit, 1);
-    assert.ok(sizes.slice(4).every((rows) => rows === 1), `batches after learning: ${sizes.join(',')}`);
+    assert.ok(sizes.slice(6).every((rows) => rows === 1), `batches after learning: ${sizes.join(',')}`);
   });
 
   it('keeps growing past a plateau up to the class where it turns', () => {
@@ -58,6 +61,18 @@ describe('BatchSizer', () => {
     const sizer = new BatchSizer(64);
     drive(sizer, (rows) => rows * perRow[2 ** Math.floor(Math.log2(rows))]);
     assert.equal(sizer.limit, 4);
+  });
+
+  it('does not grow on one slow early run of a smaller class', () => {
+    // A cold first run of one row made two rows look cheaper per row; under sustained load no batch of one row would
+    // run again to correct it, so the class is judged on three runs before anything larger is tried.
+    const sizer = new BatchSizer(8);
+    sizer.record(1, 0.050);
+    assert.equal(sizer.limit, 1);
+    sizer.record(1, 0.010);
+    sizer.record(1, 0.010);
+    for (let i = 0; i < 3; i++) sizer.record(2, 0.030);
+    assert.equal(sizer.limit, 1, 'two rows cost 15 ms per row against 10 for one');
   });
 
   it('ignores a slow outlier: the estimate is the fastest recent run', () => {
@@ -82,8 +97,9 @@ describe('BatchSizer', () => {
     let batchIsCheap = false;
     const sizes = drive(sizer, (rows) => (batchIsCheap ? 0.010 + rows * 0.001 : rows * 0.010 * (rows > 1 ? 1.5 : 1)), 70);
     assert.equal(sizer.limit, 1);
-    // Three trial batches of class 2 (sizes 1-3), then one row per run but for a single probe within 64 batches.
-    assert.equal(sizes.slice(4).filter((rows) => rows > 1).length, 1, `a probe ran one larger batch: ${sizes.join(',')}`);
+    // Three runs of one row, three trial batches of class 2 (sizes 1-3), then one row per run but for a single probe
+    // within 64 batches.
+    assert.equal(sizes.slice(6).filter((rows) => rows > 1).length, 1, `a probe ran one larger batch: ${sizes.join(',')}`);
     batchIsCheap = true;
     drive(sizer, (rows) => 0.010 + rows * 0.001, 64 * 8 * 4);
     assert.equal(sizer.limit, 16, 'after enough probes the cheaper batches win');
@@ -100,7 +116,7 @@ describe('BatchSizer', () => {
 
   it('keeps a class that costs up to 10% more per row (noise), but tries nothing larger', () => {
     const sizer = new BatchSizer(8);
-    sizer.record(1, 0.010);
+    for (let i = 0; i < 3; i++) sizer.record(1, 0.010);
     for (let i = 0; i < 3; i++) sizer.record(2, 0.0216); // 8% more per row
     assert.equal(sizer.limit, 3, 'class 2 stays allowed, class 4 is not tried');
   });
@@ -121,9 +137,9 @@ describe('RunQueue batch limits per row shape', () => {
     const queue = new RunQueue('m:1', 1000, { maxBatchSize: 32, maxQueueDelayMicroseconds: 0 }, { notify() {} }, { depth() {}, run() {}, unbatchable() {} });
     queue.setBatching(true);
     // Wide rows: 10 ms for one, 30 ms per row for two. Narrow rows: a fixed 1 ms per run.
-    queue.recordRun(1, 0.010, [tensor(1, 1000)]);
+    for (let i = 0; i < 3; i++) queue.recordRun(1, 0.010, [tensor(1, 1000)]);
     for (let i = 0; i < 3; i++) queue.recordRun(2, 0.060, [tensor(2, 1000)]);
-    queue.recordRun(1, 0.001, [tensor(1, 10)]);
+    for (let i = 0; i < 3; i++) queue.recordRun(1, 0.001, [tensor(1, 10)]);
     for (let i = 0; i < 3; i++) queue.recordRun(2, 0.001, [tensor(2, 10)]);
     for (let i = 0; i < 8; i++) void queue.submit([tensor(1, 1000)], ['y']);
     assert.equal(queue.takeBatch()?.size, 1, 'wide rows run one at a time');

@@ -37,14 +37,19 @@ export class BatchSizer {
   /**
    * The most rows the learned costs allow in one run: the largest class reached by steps that each cost less per
    * row, plus the next class, if it is not yet measured often enough to judge (that is how larger batches get tried
-   * at all) or costs no more than 10% more per row. Where a class costs more, the limit is the power of two below it.
+   * at all) or costs no more than 10% more per row; a class is grown past only once it is judged itself. Where a
+   * class costs more, the limit is the power of two below it.
    */
   get limit(): number {
     // Classes below the smallest measured one may never occur (every request has that many rows): start there.
     if (this.samples.size === 0) return 1;
     let size = Math.min(...this.samples.keys());
     while (size * 2 <= this.maxBatchSize) {
-      const here = this.cost(size)!.cost;
+      // A class is compared only once it is judged itself: growth decided against one early run (a cold cache, a
+      // busy moment) would stick, since under sustained load the batches then never run that small again.
+      const current = this.cost(size)!;
+      if (!current.judged) break;
+      const here = current.cost;
       const next = this.cost(size * 2);
       if (next !== undefined && next.judged && next.cost > here * WORSE_BY) return size;
       size *= 2;
