@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FETCH_SETTINGS, SERVE_SETTINGS, type Setting } from '../../lib/contract/settings';
-import { grpcMessageLimit, PARSED_JSON_WEIGHT, parseServeSettings, parseSettings, type ServeSettings, withMemoryLimits } from './config';
+import { PARSED_JSON_WEIGHT, parseServeSettings, parseSettings, type ResolvedServeSettings, type ServeSettings, withMemoryLimits } from './config';
 import { UsageError } from './errors';
 import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
@@ -124,18 +124,18 @@ async function runServe(argv: readonly string[]): Promise<number> {
 }
 
 /** What the server sized itself by, and what it derived: the first thing to check when a pod is throttled or killed. */
-function logSizing(log: ReturnType<typeof createLogger>, parsed: ServeSettings, settings: ServeSettings, resources: ContainerResources): void {
+function logSizing(log: ReturnType<typeof createLogger>, parsed: ServeSettings, settings: ResolvedServeSettings, resources: ContainerResources): void {
   const source = (limited: boolean) => (limited ? 'the cgroup limit' : 'the machine, no cgroup limit');
   const weighed = parsed.maxBodyBytes === 0 && resources.memoryLimited;
   const derived = (key: 'maxBodyBytes' | 'maxResponseBytes') => (parsed[key] !== 0 ? 'set' : resources.memoryLimited ? 'derived from the memory limit' : 'the default without a memory limit');
   log.info({
     cgroup: resources.cgroup, cpus: resources.cpus, cpuLimited: resources.cpuLimited, memoryBytes: resources.memoryBytes, memoryLimited: resources.memoryLimited,
     intraOpThreads: settings.intraOpThreads || resources.cpus, intraOpSpinning: spinningFor(settings.intraOpSpinning, resources),
-    maxBodyBytes: settings.maxBodyBytes, parsedJsonWeight: weighed ? PARSED_JSON_WEIGHT : 1, maxGrpcMessageBytes: grpcMessageLimit(settings), maxResponseBytes: settings.maxResponseBytes,
+    maxBodyBytes: settings.maxBodyBytes, parsedJsonWeight: weighed ? PARSED_JSON_WEIGHT : 1, maxGrpcMessageBytes: settings.maxGrpcMessageBytes, maxResponseBytes: settings.maxResponseBytes,
   }, `sized for ${resources.cpus} CPU(s) (${source(resources.cpuLimited)}) and ${resources.memoryBytes} bytes of memory (${source(resources.memoryLimited)}): `
     + `${settings.intraOpThreads || resources.cpus} intra-op thread(s) per session${parsed.intraOpThreads === 0 ? ' (one per CPU)' : ''}, spinning ${spinningFor(settings.intraOpSpinning, resources)}${parsed.intraOpSpinning === 'auto' ? (resources.cpuLimited ? ' (auto: under a CPU limit)' : ' (auto: no CPU limit)') : ''}; `
     + `bodies up to ${settings.maxBodyBytes} bytes${weighed ? ` (JSON outside large arrays of numbers counting ${PARSED_JSON_WEIGHT} times)` : ''} `
-    + `and gRPC messages up to ${grpcMessageLimit(settings)} (${derived('maxBodyBytes')}), `
+    + `and gRPC messages up to ${settings.maxGrpcMessageBytes} (${derived('maxBodyBytes')}), `
     + `answers up to ${settings.maxResponseBytes} bytes of output (${derived('maxResponseBytes')})`);
 }
 

@@ -111,24 +111,21 @@ export function memoryDerivedLimits(resources: Pick<ContainerResources, 'memoryB
   };
 }
 
-/** gRPC message limits derived for settings whose --max-body-bytes was 0; an explicit value holds for both doors. */
-const grpcLimits = new WeakMap<ServeSettings, number>();
+/** Settings with every byte limit resolved, the gRPC message limit among them (it has no flag of its own). */
+export type ResolvedServeSettings = ServeSettings & { readonly maxGrpcMessageBytes: number };
 
-/** The settings with the byte limits left at 0 derived from the container's memory; explicit values stay. */
-export function withMemoryLimits(settings: ServeSettings, resources: ContainerResources): ServeSettings {
+/**
+ * The settings with the byte limits left at 0 derived from the container's memory; explicit values stay, and an
+ * explicit --max-body-bytes holds for gRPC messages too.
+ */
+export function withMemoryLimits(settings: ServeSettings, resources: ContainerResources): ResolvedServeSettings {
   const derived = memoryDerivedLimits(resources);
-  const resolved = {
+  return {
     ...settings,
     maxBodyBytes: settings.maxBodyBytes || derived.maxBodyBytes,
+    maxGrpcMessageBytes: settings.maxBodyBytes || derived.maxGrpcMessageBytes,
     maxResponseBytes: settings.maxResponseBytes || derived.maxResponseBytes,
   };
-  if (settings.maxBodyBytes === 0) grpcLimits.set(resolved, derived.maxGrpcMessageBytes);
-  return resolved;
-}
-
-/** The largest gRPC message `serve` accepts: --max-body-bytes, or what the container's memory allows gRPC. */
-export function grpcMessageLimit(settings: ServeSettings): number {
-  return grpcLimits.get(settings) ?? settings.maxBodyBytes;
 }
 
 function defaultOf(setting: Setting): unknown {

@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { SERVE_SETTINGS } from '../../lib/contract/settings';
-import { grpcMessageLimit, type ServeSettings } from './config';
+import type { ResolvedServeSettings, ServeSettings } from './config';
 import { CodecPool } from './core/codec-pool';
 import { InferenceCore } from './core/inference';
 import { containerResources } from './resources';
@@ -41,7 +41,7 @@ export interface LoadFailure {
  */
 const CODEC_THREAD_FROM_BYTES = 16 * 1024;
 
-export async function serve(settings: ServeSettings, log: Logger, serverVersion: string): Promise<RunningServer> {
+export async function serve(settings: ResolvedServeSettings, log: Logger, serverVersion: string): Promise<RunningServer> {
   // Certificates and tokens first: a wrong path ends the start before any model loads.
   const tls = loadTls(settings, log.child({ component: 'tls' }));
   let entries: ModelEntry[];
@@ -85,7 +85,7 @@ export async function serve(settings: ServeSettings, log: Logger, serverVersion:
   log.info({ protocol: 'http', host: settings.host, port: httpPort, ...security }, `listening for ${tls ? 'HTTPS' : 'REST'} on ${settings.host}:${httpPort}`);
   let grpc: GrpcServer;
   try {
-    grpc = await startGrpcServer(core, { host: settings.host, port: settings.grpcPort, maxBodyBytes: grpcMessageLimit(settings), serverVersion, log, auth, tls });
+    grpc = await startGrpcServer(core, { host: settings.host, port: settings.grpcPort, maxBodyBytes: settings.maxGrpcMessageBytes, serverVersion, log, auth, tls });
   } catch (error) {
     await release();
     throw listenFailure(error as Error, 'grpc', settings);

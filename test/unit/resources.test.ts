@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { UNLIMITED_MEMORY_DEFAULTS } from '../../lib/contract/settings';
 import {
-  grpcMessageLimit, memoryDerivedLimits, parseServeSettings, PEAK_BYTES_PER_BODY_BYTE, PEAK_BYTES_PER_GRPC_MESSAGE_BYTE, PEAK_BYTES_PER_OUTPUT_BYTE, withMemoryLimits,
+  memoryDerivedLimits, parseServeSettings, PEAK_BYTES_PER_BODY_BYTE, PEAK_BYTES_PER_GRPC_MESSAGE_BYTE, PEAK_BYTES_PER_OUTPUT_BYTE, withMemoryLimits,
 } from '../../runtime/src/config';
 import { readContainerResources } from '../../runtime/src/resources';
 
@@ -110,8 +110,8 @@ describe('limits derived from memory', () => {
     const resources = limited(512 * MiB);
     const limits = memoryDerivedLimits(resources);
     const derived = withMemoryLimits(parseServeSettings(['--model-repository', '/m'], {}), resources);
-    assert.deepEqual([derived.maxBodyBytes, grpcMessageLimit(derived), derived.maxResponseBytes], [limits.maxBodyBytes, limits.maxGrpcMessageBytes, limits.maxResponseBytes]);
+    assert.deepEqual([derived.maxBodyBytes, derived.maxGrpcMessageBytes, derived.maxResponseBytes], [limits.maxBodyBytes, limits.maxGrpcMessageBytes, limits.maxResponseBytes]);
     const explicit = withMemoryLimits(parseServeSettings(['--model-repository', '/m', '--max-body-bytes', '4096'], { MODELSHIP_MAX_RESPONSE_BYTES: '8192' }), resources);
-    assert.deepEqual([explicit.maxBodyBytes, grpcMessageLimit(explicit), explicit.maxResponseBytes], [4096, 4096, 8192]);
+    assert.deepEqual([explicit.maxBodyBytes, explicit.maxGrpcMessageBytes, explicit.maxResponseBytes], [4096, 4096, 8192]);
   });
 });
