@@ -60,7 +60,7 @@ export function binarySender(client: HttpClient, path: string, input: TensorInpu
   return client.post(path, v2Request('binary', input));
 }
 
-const PROTO = join(__dirname, '..', '..', 'runtime', 'src', 'protocols', 'grpc_predict_v2.proto');
+const PROTO = join(__dirname, '..', 'runtime', 'src', 'protocols', 'grpc_predict_v2.proto');
 
 export class GrpcClient {
   private readonly client: grpc.Client & Record<string, Function>;

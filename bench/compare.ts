@@ -1,5 +1,5 @@
 /**
- * `node build/bench/compare.js [--a ROOT] [--a-args="..."] [--b ROOT] [--b-args="..."] [--rounds 3]`: two runtimes
+ * `node bench/compare.js [--a ROOT] [--a-args="..."] [--b ROOT] [--b-args="..."] [--rounds 3]`: two runtimes
  * measured alternating, a fresh process each round, so that a change in the machine's speed during the run falls on
  * both alike. Between separate `npm run bench` runs this shared machine moves by up to a third; this is how a row that
  * looks slower is checked. ROOT is a checkout with its own build (e.g. a `git worktree` of an older commit after

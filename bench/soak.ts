@@ -9,7 +9,7 @@
  * runs the same load for 10 s, and test/runtime/rolling-update.test.ts through a proxy.
  */
 import { performance } from 'node:perf_hooks';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../runtime/src/model/onnxruntime';
 import { Pool } from 'undici';
 import { MODELS } from '../test/helpers/paths';
 import { randomFloats, runReference } from '../test/helpers/reference';

@@ -1,5 +1,5 @@
 // The `modelship` entry point: the cdk8s constructs, and the runtime contract they are written against.
-export * as contract from './contract';
+export * as contract from '@modelship/contract';
 export { Exposure, ModelService, type ModelServiceProps, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
 export { ModelSource, type FromUriOptions, CONFIG_MAP_MODEL_LIMIT_BYTES } from './cdk8s/model-source';
 export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions } from './cdk8s/model-autoscaler';

@@ -14,7 +14,7 @@ const app = new App();
 const seed = new Chart(app, 'linear-regression', { namespace: 'models' });
 const linear = new ModelService(seed, 'my-model', {
   modelName: 'my_model',
-  model: ModelSource.fromFile(join(__dirname, '..', '..', '..', 'examples', 'models', 'my_model', '1', 'model.onnx')),
+  model: ModelSource.fromFile(join(__dirname, '..', 'models', 'my_model', '1', 'model.onnx')),
   exposure: Exposure.loadBalancer({ port: 80 }),
   replicas: 2,
   cpuRequest: '100m',

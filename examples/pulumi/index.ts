@@ -12,7 +12,7 @@ const models = new k8s.core.v1.Namespace('models', { metadata: { name: 'models' 
 const linear = new ModelService('my-model', {
   namespace: models.metadata.name,
   modelName: 'my_model',
-  model: ModelSource.fromFile(join(__dirname, '..', '..', '..', 'examples', 'models', 'my_model', '1', 'model.onnx')),
+  model: ModelSource.fromFile(join(__dirname, '..', 'models', 'my_model', '1', 'model.onnx')),
   exposure: Exposure.loadBalancer({ port: 80 }),
   replicas: 2,
   cpuRequest: '100m',

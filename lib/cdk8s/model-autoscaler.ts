@@ -5,7 +5,7 @@
 import { ApiObject, Duration } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import { METRIC } from '../contract/metrics';
+import { METRIC } from '@modelship/contract';
 import type { ModelService } from './model-service';
 import * as promql from './promql';
 import { checkPositiveInteger } from './validation';

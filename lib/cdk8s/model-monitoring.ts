@@ -7,9 +7,7 @@ import { ApiObject } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import * as YAML from 'yaml';
-import { PATHS, PORT_NAME } from '../contract/runtime';
-import { SERVE_SETTINGS } from '../contract/settings';
-import { parseSettings } from '../../runtime/src/config';
+import { parseSettings, PATHS, PORT_NAME, SERVE_SETTINGS } from '@modelship/contract';
 import { selectorLabels } from './labels';
 import { checkDataKey } from './validation';
 import type { ModelAutoscaler } from './model-autoscaler';
@@ -329,7 +327,8 @@ const checkSecretKey = (prop: string, key: string) => checkDataKey(prop, key, 'a
 
 /**
  * True when the runtime container's flags or environment protect /metrics: a token file, and `--auth-exempt` other
- * than health-and-metrics, read by the runtime's own settings parser from the container's args and plain env values.
+ * than health-and-metrics, read from the container's args and plain env values with the settings parser the runtime
+ * itself uses (@modelship/contract), so flags and variables added through escape hatches count too.
  */
 function metricsNeedToken(service: ModelService): boolean {
   const container = service.deployment.containers[0];

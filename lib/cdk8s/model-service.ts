@@ -6,15 +6,17 @@
 import { ApiObject, Chart, Duration, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import { GRPC_PORT, HTTP_PORT, MODEL_REPOSITORY_PATH, PATHS, PORT_NAME, RUNTIME_GID, RUNTIME_UID } from '../contract/runtime';
-import { type IntegerSetting, SERVE_SETTINGS } from '../contract/settings';
-import type { OnnxFileInfo } from '../../runtime/src/model/onnx-file';
+import {
+  GRPC_PORT, HTTP_PORT, type IntegerSetting, MODEL_REPOSITORY_PATH, type OnnxFileInfo, PATHS, PORT_NAME, RUNTIME_GID,
+  RUNTIME_UID, SERVE_SETTINGS,
+} from '@modelship/contract';
 import { LABEL_KEYS, recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
 import type { ModelSource } from './model-source';
 import * as promql from './promql';
 import { checkCpu, checkDataKey, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting, checkStorage, cpuCores, memoryBytes } from './validation';
 
-const PACKAGE_VERSION: string = require('../../../package.json').version;
+// The package's own version, from its package.json one level up (the same path from lib/cdk8s/*.ts and *.js).
+const PACKAGE_VERSION: string = require('../package.json').version;
 
 /** The runtime image the constructs deploy unless told otherwise. */
 export const DEFAULT_RUNTIME_IMAGE = `ghcr.io/modelship/runtime:${PACKAGE_VERSION}`;

@@ -7,9 +7,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import { MODEL_FILE_NAME, MODEL_REPOSITORY_PATH } from '../contract/runtime';
-import { FETCH_SETTINGS } from '../contract/settings';
-import { readOnnxFile, type OnnxFileInfo } from '../../runtime/src/model/onnx-file';
+import {
+  FETCH_SETTINGS, MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, type OnnxFileInfo, readOnnxFile,
+} from '@modelship/contract';
 import { checkSha256, checkStorage, memoryBytes } from './validation';
 
 /** What the ModelService tells a source about where the model must end up. */

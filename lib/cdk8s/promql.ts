@@ -2,7 +2,7 @@
  * PromQL over the runtime's metrics, built from the names in lib/contract/metrics.ts so that no metric name is
  * spelled twice. ModelService's `metricXxx()` helpers, ModelAutoscaler and ModelMonitoring all use these.
  */
-import { METRIC } from '../contract/metrics';
+import { METRIC } from '@modelship/contract';
 
 /** Label matchers that pick one service's series, as the Prometheus Operator labels scraped targets. */
 export interface SeriesSelector {

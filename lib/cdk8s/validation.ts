@@ -2,7 +2,7 @@
  * Synth-time checks for values Kubernetes or the runtime would reject later, with messages that quote the prop,
  * the value and the fix (aws-cdk's rule): a bad value fails `cdk8s synth`, not a rollout.
  */
-import type { IntegerSetting } from '../contract/settings';
+import type { IntegerSetting } from '@modelship/contract';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const CPU = /^(\d+(\.\d+)?|\.\d+)(m)?$/;

@@ -1,3 +1,2 @@
-export * from './metrics';
-export * from './runtime';
-export * from './settings';
+// `modelship/contract`: what the constructs and the runtime agree on, re-exported from the package both depend on.
+export * from '@modelship/contract';

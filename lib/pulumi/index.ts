@@ -6,7 +6,7 @@
 import { ApiObject, App, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import * as pulumi from '@pulumi/pulumi';
-import { GRPC_PORT } from '../contract/runtime';
+import { GRPC_PORT } from '@modelship/contract';
 import * as cdk8s from '../index';
 import { type Manifest, registerObject, type Substitution, substituteText } from './objects';
 

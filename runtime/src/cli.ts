@@ -5,8 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FETCH_SETTINGS, SERVE_SETTINGS, type Setting } from '../../lib/contract/settings';
-import { PARSED_JSON_WEIGHT, parseServeSettings, parseSettings, type ResolvedServeSettings, type ServeSettings, withMemoryLimits } from './config';
+import { FETCH_SETTINGS, SERVE_SETTINGS, type Setting } from '@modelship/contract';
+import { parseSettings } from '@modelship/contract';
+import { PARSED_JSON_WEIGHT, parseServeSettings, type ResolvedServeSettings, type ServeSettings, withMemoryLimits } from './config';
 import { UsageError } from './errors';
 import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
@@ -16,7 +17,8 @@ import { spinningFor } from './model/registry';
 import { serve, type LoadFailure } from './serve';
 import { weighParsedJson } from './tensor/numeric-json';
 
-const VERSION: string = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
+// The runtime package's version, from its package.json one level above src/ (the same path for .ts and .js).
+const VERSION: string = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')).version;
 
 const COMMANDS = {
   serve: `  modelship serve --model-repository DIR [options]     serve <model>/<version>/model.onnx from DIR

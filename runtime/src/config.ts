@@ -1,58 +1,22 @@
 /**
  * Flags, environment variables and per-model config files → one typed settings object, validated once at start.
- * The flag table lives in lib/contract so that the constructs write exactly the flags parsed here.
+ * The flag table and its parser live in @modelship/contract, so that the constructs write and read exactly the
+ * flags parsed here.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import * as YAML from 'yaml';
 import {
-  FETCH_SETTINGS, MODEL_CONFIG_KEYS, SERVE_SETTINGS, UNLIMITED_MEMORY_DEFAULTS, type ModelConfigFile, type Setting,
-} from '../../lib/contract/settings';
+  checkInteger, FETCH_SETTINGS, MODEL_CONFIG_KEYS, type ModelConfigFile, parseSetting, parseSettings, SERVE_SETTINGS,
+  type Setting, type SettingsOf, UNLIMITED_MEMORY_DEFAULTS,
+} from '@modelship/contract';
 import { UsageError } from './errors';
 import type { ContainerResources } from './resources';
-
-type ValueOf<S extends Setting> = S extends { kind: 'integer' } ? number
-  : S extends { kind: 'string'; choices: readonly (infer C)[] } ? C
-  : S extends { kind: 'boolean' } ? boolean
-  : S extends { kind: 'list' } ? string[]
-  : S extends { default: string } ? string : string | undefined;
-
-/** The parsed values of a settings table. */
-export type SettingsOf<T extends Record<string, Setting>> = { -readonly [K in keyof T]: ValueOf<T[K]> };
 
 export type ServeSettings = SettingsOf<typeof SERVE_SETTINGS>;
 export type FetchSettings = SettingsOf<typeof FETCH_SETTINGS>;
 
 /** The settings a model config file may override, resolved for one model. */
 export type ModelSettings = Pick<ServeSettings, (typeof MODEL_CONFIG_KEYS)[keyof typeof MODEL_CONFIG_KEYS]>;
-
-/** Parses argv against a settings table, with the environment as fallback and the table's defaults last. */
-export function parseSettings<T extends Record<string, Setting>>(table: T, argv: readonly string[], env: NodeJS.ProcessEnv): SettingsOf<T> {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
-  for (const setting of Object.values(table)) {
-    options[setting.flag] = { type: 'string', multiple: setting.kind === 'list' };
-    // node:util parseArgs has no negated booleans on Node 20; --no-warmup is spelled out.
-    if (setting.kind === 'boolean') options[`no-${setting.flag}`] = { type: 'boolean' };
-  }
-  let values: Record<string, unknown>;
-  try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0]);
-  }
-  const settings: Record<string, unknown> = {};
-  for (const [key, setting] of Object.entries(table)) {
-    if (setting.kind === 'boolean' && values[`no-${setting.flag}`]) {
-      settings[key] = false;
-      continue;
-    }
-    const fromFlag = values[setting.flag];
-    const source = fromFlag !== undefined ? `--${setting.flag}` : setting.env;
-    const raw = fromFlag ?? env[setting.env];
-    settings[key] = raw === undefined || raw === '' ? defaultOf(setting) : parseSetting(setting, raw as string | string[], source);
-  }
-  return settings as SettingsOf<T>;
-}
 
 /** Parses `serve`'s argv (after the subcommand) with the environment as fallback. */
 export function parseServeSettings(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServeSettings {
@@ -126,43 +90,6 @@ export function withMemoryLimits(settings: ServeSettings, resources: ContainerRe
     maxGrpcMessageBytes: settings.maxBodyBytes || derived.maxGrpcMessageBytes,
     maxResponseBytes: settings.maxResponseBytes || derived.maxResponseBytes,
   };
-}
-
-function defaultOf(setting: Setting): unknown {
-  return setting.kind === 'list' ? [] : setting.default;
-}
-
-/** Parses one raw value against its setting; `source` names the flag or variable in error messages. */
-export function parseSetting(setting: Setting, raw: string | string[], source: string): unknown {
-  switch (setting.kind) {
-    case 'list': {
-      const items = Array.isArray(raw) ? raw : raw.split(',');
-      return items.map((item) => item.trim()).filter((item) => item.length > 0);
-    }
-    case 'integer':
-      return checkInteger(setting.min, setting.max, Array.isArray(raw) ? raw[0] : raw, source);
-    case 'boolean': {
-      const value = String(raw).toLowerCase();
-      if (['true', '1', 'yes'].includes(value)) return true;
-      if (['false', '0', 'no'].includes(value)) return false;
-      throw new UsageError(`${source} must be true or false, received '${raw}'`);
-    }
-    case 'string': {
-      const value = String(raw);
-      if (setting.choices && !setting.choices.includes(value)) {
-        throw new UsageError(`${source} must be one of ${setting.choices.join(', ')}, received '${value}'`);
-      }
-      return value;
-    }
-  }
-}
-
-function checkInteger(min: number, max: number, raw: unknown, source: string): number {
-  const value = typeof raw === 'number' ? raw : /^-?\d+$/.test(String(raw).trim()) ? Number(raw) : Number.NaN;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new UsageError(`${source} must be an integer from ${min} to ${max}, received '${raw}'`);
-  }
-  return value;
 }
 
 /**

@@ -17,10 +17,5 @@ export class InferenceError extends Error {
 export const badRequest = (message: string) => new InferenceError(400, message);
 export const notFound = (message: string) => new InferenceError(404, message);
 
-/** A wrong flag, environment variable or config file: the process ends with this one-line reason. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+// Shared with the settings parser in @modelship/contract, which throws it for a wrong flag or variable.
+export { UsageError } from '@modelship/contract';

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import * as ort from 'onnxruntime-node';
-import { readOnnxFile, type OnnxFileInfo } from './model/onnx-file';
+import * as ort from './model/onnxruntime';
+import { readOnnxFile, type OnnxFileInfo } from '@modelship/contract';
 import { describeShape, type TensorSpec } from './tensor/signature';
 
 export interface InspectReport extends OnnxFileInfo {

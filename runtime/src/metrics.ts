@@ -3,7 +3,7 @@
  * never drift from what is exported.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { BATCH_SIZE_BUCKETS, LABEL, LATENCY_BUCKETS_SECONDS, METRIC } from '../../lib/contract/metrics';
+import { BATCH_SIZE_BUCKETS, LABEL, LATENCY_BUCKETS_SECONDS, METRIC } from '@modelship/contract';
 
 const VERSION_LABELS = [LABEL.model, LABEL.version] as const;
 const REQUEST_LABELS = [LABEL.model, LABEL.version, LABEL.protocol, LABEL.code] as const;

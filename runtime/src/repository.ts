@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { MODEL_CONFIG_FILE_NAMES, MODEL_FILE_NAME } from '../../lib/contract/runtime';
+import { MODEL_CONFIG_FILE_NAMES, MODEL_FILE_NAME } from '@modelship/contract';
 import { UsageError } from './errors';
 
 export interface VersionEntry {

@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { SERVE_SETTINGS } from '../../lib/contract/settings';
+import { SERVE_SETTINGS } from '@modelship/contract';
 import type { ResolvedServeSettings, ServeSettings } from './config';
 import { CodecPool } from './core/codec-pool';
 import { InferenceCore } from './core/inference';

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import * as YAML from 'yaml';
 import { ModelService, ModelSource } from 'modelship';
-import { MODEL_REPOSITORY_PATH } from '../../lib/contract/runtime';
+import { MODEL_REPOSITORY_PATH } from '@modelship/contract';
 import { runCli, runProcess } from '../helpers/cli-process';
 import { sendBytes, startFixtureServer } from '../helpers/http-fixture-server';
 import { assertValidManifests } from '../helpers/k8s-schema';

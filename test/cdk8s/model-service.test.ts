@@ -7,9 +7,7 @@ import { describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Exposure, ModelAutoscaler, ModelService, ModelSource, ScalingSignal } from 'modelship';
-import { GRPC_PORT, HTTP_PORT, PATHS, RUNTIME_UID } from '../../lib/contract/runtime';
-import { SERVE_SETTINGS } from '../../lib/contract/settings';
-import { METRIC } from '../../lib/contract/metrics';
+import { GRPC_PORT, HTTP_PORT, METRIC, PATHS, RUNTIME_UID, SERVE_SETTINGS } from '@modelship/contract';
 import { assertValidManifests } from '../helpers/k8s-schema';
 import { MODELS } from '../helpers/paths';
 

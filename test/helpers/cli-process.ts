@@ -29,6 +29,10 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** What the timeout error calls the command; the command and its arguments unless told. */
   readonly label?: string;
+  /** The directory the command runs in. @default the repository root */
+  readonly cwd?: string;
+  /** Prefixes of variables to leave out as well, e.g. `npm_` for an npm that must not inherit the test run's config. @default none */
+  readonly withoutEnv?: readonly string[];
 }
 
 /**
@@ -43,8 +47,13 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
+function withoutPrefixes(env: NodeJS.ProcessEnv, prefixes: readonly string[]): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([key]) => !prefixes.some((prefix) => key.startsWith(prefix))));
+}
+
 /**
- * Runs `command` from the repo root asynchronously: the fixture HTTP servers the tests start live in this process,
+ * Runs `command` (from the repo root unless told) asynchronously: the fixture HTTP servers the tests start live in
+ * this process,
  * so spawnSync would block the event loop they answer on. Kills the child if it outlives `timeoutMs` and rejects,
  * so that a command that hangs or loops fails its test instead of stalling the suite. With `fd3: true`, fd 3 of
  * the child is a pipe whose contents come back as `fd3`.
@@ -59,7 +68,9 @@ export function runProcess(
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
-      cwd: REPO_ROOT, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe', ...(options.fd3 ? ['pipe' as const] : [])],
+      cwd: options.cwd ?? REPO_ROOT,
+      env: { ...withoutPrefixes(cleanEnv(), options.withoutEnv ?? []), ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe', ...(options.fd3 ? ['pipe' as const] : [])],
     });
     const out = { stdout: '', stderr: '', fd3: '' };
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { out.stdout += chunk; });
@@ -81,7 +92,7 @@ export function runProcess(
   });
 }
 
-/** `node bin/modelship.js ...args` as {@link runProcess} runs it: the CLI exactly as a user or a container starts it. */
+/** `node runtime/bin/modelship.js ...args` as {@link runProcess} runs it: the CLI exactly as a user or a container starts it. */
 export function runCli(args: readonly string[], options: Omit<RunOptions, 'label'> = {}): Promise<CliResult> {
   return runProcess(process.execPath, [CLI, ...args], { ...options, label: `modelship ${args.join(' ')}` });
 }

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import { onnx } from 'onnx-proto';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 import { DATATYPES, type Datatype, fromOnnxType, fromOrtType, type TypedArray } from '../../runtime/src/tensor/datatypes';
 
 export const ONNX_TESTDATA = '/usr/share/libonnx-testdata';

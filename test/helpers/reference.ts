@@ -2,7 +2,7 @@
  * In-process onnxruntime, the reference every served answer is compared with, and conversions between the
  * protocol's JSON form and onnxruntime tensors.
  */
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 

@@ -1,5 +1,5 @@
 /**
- * Starts the real runtime as a child process (`node bin/modelship.js serve ...`) on free ports (HTTP and gRPC), the
+ * Starts the real runtime as a child process (`node runtime/bin/modelship.js serve ...`) on free ports (HTTP and gRPC), the
  * way a container would run it, and collects its JSON log lines.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -38,11 +38,13 @@ export interface StartOptions {
    * the cgroups' limits and reads them as it would in a pod.
    */
   readonly cgroups?: readonly string[];
+  /** The `modelship` bin to start, e.g. one an installed package provides. @default the repository's runtime/bin/modelship.js */
+  readonly cli?: string;
 }
 
 export async function startRuntime(args: readonly string[], options: StartOptions = {}): Promise<RuntimeProcess> {
   // A flag given again in `args` wins: node's parseArgs keeps the last value.
-  const command = [process.execPath, CLI, 'serve', '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1', ...args];
+  const command = [process.execPath, options.cli ?? CLI, 'serve', '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1', ...args];
   // The shell joins each cgroup and then becomes node, so node's first instruction already runs within the limits.
   const cgroups = options.cgroups ?? [];
   const [file, ...argv] = cgroups.length === 0 ? command

@@ -12,7 +12,7 @@ import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import * as YAML from 'yaml';
 import { ALERT, ModelAutoscaler, ModelMonitoring, type ModelMonitoringProps, ModelService, type ModelServiceProps, ModelSource, ScrapeTls, SLO_WINDOWS } from 'modelship';
-import { METRIC } from '../../lib/contract/metrics';
+import { METRIC } from '@modelship/contract';
 import { assertValidManifests } from '../helpers/k8s-schema';
 import { MODELS, REPO_ROOT } from '../helpers/paths';
 import { startPrometheus, waitFor, type ServerProcess } from '../helpers/prometheus';

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import { ALERT, ModelMonitoring, ModelService, ModelSource, SLO_WINDOWS } from 'modelship';
-import { PATHS } from '../../lib/contract/runtime';
+import { PATHS } from '@modelship/contract';
 import { MODELS } from '../helpers/paths';
 import {
   ALERTMANAGER_BIN, alerts, PROMETHEUS_BIN, query, requireBinary, sleep, startAlertmanager, startPrometheus, startWebhookReceiver, waitFor,

@@ -18,7 +18,7 @@ import {
   ALERT, DEFAULT_ALERT_DURATIONS, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource,
   type AlertName, type ModelMonitoringProps, type Rule,
 } from 'modelship';
-import { METRIC } from '../../lib/contract/metrics';
+import { METRIC } from '@modelship/contract';
 
 const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
 

@@ -160,7 +160,7 @@ describe('what each side loads', () => {
   const loaded = (entry: string) => {
     const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
     const script = `require(${JSON.stringify(entry)}); console.log(JSON.stringify(Object.keys(require.cache)))`;
-    return JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: require('node:path').join(__dirname, '..', '..', '..') }).toString()) as string[];
+    return JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: require('node:path').join(__dirname, '..', '..') }).toString()) as string[];
   };
 
   it('the cdk8s side never loads @pulumi/*', () => {

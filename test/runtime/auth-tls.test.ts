@@ -18,7 +18,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { Agent, request } from 'undici';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import pino from 'pino';
-import { METRIC } from '../../lib/contract/metrics';
+import { METRIC } from '@modelship/contract';
 import { Authenticator, TokenFile, parseTokens } from '../../runtime/src/server/auth';
 import { ServingCertificate } from '../../runtime/src/server/tls';
 import { MODELS, REPO_ROOT } from '../helpers/paths';

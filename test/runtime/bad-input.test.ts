@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
-import { METRIC } from '../../lib/contract/metrics';
+import * as ort from '../../runtime/src/model/onnxruntime';
+import { METRIC } from '@modelship/contract';
 import { HOSTILE_INPUT_MODEL_ARGS, MODELS } from '../helpers/paths';
 import { runReference } from '../helpers/reference';
 import { startRuntime, type RuntimeProcess } from '../helpers/runtime-process';

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
-import { METRIC } from '../../lib/contract/metrics';
+import * as ort from '../../runtime/src/model/onnxruntime';
+import { METRIC } from '@modelship/contract';
 import { MODELS } from '../helpers/paths';
 import { randomFloats, referenceSession, runReference } from '../helpers/reference';
 import { performance } from 'node:perf_hooks';

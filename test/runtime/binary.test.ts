@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { getFloat16 } from '@petamoriken/float16';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 import { MODELS } from '../helpers/paths';
 import { randomFloats, runReference } from '../helpers/reference';
 import { getJson, postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';

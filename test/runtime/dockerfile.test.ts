@@ -1,13 +1,13 @@
 /**
- * There is no container engine here, so the Dockerfile is checked for what the rest of the project relies on:
- * the user the constructs' securityContext names, the entrypoint and default command, the port, and build inputs
- * that exist in the repository.
+ * What the rest of the project relies on in the Dockerfile, checked without building it (image.test.ts builds and
+ * runs it where buildah and podman are installed): the user the constructs' securityContext names, the entrypoint
+ * and default command, the port, build inputs that exist, and an image that installs the runtime package alone.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { GRPC_PORT, HTTP_PORT, MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '../../lib/contract/runtime';
+import { GRPC_PORT, HTTP_PORT, MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '@modelship/contract';
 import { REPO_ROOT } from '../helpers/paths';
 
 const dockerfile = readFileSync(join(REPO_ROOT, 'runtime', 'Dockerfile'), 'utf8');
@@ -22,31 +22,38 @@ describe('runtime/Dockerfile', () => {
   });
 
   it('starts the modelship CLI serving the contract\'s model repository path', () => {
-    assert.deepEqual(exec('ENTRYPOINT'), ['node', '/app/bin/modelship.js']);
+    assert.deepEqual(exec('ENTRYPOINT'), ['node', '/app/runtime/bin/modelship.js']);
     assert.deepEqual(exec('CMD'), ['serve', '--model-repository', MODEL_REPOSITORY_PATH]);
     assert.ok(finalStage.includes(`EXPOSE ${HTTP_PORT} ${GRPC_PORT}`));
   });
 
   it('copies only paths that exist, and the CLI it starts is one of them', () => {
-    const buildStage = instructions.slice(0, instructions.findLastIndex((l) => l.startsWith('FROM ')));
-    for (const copy of buildStage.filter((l) => l.startsWith('COPY '))) {
+    for (const copy of instructions.filter((l) => l.startsWith('COPY ') && !l.startsWith('COPY --from='))) {
       const sources = copy.split(/\s+/).slice(1, -1);
       for (const source of sources) assert.ok(existsSync(join(REPO_ROOT, source)), `${copy}: ${source} exists`);
     }
-    assert.ok(finalStage.some((l) => l === 'COPY --from=build /src/bin bin'));
-    assert.ok(existsSync(join(REPO_ROOT, 'bin', 'modelship.js')));
-    // Files the compiled runtime reads at start-up must reach the final stage at the path it reads them from.
-    for (const copy of finalStage.filter((l) => l.startsWith('COPY --from=build /src/runtime/'))) {
+    assert.ok(finalStage.includes('COPY runtime/bin runtime/bin'));
+    // The compiled packages land in /app at the paths the workspace links in node_modules point to.
+    for (const copy of finalStage.filter((l) => l.startsWith('COPY --from=build /src/'))) {
       const [, , source, target] = copy.split(/\s+/);
       assert.equal(source.replace('/src/', ''), target, copy);
       assert.ok(existsSync(join(REPO_ROOT, target)), `${target} exists`);
     }
-    assert.ok(finalStage.some((l) => l.includes('grpc_predict_v2.proto')), 'the gRPC proto is in the image');
+    assert.ok(finalStage.includes('COPY --from=build /src/runtime/src runtime/src'), 'the compiled runtime and its gRPC proto are in the image');
+    assert.ok(existsSync(join(REPO_ROOT, 'runtime', 'src', 'protocols', 'grpc_predict_v2.proto')));
   });
 
-  it('skips the CUDA download unless the CUDA provider is asked for', () => {
+  it('installs only the runtime workspace\'s production dependencies into the image', () => {
+    const install = instructions.find((l) => l.startsWith('RUN npm ci') && l.includes('--omit=dev'));
+    assert.ok(install, 'a production install');
+    assert.match(install, /--workspace=@modelship\/runtime/);
+    assert.ok(finalStage.includes('COPY --from=install /src/node_modules node_modules'));
+    assert.ok(!finalStage.some((l) => /COPY .*\blib\b/.test(l)), 'nothing of the constructs reaches the final stage');
+  });
+
+  it('runs no install script unless the CUDA provider is asked for', () => {
     assert.match(dockerfile, /ARG EXECUTION_PROVIDER=cpu/);
-    assert.match(dockerfile, /ONNXRUNTIME_NODE_INSTALL=skip npm ci/);
+    for (const npmCi of instructions.filter((l) => l.includes('npm ci'))) assert.match(npmCi, /--ignore-scripts/);
     assert.match(dockerfile, /--onnxruntime-node-install=cuda12/);
   });
 });

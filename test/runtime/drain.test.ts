@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 import { MODELS } from '../helpers/paths';
 import { runReference } from '../helpers/reference';
 import { startRuntime } from '../helpers/runtime-process';

@@ -12,10 +12,11 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '../../lib/contract/runtime';
+import { MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '@modelship/contract';
 import { expectExit, oneLineReason, retryWarnings, runCli, runProcess, type CliResultWithFd3 } from '../helpers/cli-process';
 import { sendBytes, sendHalfThenDrop, startFixtureServer, type FixtureServer } from '../helpers/http-fixture-server';
 import { REPO_ROOT } from '../helpers/paths';
+import { sandboxNode } from '../helpers/sandbox';
 
 const BWRAP = '/usr/bin/bwrap';
 const MiB = 1024 * 1024;
@@ -36,7 +37,7 @@ const fetchArgs = (uri: string, dest: string) => ['fetch', '--uri', uri, '--sha2
  */
 function sandbox(bytes: number): string[] {
   return ['--tmpfs', '/', '--ro-bind', '/usr', '/usr', '--ro-bind', '/lib', '/lib', '--ro-bind', '/etc', '/etc',
-    ...(existsSync('/lib64') ? ['--ro-bind', '/lib64', '/lib64'] : []), '--symlink', 'usr/bin', '/bin',
+    ...(existsSync('/lib64') ? ['--ro-bind', '/lib64', '/lib64'] : []), '--symlink', 'usr/bin', '/bin', ...sandboxNode(),
     '--ro-bind', REPO_ROOT, '/app', '--size', String(bytes), '--tmpfs', MODEL_REPOSITORY_PATH,
     '--proc', '/proc', '--dev', '/dev', '--remount-ro', '/',
     '--unshare-user', '--uid', String(RUNTIME_UID), '--gid', String(RUNTIME_GID), '--die-with-parent'];
@@ -72,7 +73,7 @@ process.stdout.write(JSON.stringify(walk(${JSON.stringify(MODEL_REPOSITORY_PATH)
  * comes back as `fd3`: the sandbox's report of its destination file system, written after the CLI exited.
  */
 function fetchInSandbox(bytes: number, args: readonly string[]): Promise<CliResultWithFd3> {
-  const script = 'node /app/bin/modelship.js "$@"; code=$?; node -e "$LIST_VOLUME" >&3; exit $code';
+  const script = 'node /app/runtime/bin/modelship.js "$@"; code=$?; node -e "$LIST_VOLUME" >&3; exit $code';
   return runProcess(BWRAP, [...sandbox(bytes), '/bin/sh', '-c', script, 'modelship', ...args], {
     env: { LIST_VOLUME }, timeoutMs: TIMEOUT_MS, fd3: true,
   });

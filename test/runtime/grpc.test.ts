@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 import { DATATYPES, type Datatype, type TypedArray } from '../../runtime/src/tensor/datatypes';
 import { MODELS, REPO_ROOT } from '../helpers/paths';
 import { randomFloats, runReference } from '../helpers/reference';

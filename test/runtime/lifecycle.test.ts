@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 import { MODELS } from '../helpers/paths';
 import { runReference } from '../helpers/reference';
 import { getJson, postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
-import { METRIC } from '../../lib/contract/metrics';
+import * as ort from '../../runtime/src/model/onnxruntime';
+import { METRIC } from '@modelship/contract';
 import { EXAMPLE_REPOSITORY, MODELS } from '../helpers/paths';
 import { runReference } from '../helpers/reference';
 import { getJson, postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 import type { Pool } from 'undici';
 import { closedLoad, loadPool, MB, mismatches, MLP_ARGS, MLP_PATH, mlpInput, type Outcome, residentBytes } from '../../bench/soak';
 import { MODELS } from '../helpers/paths';

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 import { runProcess } from '../helpers/cli-process';
 import { MODELS, REPO_ROOT } from '../helpers/paths';
 import { randomFloats, runReference } from '../helpers/reference';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 import { MODELS } from '../helpers/paths';
 import { randomFloats, runReference, servedNumbers } from '../helpers/reference';
 import { postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import { ModelService, ModelSource } from 'modelship';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../runtime/src/model/onnxruntime';
 import type { Pool } from 'undici';
 import { closedLoad, loadPool, mismatches, MLP_ARGS, type Outcome } from '../../bench/soak';
 import { MODELS } from '../helpers/paths';

@@ -12,9 +12,10 @@ import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import { ModelService, ModelSource } from 'modelship';
-import { MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '../../lib/contract/runtime';
+import { MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '@modelship/contract';
 import { cleanEnv } from '../helpers/cli-process';
 import { EXAMPLE_REPOSITORY, REPO_ROOT } from '../helpers/paths';
+import { sandboxNode } from '../helpers/sandbox';
 import { waitFor } from '../helpers/wait';
 
 const BWRAP = '/usr/bin/bwrap';
@@ -39,9 +40,9 @@ describe('the runtime in a sandbox shaped like its pod', () => {
     assert.equal(container.securityContext.runAsUser, RUNTIME_UID);
     assert.equal(container.securityContext.readOnlyRootFilesystem, true);
     const [node, cli] = entrypoint();
-    assert.equal(cli, '/app/bin/modelship.js');
+    assert.equal(cli, '/app/runtime/bin/modelship.js');
     const root = ['--tmpfs', '/', '--ro-bind', '/usr', '/usr', '--ro-bind', '/lib', '/lib', '--ro-bind', '/etc', '/etc',
-      ...(existsSync('/lib64') ? ['--ro-bind', '/lib64', '/lib64'] : []), '--symlink', 'usr/bin', '/bin',
+      ...(existsSync('/lib64') ? ['--ro-bind', '/lib64', '/lib64'] : []), '--symlink', 'usr/bin', '/bin', ...sandboxNode(),
       // The image's /app, and the pod's volumes: the repository read-only, an emptyDir at /tmp.
       '--ro-bind', REPO_ROOT, '/app', '--ro-bind', EXAMPLE_REPOSITORY, MODEL_REPOSITORY_PATH, '--tmpfs', '/tmp',
       '--proc', '/proc', '--dev', '/dev', '--remount-ro', '/',

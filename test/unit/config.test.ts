@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spinningFor } from '../../runtime/src/model/registry';
 import { describe, it } from 'node:test';
-import { SERVE_SETTINGS } from '../../lib/contract/settings';
+import { SERVE_SETTINGS } from '@modelship/contract';
 import { parseServeSettings, resolveModelConfig } from '../../runtime/src/config';
 import { UsageError } from '../../runtime/src/errors';
 

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { onnx } from 'onnx-proto';
-import { readOnnxFile } from '../../runtime/src/model/onnx-file';
+import { readOnnxFile } from '@modelship/contract';
 import { MODELS } from '../helpers/paths';
 
 /** The start of a zip archive: one local file header (PK\3\4, 26 bytes of fields, the name) and the entry's bytes. */

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { UNLIMITED_MEMORY_DEFAULTS } from '../../lib/contract/settings';
+import { UNLIMITED_MEMORY_DEFAULTS } from '@modelship/contract';
 import {
   memoryDerivedLimits, parseServeSettings, PEAK_BYTES_PER_BODY_BYTE, PEAK_BYTES_PER_GRPC_MESSAGE_BYTE, PEAK_BYTES_PER_OUTPUT_BYTE, withMemoryLimits,
 } from '../../runtime/src/config';

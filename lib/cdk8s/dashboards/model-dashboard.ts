@@ -2,7 +2,7 @@
  * The Grafana dashboard of a ModelService: traffic, errors, latency, the queue and batches, replicas, resources
  * against limits, and error budget left — every query built from the contract's metric names.
  */
-import { METRIC } from '../../contract/metrics';
+import { METRIC } from '@modelship/contract';
 import type { ModelService } from '../model-service';
 import { containerMatchers, deploymentMatchers, errorRatio, histogramQuantile, inFlightTotal, latencyQuantile, matchers, requestRate, type SeriesSelector } from '../promql';
 import { recordedErrorRatio, round, type Slo } from '../rules/slo';

@@ -2,7 +2,7 @@
  * The alert rules of a ModelService, named by the constructs contract. Resource alerts read the standard cAdvisor
  * and kube-state-metrics series, scoped to this service's pods by the Deployment's pod-name pattern.
  */
-import { METRIC } from '../../contract/metrics';
+import { METRIC } from '@modelship/contract';
 import { containerMatchers, deploymentMatchers, matchers, namespaceMatchers, type SeriesSelector } from '../promql';
 import { burnRateAlertExprs, type Rule, type Slo } from './slo';
 

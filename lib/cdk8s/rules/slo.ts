@@ -2,7 +2,7 @@
  * SLO recording rules and multi-window multi-burn-rate alerts (Google SRE workbook, ch. 5), with sloth's rule
  * names (`slo:sli_error:ratio_rate5m` ... `_rate3d`), as pure functions from objectives to rule groups.
  */
-import { LATENCY_BUCKETS_SECONDS, METRIC } from '../../contract/metrics';
+import { LATENCY_BUCKETS_SECONDS, METRIC } from '@modelship/contract';
 import { errorRatio, matchers, type SeriesSelector } from '../promql';
 
 /** The windows sloth records; the burn-rate alerts read pairs of them. */

@@ -5,8 +5,7 @@
  * (metrics, payload records) hooks in here, once.
  */
 import { performance } from 'node:perf_hooks';
-import type { Protocol } from '../../../lib/contract/metrics';
-import { PLATFORM } from '../../../lib/contract/runtime';
+import { PLATFORM, type Protocol } from '@modelship/contract';
 import { InferenceError } from '../errors';
 import { InFlight } from '../in-flight';
 import type { RuntimeMetrics } from '../metrics';

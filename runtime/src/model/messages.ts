@@ -1,8 +1,9 @@
 /** The messages between the main thread and a session worker thread. */
-import type { Spinning, ExecutionMode, ExecutionProvider, GraphOptimizationLevel } from '../../../lib/contract/settings';
+import type {
+  ExecutionMode, ExecutionProvider, GraphOptimizationLevel, OnnxFileInfo, Spinning,
+} from '@modelship/contract';
 import type { NamedTensor } from '../tensor/datatypes';
 import type { Signature } from '../tensor/signature';
-import type { OnnxFileInfo } from './onnx-file';
 
 /** The model settings a session worker uses (the rest of ModelSettings stays on the main thread). */
 export interface SessionSettings {

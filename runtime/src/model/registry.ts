@@ -8,7 +8,7 @@ import { InferenceError, notFound } from '../errors';
 import { beforeDeadline } from '../deadline';
 import type { RuntimeMetrics } from '../metrics';
 import type { ModelEntry } from '../repository';
-import type { Spinning } from '../../../lib/contract/settings';
+import type { Spinning } from '@modelship/contract';
 import { containerResources, type ContainerResources } from '../resources';
 import { ModelVersion } from './model-version';
 import { SessionWorkerClient } from './session-worker-client';

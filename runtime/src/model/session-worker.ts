@@ -6,12 +6,12 @@
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
+import * as ort from './onnxruntime';
 import { DATATYPES, fromOrtType, type NamedTensor, type TensorData, transferListOf } from '../tensor/datatypes';
 import type { Signature, TensorSpec } from '../tensor/signature';
 import { followsBatch, splitRows } from '../batcher/batch';
 import type { ExecutedRun, LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
-import { readOnnxFile, type OnnxFileInfo } from './onnx-file';
+import { readOnnxFile, type OnnxFileInfo } from '@modelship/contract';
 
 const sessions = new Map<string, ort.InferenceSession>();
 

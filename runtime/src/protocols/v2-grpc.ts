@@ -12,12 +12,8 @@ import { SERVER_NAME, type InferenceCore } from '../core/inference';
 import { v2GrpcCodec, type ModelInferRequest, type ModelInferResponse } from './v2-grpc-codec';
 import { v2ModelMetadata } from './v2-rest';
 
-/**
- * The .proto is read at start-up from the source tree: compiled code lives in build/runtime/src/protocols/, four
- * levels below the package root, and tsc does not copy .proto files into build/. An image must therefore ship
- * runtime/src/protocols/grpc_predict_v2.proto at the same place relative to build/.
- */
-export const PROTO_PATH = join(__dirname, '..', '..', '..', '..', 'runtime', 'src', 'protocols', 'grpc_predict_v2.proto');
+// The service definition is read at start-up from beside this module: the package ships the .proto in src/.
+export const PROTO_PATH = join(__dirname, 'grpc_predict_v2.proto');
 
 /** 64-bit integers as decimal strings so that they stay exact; unset fields as their defaults (empty lists, ''). */
 export const PROTO_LOADER_OPTIONS: ProtoLoaderOptions = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };

@@ -4,7 +4,7 @@
  * @see https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PATHS } from '../../../lib/contract/runtime';
+import { PATHS } from '@modelship/contract';
 import { SERVER_NAME, type InferenceCore, type ModelMetadata } from '../core/inference';
 import { BINARY_CONTENT_TYPE, BINARY_EXTENSION, binaryResponseBody, HEADER_LENGTH } from './binary-extension';
 import { admitHook } from './admit-hook';

@@ -5,7 +5,7 @@
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { PATHS } from '../../../lib/contract/runtime';
+import { PATHS } from '@modelship/contract';
 import { InferenceError } from '../errors';
 import type { InferenceCore } from '../core/inference';
 import { BINARY_CONTENT_TYPE } from '../protocols/binary-extension';

@@ -3,25 +3,9 @@
  * sized by the request is allocated.
  */
 import { badRequest } from '../errors';
-import type { Datatype } from './datatypes';
+import type { Datatype, Dim, Signature, TensorSpec } from '@modelship/contract';
 
-/** A dimension: a non-negative number when fixed, a string (the ONNX dim_param, maybe '') when dynamic. */
-export type Dim = number | string;
-
-export interface TensorSpec {
-  readonly name: string;
-  /** Undefined when the protocols cannot carry the ONNX type (e.g. bfloat16, sequences). */
-  readonly datatype: Datatype | undefined;
-  /** onnxruntime's own name for the type, kept for error messages about unsupported types. */
-  readonly ortType: string;
-  /** Undefined when the model does not declare a rank. */
-  readonly shape: readonly Dim[] | undefined;
-}
-
-export interface Signature {
-  readonly inputs: readonly TensorSpec[];
-  readonly outputs: readonly TensorSpec[];
-}
+export type { Dim, Signature, TensorSpec } from '@modelship/contract';
 
 /** The shape as OIP v2 and TF Serving metadata spell it: -1 for a dynamic dimension. */
 export function publicShape(spec: TensorSpec): number[] {

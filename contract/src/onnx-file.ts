@@ -1,11 +1,12 @@
 /**
  * What an .onnx file says about itself (IR version, opsets, producer, metadata, declared inputs and outputs),
- * decoded from the ModelProto with onnx-proto. Used by `modelship inspect` and for `modelship_model_info`.
+ * decoded from the ModelProto with onnx-proto. Used by `modelship inspect`, for `modelship_model_info`,
+ * and by the constructs to read a local model's signature at synth time.
  */
 import { createHash } from 'node:crypto';
 import { onnx } from 'onnx-proto';
-import { fromOnnxType } from '../tensor/datatypes';
-import type { Dim, TensorSpec } from '../tensor/signature';
+import { specOfOnnxType } from './datatypes';
+import type { Dim, TensorSpec } from './signature';
 
 export interface OpsetImport {
   readonly domain: string;
@@ -79,7 +80,7 @@ function valueInfoSpec(value: onnx.IValueInfoProto): TensorSpec {
   const shape: Dim[] | undefined = tensorType.shape
     ? (tensorType.shape.dim ?? []).map((d) => (d.dimValue != null && d.dimParam == null ? Number(d.dimValue) : d.dimParam ?? ''))
     : undefined;
-  return { name, datatype: fromOnnxType(elemType)?.name, ortType: ONNX_TYPE_NAMES[elemType] ?? `type ${elemType}`, shape };
+  return { name, datatype: specOfOnnxType(elemType)?.name, ortType: ONNX_TYPE_NAMES[elemType] ?? `type ${elemType}`, shape };
 }
 
 function describeNonTensor(type: onnx.ITypeProto | null | undefined): string {

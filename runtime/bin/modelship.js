@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The `modelship` command. The TypeScript beside it is compiled in place (src/*.js): by the published package, or by
+// `npm ci` / `npm run build` at the repository root.
+'use strict';
+let cli;
+try {
+  cli = require('../src/cli.js');
+} catch (error) {
+  if (error.code !== 'MODULE_NOT_FOUND' || !String(error.message).includes('cli.js')) throw error;
+  process.stderr.write('modelship: the compiled runtime (src/cli.js) is missing; run `npm run build` at the repository root\n');
+  process.exit(1);
+}
+cli.main(process.argv.slice(2)).then((code) => process.exit(code));
