@@ -8,12 +8,12 @@
 # Fast when the image exists (nothing is done). The first time takes ~2-3 min. Nothing is kept afterwards except the
 # image in container storage: the root file system and the npm tarballs live in a work directory under the scratch
 # directory that is removed on exit.
-#   MODELSHIP_IMAGE_SCRATCH=DIR   scratch directory (default .scratch/image at the repo root)
-#   DEBIAN_MIRROR=URL             Debian mirror for debootstrap (default http://deb.debian.org/debian)
+#   IMAGE_TEST_SCRATCH=DIR   scratch directory (default .scratch/image at the repo root)
+#   DEBIAN_MIRROR=URL        Debian mirror for debootstrap (default http://deb.debian.org/debian)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-scratch=${MODELSHIP_IMAGE_SCRATCH:-$repo/.scratch/image}
+scratch=${IMAGE_TEST_SCRATCH:-$repo/.scratch/image}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 image=docker.io/library/node:24-bookworm-slim
 CONTAINERS_CONF=$("$here/podman-env.sh")

@@ -11,10 +11,10 @@
 #   start any container; capping it at `ulimit -Hn` (and nproc at 32768) keeps every run under what the VM permits.
 # - cgroupfs, file events and k8s-file logs: CI machines usually run without systemd or journald, so podman must not
 #   depend on them (and `podman logs` must still work after the container has exited).
-# The scratch directory is .scratch/image at the repo root (git-ignored), or $MODELSHIP_IMAGE_SCRATCH.
+# The scratch directory is .scratch/image at the repo root (git-ignored), or $IMAGE_TEST_SCRATCH.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-scratch=${MODELSHIP_IMAGE_SCRATCH:-$repo/.scratch/image}
+scratch=${IMAGE_TEST_SCRATCH:-$repo/.scratch/image}
 mkdir -p "$scratch"
 conf="$scratch/containers.conf"
 nofile=$(ulimit -Hn)
