@@ -37,9 +37,11 @@ for tool in debootstrap npm tar; do
 done
 started=$SECONDS
 # Work directories of runs that were killed before their trap ran are removed here, under the lock.
-rm -rf "$scratch"/base.*
+# --one-file-system: a debootstrap killed mid-way can leave /proc or /sys mounted inside its root file system, and
+# rm must not descend into those.
+rm -rf --one-file-system "$scratch"/base.*
 work=$(mktemp -d "$scratch/base.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf --one-file-system "$work"' EXIT
 rootfs=$work/rootfs
 
 # minbase: only Essential packages and apt, as small as Debian gets. ca-certificates: npm inside the image talks
