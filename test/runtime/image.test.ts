@@ -14,7 +14,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { HTTP_PORT, MODEL_REPOSITORY_PATH, PATHS, RUNTIME_GID, RUNTIME_UID } from '../../lib/contract/runtime';
+import { HTTP_PORT, MODEL_REPOSITORY_PATH, PATHS, RUNTIME_GID, RUNTIME_UID } from '@modelship/contract';
 import { logLines, runProcess, type CliResult } from '../helpers/cli-process';
 import { EXAMPLE_REPOSITORY, MODELS, REPO_ROOT } from '../helpers/paths';
 import { freePort } from '../helpers/prometheus';
@@ -29,7 +29,7 @@ const BUILD_TIMEOUT_MS = 10 * 60_000;
 const CPUS = 1;
 const MEMORY_BYTES = 512 * 1024 * 1024;
 /** The example's own request, byte for byte. */
-const SEED_REQUEST = '{"instances": [1.0, 2.0, 3.0]}';
+const PREDICT_REQUEST = '{"instances": [1.0, 2.0, 3.0]}';
 /** What `curl -d` labels its body with, as the example's curl command sends it. */
 const CURL_CONTENT_TYPE = 'application/x-www-form-urlencoded';
 
@@ -150,7 +150,7 @@ describe('the runtime image, built from runtime/Dockerfile and run as its pod ru
     requireSetup();
     // curl -d '{"instances": [1.0, 2.0, 3.0]}' -X POST http://localhost:PORT/v1/models/my_model:predict
     const response = await send(`http://localhost:${port}/v1/models/my_model:predict`, {
-      method: 'POST', headers: { 'content-type': CURL_CONTENT_TYPE }, body: SEED_REQUEST,
+      method: 'POST', headers: { 'content-type': CURL_CONTENT_TYPE }, body: PREDICT_REQUEST,
     });
     assert.equal(response.status, 200, response.body);
     const { predictions } = JSON.parse(response.body) as { predictions: number[][] };
@@ -182,7 +182,7 @@ describe('the runtime image, built from runtime/Dockerfile and run as its pod ru
     assert.equal((await exec(['id', '-g'])).stdout.trim(), String(RUNTIME_GID));
     // Each path written once; the error code says why a write failed (EROFS: the file system, not permissions).
     const probe = 'const fs=require("fs");const w=(p)=>{try{fs.writeFileSync(p,"x");return "writable"}catch(e){return e.code}};'
-      + 'console.log(JSON.stringify({root:w("/x"),app:w("/app/x"),code:w("/app/bin/modelship.js"),models:w("/models/x"),tmp:w("/tmp/x")}))';
+      + 'console.log(JSON.stringify({root:w("/x"),app:w("/app/x"),code:w("/app/runtime/bin/modelship.js"),models:w("/models/x"),tmp:w("/tmp/x")}))';
     const result = await exec(['node', '-e', probe]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(JSON.parse(result.stdout), { root: 'EROFS', app: 'EROFS', code: 'EROFS', models: 'EROFS', tmp: 'writable' });
@@ -192,7 +192,7 @@ describe('the runtime image, built from runtime/Dockerfile and run as its pod ru
     requireSetup();
     // pid 1 is what `podman stop` and the kubelet signal: it must be the runtime itself, not a shell around it.
     const cmdline = (await exec(['cat', '/proc/1/cmdline'])).stdout.split('\0').filter(Boolean);
-    assert.deepEqual(cmdline, ['node', '/app/bin/modelship.js', 'serve', '--model-repository', MODEL_REPOSITORY_PATH]);
+    assert.deepEqual(cmdline, ['node', '/app/runtime/bin/modelship.js', 'serve', '--model-repository', MODEL_REPOSITORY_PATH]);
     const status = (await exec(['cat', '/proc/1/status'])).stdout;
     const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)$`, 'm').exec(status)?.[1];
     // A non-root user keeps none of the capabilities podman grants by default (they stay in the bounding set only).
@@ -209,15 +209,10 @@ describe('the runtime image, built from runtime/Dockerfile and run as its pod ru
     assert.match((await exec(['node', '--version'])).stdout.trim(), /^v24\./);
   });
 
-  // TODO: fails on today's Dockerfile, which builds with the whole repository's dependencies and only prunes the dev
-  // ones: cdk8s and cdk8s-plus-27 (with its 189-package backport) are dependencies and stay, and `npm prune` leaves
-  // an empty @pulumi scope directory. It passes once the image installs only the runtime package; then drop `todo`.
-  it('holds only the runtime: no cdk8s, cdk8s-plus-27 or @pulumi under /app/node_modules', {
-    todo: 'passes once runtime/Dockerfile installs only the runtime package',
-  }, async () => {
+  it('holds only the runtime package: nothing of the constructs, cdk8s or Pulumi, and no compiler', async () => {
     requireSetup();
     const result = await exec(['node', '-e',
-      'const fs=require("fs");console.log(JSON.stringify(["cdk8s","cdk8s-plus-27","@pulumi"].filter((d)=>fs.existsSync("/app/node_modules/"+d))))']);
+      'const fs=require("fs");console.log(JSON.stringify(["cdk8s","cdk8s-plus-27","constructs","@pulumi","modelship","typescript","/app/lib"].filter((d)=>fs.existsSync(d.startsWith("/")?d:"/app/node_modules/"+d))))']);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(JSON.parse(result.stdout), [], 'construct libraries in the runtime image');
   });
@@ -226,12 +221,12 @@ describe('the runtime image, built from runtime/Dockerfile and run as its pod ru
   it('on podman stop (SIGTERM), answers a request still arriving, then exits 0 after draining', { timeout: 90_000 }, async () => {
     requireSetup();
     // A request whose body is half sent when the signal comes: in flight from the server's point of view.
-    const half = SEED_REQUEST.length >> 1;
+    const half = PREDICT_REQUEST.length >> 1;
     let sendRest!: () => void;
     const answer = new Promise<{ status: number; connection?: string; body: string }>((resolve, reject) => {
       const req = request(`http://127.0.0.1:${port}/v1/models/my_model:predict`, {
         method: 'POST', agent: false,
-        headers: { 'content-type': CURL_CONTENT_TYPE, 'content-length': Buffer.byteLength(SEED_REQUEST) },
+        headers: { 'content-type': CURL_CONTENT_TYPE, 'content-length': Buffer.byteLength(PREDICT_REQUEST) },
       }, (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; });
@@ -239,8 +234,8 @@ describe('the runtime image, built from runtime/Dockerfile and run as its pod ru
         res.on('error', reject);
       });
       req.on('error', reject);
-      req.write(SEED_REQUEST.slice(0, half));
-      sendRest = () => req.end(SEED_REQUEST.slice(half));
+      req.write(PREDICT_REQUEST.slice(0, half));
+      sendRest = () => req.end(PREDICT_REQUEST.slice(half));
     });
     // Awaited below; should an assertion fail first, after() removes the container and resets this connection.
     answer.catch(() => undefined);
