@@ -1,7 +1,7 @@
 /**
  * The cdk8s example: `npx cdk8s synth` writes dist/linear-regression.k8s.yaml and dist/ocr.k8s.yaml.
- *  - the seed's linear regression, shipped in a ConfigMap and exposed like the seed's (LoadBalancer, 80 → http),
- *    so the seed's `curl -d '{"instances": [1.0, 2.0, 3.0]}' http://<lb>/v1/models/my_model:predict` works;
+ *  - the linear-regression example model, shipped in a ConfigMap behind a LoadBalancer (80 → http), so TF
+ *    Serving's predict request `curl -d '{"instances": [1.0, 2.0, 3.0]}' http://<lb>/v1/models/my_model:predict` works;
  *  - a realistic one: PaddleOCR text detection fetched from a URI and verified, autoscaled on in-flight requests.
  * Both are monitored: a ServiceMonitor, SLO and resource alerts in a PrometheusRule, and a Grafana dashboard.
  */
@@ -11,8 +11,8 @@ import { Exposure, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource, 
 
 const app = new App();
 
-const seed = new Chart(app, 'linear-regression', { namespace: 'models' });
-const linear = new ModelService(seed, 'my-model', {
+const linearChart = new Chart(app, 'linear-regression', { namespace: 'models' });
+const linear = new ModelService(linearChart, 'my-model', {
   modelName: 'my_model',
   model: ModelSource.fromFile(join(__dirname, '..', 'models', 'my_model', '1', 'model.onnx')),
   exposure: Exposure.loadBalancer({ port: 80 }),
@@ -22,8 +22,8 @@ const linear = new ModelService(seed, 'my-model', {
   memoryRequest: '256Mi',
   memoryLimit: '512Mi',
 });
-// The seed's monitoring step: CPU, memory, latency and errors, scraped and alerted on.
-new ModelMonitoring(seed, 'my-model-monitoring', { service: linear, extraLabels: { release: 'kube-prometheus-stack' } });
+// CPU, memory, latency and errors, scraped and alerted on.
+new ModelMonitoring(linearChart, 'my-model-monitoring', { service: linear, extraLabels: { release: 'kube-prometheus-stack' } });
 
 const ocr = new Chart(app, 'ocr', { namespace: 'ocr' });
 const detection = new ModelService(ocr, 'text-detection', {

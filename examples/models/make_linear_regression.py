@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the "y = 2x + noise" linear regression example as an ONNX model.
 
-The seed document trains this model with TensorFlow; we avoid that heavy
+Such a model is usually trained with TensorFlow (a Dense(1) layer); we avoid that heavy
 dependency by fitting the same model in closed form with numpy (ordinary least
 squares gives the same optimum a trained Dense(1) layer converges to) and then
 emitting the graph directly with onnx.helper.
@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# Same data recipe as the seed document; fixed seed so the model is reproducible.
+# 100 points of y = 2x + uniform noise; a fixed random seed so the model is reproducible.
 rng = np.random.RandomState(42)
 x = rng.rand(100, 1).astype(np.float32)
 y = 2 * x + rng.rand(100, 1).astype(np.float32)

@@ -129,7 +129,7 @@ export interface ModelMonitoringProps {
   readonly availabilityObjective?: number;
   /** @default { thresholdSeconds: 0.25, percent: 99 } */
   readonly latencyObjective?: LatencyObjective;
-  /** Share of the CPU limit above which ModelServiceHighCPU fires (the seed's MyModelHighCPUUsage). @default 0.8 */
+  /** Share of the CPU limit above which ModelServiceHighCPU fires. @default 0.8 */
   readonly cpuThreshold?: number;
   /** Share of the memory limit above which ModelServiceMemoryNearLimit fires. @default 0.9 */
   readonly memoryThreshold?: number;
@@ -273,7 +273,7 @@ export class ModelMonitoring extends Construct {
     }
   }
 
-  /** The rule groups as a plain Prometheus rule file (`rule_files:`), the seed's setup. */
+  /** The rule groups as a plain Prometheus rule file (`rule_files:`), for a Prometheus without the Operator. */
   rulesFile(): string {
     return YAML.stringify({ groups: this.ruleGroups });
   }

@@ -28,7 +28,7 @@ export class Exposure {
     return new Exposure(kplus.ServiceType.CLUSTER_IP, HTTP_PORT);
   }
 
-  /** A cloud load balancer, REST on `port` (80, as in the seed) and gRPC on 8081. */
+  /** A cloud load balancer, REST on `port` and gRPC on 8081. */
   static loadBalancer(options: { readonly port?: number } = {}): Exposure {
     return new Exposure(kplus.ServiceType.LOAD_BALANCER, options.port ?? 80);
   }

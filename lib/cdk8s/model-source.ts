@@ -81,7 +81,7 @@ export abstract class ModelSource {
 
   /**
    * A runtime image with the model baked in at `/models/<model>/<version>/model.onnx` (build it `FROM` the
-   * modelship runtime image and `COPY` the model there), as the seed's Dockerfile does for TF Serving.
+   * modelship runtime image and `COPY` the model there), as is common with TF Serving images.
    */
   static fromImage(image: string): ModelSource {
     if (!image || /\s/.test(image)) throw new Error(`ModelSource.fromImage: '${image}' is not an image reference`);

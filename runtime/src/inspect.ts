@@ -1,5 +1,5 @@
 /**
- * `modelship inspect`: the seed's "verify the model" step — what the file declares (signature, opsets, IR,
+ * `modelship inspect`: verifying a model before deploying it — what the file declares (signature, opsets, IR,
  * producer, metadata, sha256) and whether onnxruntime loads it, before anything is deployed.
  */
 import { readFileSync } from 'node:fs';

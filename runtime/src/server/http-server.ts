@@ -18,7 +18,7 @@ import type { ServingCertificate } from './tls';
 
 /**
  * Content types read as JSON. curl's `-d` sends application/x-www-form-urlencoded, and TF Serving reads that body
- * as JSON, so the seed's `curl -d '{"instances": ...}'` must work here too.
+ * as JSON, so `curl -d '{"instances": ...}'` must work here too.
  */
 const JSON_CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencoded', 'text/plain'];
 
