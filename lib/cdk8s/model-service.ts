@@ -3,17 +3,24 @@
  * on the runtime's health endpoints and a drain-aware shutdown, a Service with `http` and `grpc` ports, a
  * PodDisruptionBudget and a NetworkPolicy — plus PromQL helpers over the runtime's metrics.
  */
-import { ApiObject, Chart, Duration, JsonPatch, Size } from 'cdk8s';
+import { ApiObject, Chart, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
-  GRPC_PORT, HTTP_PORT, type IntegerSetting, MODEL_REPOSITORY_PATH, type OnnxFileInfo, PATHS, PORT_NAME, RUNTIME_GID,
-  RUNTIME_UID, SERVE_SETTINGS,
+  type ExecutionMode, GRPC_PORT, type GraphOptimizationLevel, HTTP_PORT, type LogLevel, MODEL_REPOSITORY_PATH,
+  type OnnxFileInfo, PATHS, PORT_NAME, RUNTIME_GID, RUNTIME_UID, SERVE_SETTINGS, type Setting, type Spinning,
 } from '@modelship/contract';
+import { addIngress, Exposure } from './exposure';
+import { HardenedDeployment } from './hardened-deployment';
 import { LABEL_KEYS, recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
-import type { ModelSource } from './model-source';
+import type { ModelSource, ModelSourceConfig } from './model-source';
 import * as promql from './promql';
-import { checkCpu, checkDataKey, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting, checkStorage, cpuCores, memoryBytes } from './validation';
+import {
+  byteQuantity, checkCpu, checkDataKey, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting,
+  checkStorage, cpuCores, cpuQuantity, memoryBytes,
+} from './validation';
+
+export { Exposure, type IngressOptions, type LoadBalancerOptions } from './exposure';
 
 // The package's own version, from its package.json one level up (the same path from lib/cdk8s/*.ts and *.js).
 const PACKAGE_VERSION: string = require('../package.json').version;
@@ -21,19 +28,14 @@ const PACKAGE_VERSION: string = require('../package.json').version;
 /** The runtime image the constructs deploy unless told otherwise. */
 export const DEFAULT_RUNTIME_IMAGE = `ghcr.io/modelship/runtime:${PACKAGE_VERSION}`;
 
-/** How the Service is reached. */
-export class Exposure {
-  /** Inside the cluster only. */
-  static clusterIp(): Exposure {
-    return new Exposure(kplus.ServiceType.CLUSTER_IP, HTTP_PORT);
-  }
-
-  /** A cloud load balancer, REST on `port` and gRPC on 8081. */
-  static loadBalancer(options: { readonly port?: number } = {}): Exposure {
-    return new Exposure(kplus.ServiceType.LOAD_BALANCER, options.port ?? 80);
-  }
-
-  private constructor(readonly type: kplus.ServiceType, readonly httpPort: number) {}
+/** Which inferences the runtime logs, inputs and outputs, as JSON lines on stdout. */
+export interface PayloadLogging {
+  /** Percent of inferences logged, 1 to 100. */
+  readonly percent: number;
+  /** Most bytes of tensor data per record. @default 4096 */
+  readonly maxBytes?: number;
+  /** Tensor names whose data is never logged (personal data, say). @default - none */
+  readonly redact?: string[];
 }
 
 export interface ModelServiceProps {
@@ -44,43 +46,66 @@ export interface ModelServiceProps {
    * @default - the construct id
    */
   readonly modelName?: string;
-  /** @default 1 */
+  /** The version directory the model is served as. Sources that bring their own versions (an image, a volume) take none. @default 1 */
   readonly modelVersion?: number;
   /** @default DEFAULT_RUNTIME_IMAGE */
   readonly image?: string;
+  /** When the kubelet pulls the image. @default kplus.ImagePullPolicy.ALWAYS */
+  readonly imagePullPolicy?: kplus.ImagePullPolicy;
+  /** A kubernetes.io/dockerconfigjson Secret for a private registry (`imagePullSecrets`). @default - none */
+  readonly imagePullSecret?: kplus.ISecret;
+  /**
+   * The Service's name, the stable address clients are given (`<serviceName>.<namespace>.svc`). Unique within the
+   * namespace: two ModelServices of one model there need their own.
+   * @default - the model name as a DNS label: lower case, `_` and `.` as `-` (`my_model` → `my-model`)
+   */
+  readonly serviceName?: string;
   /**
    * Fixed replica count. Leave it unset when a ModelAutoscaler targets this service.
    * @default 2
    */
   readonly replicas?: number;
-  /** @default '500m' */
-  readonly cpuRequest?: string;
-  /** @default '2' */
-  readonly cpuLimit?: string;
-  /** @default '512Mi' */
-  readonly memoryRequest?: string;
-  /** @default '2Gi' */
-  readonly memoryLimit?: string;
+  /** A quantity string or `kplus.Cpu`. @default '500m' */
+  readonly cpuRequest?: string | kplus.Cpu;
+  /** A quantity string or `kplus.Cpu`. The runtime's onnxruntime threads follow it (`intraOpThreads`). @default '2' */
+  readonly cpuLimit?: string | kplus.Cpu;
+  /** A quantity string or `Size`. @default '512Mi' */
+  readonly memoryRequest?: string | Size;
+  /** A quantity string or `Size`. @default '2Gi' */
+  readonly memoryLimit?: string | Size;
   /**
    * Node-local disk the scheduler reserves for a pod (the runtime container's `ephemeral-storage` request). Disk is
    * not a burstable resource here: a downloaded model stays on the node for the pod's whole life.
    * @see https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#local-ephemeral-storage
    * @default - the limit
    */
-  readonly ephemeralStorageRequest?: string;
+  readonly ephemeralStorageRequest?: string | Size;
   /**
    * The runtime container's `ephemeral-storage` limit. It is the pod's limit once the init containers are done, and
    * the kubelet evicts a pod whose emptyDirs, logs and writable layers together exceed it, so it must hold the
    * model's emptyDir (ModelSource.fromUri's `sizeLimit`) and `/tmp` (64Mi); the root filesystem is read-only.
    * @default - 256Mi (for `/tmp` and logs) plus the model's emptyDir: 2304Mi with ModelSource.fromUri's default `sizeLimit` of 2Gi, 256Mi for the other sources
    */
-  readonly ephemeralStorageLimit?: string;
+  readonly ephemeralStorageLimit?: string | Size;
   /**
    * NVIDIA GPUs per pod (`nvidia.com/gpu`); above 0 the runtime runs the CUDA execution provider, which needs an
-   * image built with it (runtime/Dockerfile, EXECUTION_PROVIDER=cuda).
+   * image built with it (`image`: runtime/Dockerfile with EXECUTION_PROVIDER=cuda). GPU nodes are usually tainted:
+   * see `tolerations` and `nodeSelector`.
    * @default 0
    */
   readonly gpus?: number;
+  /** Node labels the pods must be scheduled on, e.g. `{ 'cloud.google.com/gke-accelerator': 'nvidia-l4' }`. @default - any node */
+  readonly nodeSelector?: Record<string, string>;
+  /** Taints the pods tolerate, e.g. `kplus.NodeTaintQuery.exists('nvidia.com/gpu')`. @default - none */
+  readonly tolerations?: kplus.NodeTaintQuery[];
+  /**
+   * The ServiceAccount the pods run as; its token is still not mounted (the runtime calls no API), but workload
+   * identity annotations on it apply, e.g. to fetch the model from a bucket.
+   * @default - the namespace's default ServiceAccount
+   */
+  readonly serviceAccount?: kplus.IServiceAccount;
+  /** More environment variables for the runtime container. @default - none */
+  readonly env?: Record<string, kplus.EnvValue>;
   /** Rows per merged run; 1 turns dynamic batching off. @default 32 */
   readonly maxBatchSize?: number;
   /** How long a request may wait for a batch to fill. @default 0 */
@@ -92,10 +117,26 @@ export interface ModelServiceProps {
    * more than its share of the pod's memory (at most 64 MiB; docs/runtime.md, Memory per request)
    */
   readonly maxBodyBytes?: number;
-  /** onnxruntime intra-op threads. @default - one per CPU of `cpuLimit` (the runtime reads its cgroup) */
+  /** Largest answer in raw bytes. @default - derived by the runtime from `memoryLimit` (at most 64 MiB) */
+  readonly maxResponseBytes?: number;
+  /** Seconds a client may take to send a whole request. @default 60 */
+  readonly requestTimeoutSeconds?: number;
+  /** onnxruntime intra-op threads. @default - the whole cores of `cpuLimit`, at least 1 */
   readonly intraOpThreads?: number;
   /** onnxruntime inter-op threads. @default - onnxruntime's choice */
   readonly interOpThreads?: number;
+  /** Whether intra-op threads spin waiting for work. @default 'auto' (off under the CPU limit every ModelService has) */
+  readonly intraOpSpinning?: Spinning;
+  /** onnxruntime graph optimizations. @default 'all' */
+  readonly graphOptimizationLevel?: GraphOptimizationLevel;
+  /** onnxruntime execution mode. @default 'sequential' */
+  readonly executionMode?: ExecutionMode;
+  /** Run the model once on zeros before reporting ready. @default true */
+  readonly warmup?: boolean;
+  /** @default 'info' */
+  readonly logLevel?: LogLevel;
+  /** Log a share of inferences' inputs and outputs. @default - off */
+  readonly payloadLogging?: PayloadLogging;
   /**
    * Seconds the runtime lets in-flight requests finish after SIGTERM; the pod's grace period is derived from it.
    * @default 30
@@ -110,6 +151,8 @@ export interface ModelServiceProps {
   readonly exposure?: Exposure;
   /**
    * Who may connect to the ports. Each entry is a NetworkPolicy peer (pod or namespace selector, or ipBlock).
+   * Behind a load balancer, clients arrive from outside the pod network: name them with an ipBlock (or
+   * `Exposure.loadBalancer({ sourceRanges })`), since pod and namespace selectors never match them.
    * @default - any peer may reach the http and grpc ports, nothing else is open
    */
   readonly allowFrom?: kplus.k8s.NetworkPolicyPeer[];
@@ -145,10 +188,23 @@ const AUTH_TOKEN_DIR = '/etc/modelship/auth';
 const AUTH_TOKEN_FILE = `${AUTH_TOKEN_DIR}/tokens`;
 /** Where ModelService mounts `tlsSecret`. */
 const TLS_DIR = '/etc/modelship/tls';
+/** The runtime container's name. */
+const RUNTIME_CONTAINER = 'runtime';
+
+interface Resources {
+  readonly cpuRequest: string;
+  readonly cpuLimit: string;
+  readonly memoryRequest: string;
+  readonly memoryLimit: string;
+}
 
 export class ModelService extends Construct {
   readonly deployment: kplus.Deployment;
   readonly service: kplus.Service;
+  /** Who may reach the pods and where they may connect. */
+  readonly networkPolicy: kplus.k8s.KubeNetworkPolicy;
+  /** The Ingress, with `Exposure.ingress()`. */
+  readonly ingress?: kplus.Ingress;
   readonly modelName: string;
   readonly labels: RecommendedLabels;
   /** The model's signature, when the source could read it at synth time (ModelSource.fromFile). */
@@ -160,138 +216,47 @@ export class ModelService extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelServiceProps) {
     super(scope, id);
-    this.modelName = checkModelName('modelName', props.modelName ?? id);
+    this.modelName = props.modelName === undefined ? modelNameFromId(id) : checkModelName('modelName', props.modelName);
     const namespace = Chart.of(this).namespace;
     if (namespace !== undefined) checkDnsLabel('namespace', namespace);
-    const modelVersion = checkPositiveInteger('modelVersion', props.modelVersion ?? 1);
-    const replicas = props.replicas ?? 2;
-    if (!Number.isInteger(replicas) || replicas < 1) {
-      throw new Error(`'replicas' (${props.replicas}) must be a positive integer; to scale to zero use a ModelAutoscaler with KEDA`);
-    }
+    const replicas = checkReplicas(props.replicas);
     this.drainTimeoutSeconds = checkSetting('drainTimeoutSeconds', props.drainTimeoutSeconds ?? SERVE_SETTINGS.drainTimeoutSeconds.default, SERVE_SETTINGS.drainTimeoutSeconds);
-    const preStopDelay = props.preStopDelaySeconds ?? 5;
-    if (!Number.isInteger(preStopDelay) || preStopDelay < 0 || preStopDelay > 300) {
-      throw new Error(`'preStopDelaySeconds' (${preStopDelay}) must be an integer from 0 to 300`);
-    }
     const resources = checkResources(props);
-    const gpus = props.gpus ?? 0;
-    if (!Number.isInteger(gpus) || gpus < 0) throw new Error(`'gpus' (${gpus}) must be a non-negative integer`);
+    const exposure = props.exposure ?? Exposure.clusterIp();
+    checkAllowFrom(props.allowFrom, exposure);
+    this.tlsSecretName = props.tlsSecret?.name;
 
     const runtimeImage = props.image ?? DEFAULT_RUNTIME_IMAGE;
-    const securityContext: kplus.ContainerSecurityContextProps = {
+    const containerSecurityContext: kplus.ContainerSecurityContextProps = {
       ensureNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false,
       user: RUNTIME_UID, group: RUNTIME_GID,
     };
-    const source = props.model.bind(this, { modelName: this.modelName, modelVersion, runtimeImage, containerSecurityContext: securityContext });
+    const source = props.model.bind(this, { modelName: this.modelName, modelVersion: checkModelVersion(props), runtimeImage, containerSecurityContext });
     this.signature = source.signature;
-    const ephemeralStorage = checkEphemeralStorage(props, source.ephemeralStorageBytes ?? 0);
+    const gpus = checkGpus(props, source);
 
-    const port = (name: string, number: number) => ({ name, number });
-    this.tlsSecretName = props.tlsSecret?.name;
-    // The kubelet does not verify the certificate of an HTTPS probe, so a self-signed or private CA works.
-    const scheme = this.tlsEnabled ? kplus.ConnectionScheme.HTTPS : kplus.ConnectionScheme.HTTP;
-    const readiness = (options: { periodSeconds: number; failureThreshold: number }) => kplus.Probe.fromHttpGet(PATHS.ready, {
-      port: HTTP_PORT, periodSeconds: Duration.seconds(options.periodSeconds), failureThreshold: options.failureThreshold,
-      timeoutSeconds: Duration.seconds(2), scheme,
-    });
-    this.deployment = new kplus.Deployment(this, 'Deployment', {
-      // Unset unless given: cdk8s-plus then writes its default of 2, or nothing once an autoscaler takes over.
-      replicas: props.replicas,
-      // Start a new pod before stopping an old one: a rollout never drops below the serving capacity.
-      strategy: kplus.DeploymentStrategy.rollingUpdate({ maxSurge: kplus.PercentOrAbsolute.absolute(1), maxUnavailable: kplus.PercentOrAbsolute.absolute(0) }),
-      automountServiceAccountToken: false,
-      // The preStop delay, then the runtime's drain, then a margin for the process to exit.
-      terminationGracePeriod: Duration.seconds(preStopDelay + this.drainTimeoutSeconds + 5),
-      securityContext: { ensureNonRoot: true, user: RUNTIME_UID, group: RUNTIME_GID, fsGroup: RUNTIME_GID },
-      initContainers: source.initContainers,
-      containers: [{
-        name: 'runtime',
-        image: source.image ?? runtimeImage,
-        args: ['serve', `--${SERVE_SETTINGS.modelRepository.flag}`, MODEL_REPOSITORY_PATH, ...runtimeArgs(props, gpus, this.drainTimeoutSeconds), ...securityArgs(props)],
-        ports: [port(PORT_NAME.http, HTTP_PORT), port(PORT_NAME.grpc, GRPC_PORT)],
-        // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes.
-        startup: readiness({ periodSeconds: 5, failureThreshold: 60 }),
-        readiness: readiness({ periodSeconds: 5, failureThreshold: 2 }),
-        liveness: kplus.Probe.fromHttpGet(PATHS.live, { port: HTTP_PORT, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2), scheme }),
-        // The image has no shell; node can wait. Endpoints drop the pod while it waits, so SIGTERM finds no new traffic.
-        lifecycle: preStopDelay > 0 ? { preStop: kplus.Handler.fromCommand(['node', '-e', `setTimeout(() => {}, ${preStopDelay * 1000})`]) } : undefined,
-        securityContext,
-        resources: {
-          // Placeholders: without them cdk8s-plus writes its own defaults; the exact strings are patched in below.
-          cpu: { request: kplus.Cpu.millis(1), limit: kplus.Cpu.millis(1) },
-          memory: { request: Size.mebibytes(1), limit: Size.mebibytes(1) },
-        },
-        volumeMounts: source.volume ? [{ path: source.mountPath ?? MODEL_REPOSITORY_PATH, volume: source.volume, readOnly: true, subPath: source.mountSubPath }] : [],
-      }],
-    });
+    const deployment = this.createDeployment(props, source, { runtimeImage, containerSecurityContext, resources, gpus });
+    this.deployment = deployment;
     // Polaris (metadataAndInstanceMismatched) wants the instance label to be the workload's name. The generated name
     // is a unique, stable DNS label, and naming the instance after it leaves the Deployment's name as it always was.
-    this.labels = recommendedLabels(this.modelName, this.deployment.name, props.partOf ?? 'modelship');
+    this.labels = recommendedLabels(this.modelName, deployment.name, props.partOf ?? 'modelship');
     for (const [key, value] of Object.entries(this.labels)) {
-      this.deployment.metadata.addLabel(key, value);
-      this.deployment.podMetadata.addLabel(key, value);
+      deployment.metadata.addLabel(key, value);
+      deployment.podMetadata.addLabel(key, value);
     }
-    const runtime = this.deployment.containers[0];
-    runtime.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp', { sizeLimit: Size.mebibytes(TMP_SIZE_LIMIT_MIB) }));
-    // Secret volumes with explicit items (not subPath mounts, which the kubelet never updates), readable by the
-    // runtime's group only (fsGroup).
-    if (props.authTokenSecret) {
-      const key = checkDataKey('authTokenKey', props.authTokenKey ?? 'tokens', 'a Secret');
-      runtime.mount(AUTH_TOKEN_DIR, kplus.Volume.fromSecret(this, 'AuthTokenVolume', props.authTokenSecret, {
-        name: 'auth-tokens', defaultMode: 0o440, items: { [key]: { path: 'tokens' } },
-      }), { readOnly: true });
-    } else if (props.authTokenKey !== undefined) {
-      throw new Error(`'authTokenKey' ('${props.authTokenKey}') needs 'authTokenSecret'`);
-    }
-    if (props.tlsSecret) {
-      runtime.mount(TLS_DIR, kplus.Volume.fromSecret(this, 'TlsVolume', props.tlsSecret, {
-        name: 'tls', defaultMode: 0o440, items: { 'tls.crt': { path: 'tls.crt' }, 'tls.key': { path: 'tls.key' } },
-      }), { readOnly: true });
-    }
-
-    const deploymentObject = ApiObject.of(this.deployment);
-    // cdk8s-plus names capabilities CAP_*; Kubernetes' "drop everything" is the literal ALL.
-    const containerPaths = ['containers/0', ...(source.initContainers ?? []).map((_, i) => `initContainers/${i}`)];
-    deploymentObject.addJsonPatch(
-      ...containerPaths.map((path) => JsonPatch.add(`/spec/template/spec/${path}/securityContext/capabilities`, { drop: ['ALL'] })),
-      JsonPatch.add('/spec/template/spec/securityContext/seccompProfile', { type: 'RuntimeDefault' }),
-      // Prefer replicas on different hosts (what kube-score looks for), besides the spread below; preferred, not
-      // required, so a small cluster still schedules every replica.
-      JsonPatch.add('/spec/template/spec/affinity', { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{
-        weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selectorLabels(this.labels) } },
-      }] } }),
-      // Spread across nodes and zones, preferring rather than requiring it so small clusters still schedule.
-      JsonPatch.add('/spec/template/spec/topologySpreadConstraints', ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
-        maxSkew: 1, topologyKey, whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: selectorLabels(this.labels) },
-      }))),
-    );
-    // cdk8s-plus expresses quantities in its own units; write the strings the user gave, exactly. The patch holds
-    // Quantity objects because the generated KubeDeployment maps patched props to JSON after patching.
-    const quantity = (value: string) => kplus.k8s.Quantity.fromString(value);
-    deploymentObject.addJsonPatch(JsonPatch.replace('/spec/template/spec/containers/0/resources', {
-      requests: { 'cpu': quantity(resources.cpuRequest), 'memory': quantity(resources.memoryRequest), 'ephemeral-storage': quantity(ephemeralStorage.request) },
-      limits: {
-        'cpu': quantity(resources.cpuLimit), 'memory': quantity(resources.memoryLimit), 'ephemeral-storage': quantity(ephemeralStorage.limit),
-        ...(gpus > 0 ? { 'nvidia.com/gpu': quantity(String(gpus)) } : {}),
-      },
-    }));
-    // The init containers' own writes are their logs; what they produce goes to volumes, counted in the pod's limit.
-    deploymentObject.addJsonPatch(...(source.initContainers ?? []).flatMap((_, i) => ['requests', 'limits'].map((kind) =>
-      JsonPatch.add(`/spec/template/spec/initContainers/${i}/resources/${kind}/ephemeral-storage`, quantity(INIT_CONTAINER_EPHEMERAL_STORAGE)))));
-
-    const exposure = props.exposure ?? Exposure.clusterIp();
-    this.service = new kplus.Service(this, 'Service', {
-      metadata: { labels: this.labels },
-      type: exposure.type,
-      selector: this.deployment,
-      ports: [
-        { name: PORT_NAME.http, port: exposure.httpPort, targetPort: HTTP_PORT },
-        { name: PORT_NAME.grpc, port: GRPC_PORT, targetPort: GRPC_PORT },
-      ],
+    this.mountRuntimeVolumes(props);
+    deployment._harden({
+      selectorLabels: selectorLabels(this.labels),
+      runtimeContainer: RUNTIME_CONTAINER,
+      runtimeResources: runtimeResources(resources, checkEphemeralStorage(props, source.ephemeralStorageBytes ?? 0), gpus),
+      initContainerEphemeralStorage: INIT_CONTAINER_EPHEMERAL_STORAGE,
     });
 
+    this.service = this.createService(props, exposure);
+    if (exposure.ingress) this.ingress = addIngress(this, this.service, exposure.ingress);
     if (replicas > 1) this.ensureDisruptionBudget();
-    this.createNetworkPolicy(props.allowFrom, [DNS_EGRESS, ...(source.egress ?? []), ...(props.allowEgress ?? [])]);
+    this.networkPolicy = this.createNetworkPolicy(ingressPeers(props.allowFrom, exposure), [DNS_EGRESS, ...(source.egress ?? []), ...(props.allowEgress ?? [])]);
+    this.node.addValidation({ validate: () => this.serviceNameClashes() });
   }
 
   /** The Service's name, for URLs and selectors. */
@@ -320,9 +285,21 @@ export class ModelService extends Construct {
     return this.deployment.replicas !== undefined;
   }
 
-  /** The selector that picks this service's series in Prometheus (as the Prometheus Operator labels them). */
+  /** The PodDisruptionBudget (maxUnavailable 1), when the service runs more than one replica or may scale to more. */
+  get podDisruptionBudget(): kplus.k8s.KubePodDisruptionBudget | undefined {
+    return this.disruptionBudget;
+  }
+
+  /**
+   * The selector that picks this service's series in Prometheus (as the Prometheus Operator labels them). It needs
+   * the chart's namespace: without one, the same service name in every namespace would match.
+   */
   get seriesSelector(): promql.SeriesSelector {
-    return { namespace: ApiObject.of(this.deployment).metadata.namespace, service: this.service.name };
+    const namespace = ApiObject.of(this.deployment).metadata.namespace;
+    if (namespace === undefined) {
+      throw new Error(`ModelService '${this.node.path}' is in a chart without a namespace, so its metrics cannot be told apart from a service of the same name in another namespace; give the chart one: new Chart(app, '${Chart.of(this).node.id}', { namespace: '<namespace>' })`);
+    }
+    return { namespace, service: this.service.name };
   }
 
   /** PromQL: requests per second. */
@@ -353,8 +330,90 @@ export class ModelService extends Construct {
     });
   }
 
-  private createNetworkPolicy(allowFrom: kplus.k8s.NetworkPolicyPeer[] | undefined, egress: kplus.k8s.NetworkPolicyEgressRule[]): void {
-    new kplus.k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
+  private createDeployment(props: ModelServiceProps, source: ModelSourceConfig, options: {
+    readonly runtimeImage: string; readonly containerSecurityContext: kplus.ContainerSecurityContextProps;
+    readonly resources: Resources; readonly gpus: number;
+  }): HardenedDeployment {
+    const preStopDelay = checkPreStopDelay(props);
+    // The kubelet does not verify the certificate of an HTTPS probe, so a self-signed or private CA works.
+    const scheme = props.tlsSecret ? kplus.ConnectionScheme.HTTPS : kplus.ConnectionScheme.HTTP;
+    const readiness = (periodSeconds: number, failureThreshold: number) => kplus.Probe.fromHttpGet(PATHS.ready, {
+      port: HTTP_PORT, periodSeconds: Duration.seconds(periodSeconds), failureThreshold, timeoutSeconds: Duration.seconds(2), scheme,
+    });
+    const deployment = new HardenedDeployment(this, 'Deployment', {
+      // Unset unless given: cdk8s-plus then writes its default of 2, or nothing once an autoscaler takes over.
+      replicas: props.replicas,
+      // Start a new pod before stopping an old one: a rollout never drops below the serving capacity.
+      strategy: kplus.DeploymentStrategy.rollingUpdate({ maxSurge: kplus.PercentOrAbsolute.absolute(1), maxUnavailable: kplus.PercentOrAbsolute.absolute(0) }),
+      automountServiceAccountToken: false,
+      serviceAccount: props.serviceAccount,
+      dockerRegistryAuth: props.imagePullSecret,
+      // The preStop delay, then the runtime's drain, then a margin for the process to exit.
+      terminationGracePeriod: Duration.seconds(preStopDelay + this.drainTimeoutSeconds + 5),
+      securityContext: { ensureNonRoot: true, user: RUNTIME_UID, group: RUNTIME_GID, fsGroup: RUNTIME_GID },
+      initContainers: source.initContainers,
+      containers: [{
+        name: RUNTIME_CONTAINER,
+        image: source.image ?? options.runtimeImage,
+        imagePullPolicy: props.imagePullPolicy,
+        args: ['serve', `--${SERVE_SETTINGS.modelRepository.flag}`, MODEL_REPOSITORY_PATH, ...runtimeArgs(props, options.resources, options.gpus, this.drainTimeoutSeconds), ...securityArgs(props)],
+        envVariables: props.env,
+        ports: [{ name: PORT_NAME.http, number: HTTP_PORT }, { name: PORT_NAME.grpc, number: GRPC_PORT }],
+        // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes.
+        startup: readiness(5, 60),
+        readiness: readiness(5, 2),
+        liveness: kplus.Probe.fromHttpGet(PATHS.live, { port: HTTP_PORT, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2), scheme }),
+        // The image has no shell; node can wait. Endpoints drop the pod while it waits, so SIGTERM finds no new traffic.
+        lifecycle: preStopDelay > 0 ? { preStop: kplus.Handler.fromCommand(['node', '-e', `setTimeout(() => {}, ${preStopDelay * 1000})`]) } : undefined,
+        securityContext: options.containerSecurityContext,
+        // Placeholders: without them cdk8s-plus writes its own defaults; the pod's hardening writes the exact strings.
+        resources: { cpu: { request: kplus.Cpu.millis(1), limit: kplus.Cpu.millis(1) }, memory: { request: Size.mebibytes(1), limit: Size.mebibytes(1) } },
+        volumeMounts: source.volume ? [{ path: source.mountPath ?? MODEL_REPOSITORY_PATH, volume: source.volume, readOnly: true, subPath: source.mountSubPath }] : [],
+      }],
+    });
+    for (const [key, value] of Object.entries(props.nodeSelector ?? {})) {
+      deployment.scheduling.attract(kplus.Node.labeled(kplus.NodeLabelQuery.is(key, value)));
+    }
+    if (props.tolerations && props.tolerations.length > 0) deployment.scheduling.tolerate(kplus.Node.tainted(...props.tolerations));
+    return deployment;
+  }
+
+  /** /tmp, and the Secrets for authentication and TLS, mounted into the runtime container. */
+  private mountRuntimeVolumes(props: ModelServiceProps): void {
+    const runtime = this.deployment.containers[0];
+    runtime.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp', { sizeLimit: Size.mebibytes(TMP_SIZE_LIMIT_MIB) }));
+    // Secret volumes with explicit items (not subPath mounts, which the kubelet never updates), readable by the
+    // runtime's group only (fsGroup).
+    if (props.authTokenSecret) {
+      const key = checkDataKey('authTokenKey', props.authTokenKey ?? 'tokens', 'a Secret');
+      runtime.mount(AUTH_TOKEN_DIR, kplus.Volume.fromSecret(this, 'AuthTokenVolume', props.authTokenSecret, {
+        name: 'auth-tokens', defaultMode: 0o440, items: { [key]: { path: 'tokens' } },
+      }), { readOnly: true });
+    } else if (props.authTokenKey !== undefined) {
+      throw new Error(`'authTokenKey' ('${props.authTokenKey}') needs 'authTokenSecret'`);
+    }
+    if (props.tlsSecret) {
+      runtime.mount(TLS_DIR, kplus.Volume.fromSecret(this, 'TlsVolume', props.tlsSecret, {
+        name: 'tls', defaultMode: 0o440, items: { 'tls.crt': { path: 'tls.crt' }, 'tls.key': { path: 'tls.key' } },
+      }), { readOnly: true });
+    }
+  }
+
+  private createService(props: ModelServiceProps, exposure: Exposure): kplus.Service {
+    return new kplus.Service(this, 'Service', {
+      metadata: { name: serviceNameOf(props, this.modelName), labels: this.labels, annotations: exposure.annotations },
+      type: exposure.type,
+      selector: this.deployment,
+      loadBalancerSourceRanges: exposure.sourceRanges,
+      ports: [
+        { name: PORT_NAME.http, port: exposure.httpPort, targetPort: HTTP_PORT },
+        { name: PORT_NAME.grpc, port: GRPC_PORT, targetPort: GRPC_PORT },
+      ],
+    });
+  }
+
+  private createNetworkPolicy(from: kplus.k8s.NetworkPolicyPeer[] | undefined, egress: kplus.k8s.NetworkPolicyEgressRule[]): kplus.k8s.KubeNetworkPolicy {
+    return new kplus.k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
       metadata: { labels: this.labels },
       spec: {
         // The instance label alone: it is unique to this service, and Polaris (missingNetworkPolicy) accepts a
@@ -362,12 +421,20 @@ export class ModelService extends Construct {
         podSelector: { matchLabels: { [LABEL_KEYS.instance]: this.labels[LABEL_KEYS.instance] } },
         policyTypes: ['Ingress', 'Egress'],
         ingress: [{
-          ...(allowFrom && allowFrom.length > 0 ? { from: allowFrom } : {}),
+          ...(from && from.length > 0 ? { from } : {}),
           ports: [HTTP_PORT, GRPC_PORT].map((number) => ({ port: kplus.k8s.IntOrString.fromNumber(number), protocol: 'TCP' })),
         }],
         egress,
       },
     });
+  }
+
+  /** Another ModelService of the app that would take the same Service name in the same namespace. */
+  private serviceNameClashes(): string[] {
+    const namespace = ApiObject.of(this.service).metadata.namespace;
+    const clash = this.node.root.node.findAll().find((c): c is ModelService => c instanceof ModelService && c !== this
+      && c.service.name === this.service.name && ApiObject.of(c.service).metadata.namespace === namespace);
+    return clash ? [`the Service name '${this.service.name}' is also ModelService '${clash.node.path}'s in namespace '${namespace ?? '(none)'}'; give one of them its own 'serviceName'`] : [];
   }
 }
 
@@ -396,8 +463,8 @@ const mebibytes = (mib: number) => (mib % 1024 === 0 ? `${mib / 1024}Gi` : `${mi
  */
 function checkEphemeralStorage(props: ModelServiceProps, modelBytes: number) {
   const modelMib = Math.ceil(modelBytes / MIB);
-  const limit = checkStorage('ephemeralStorageLimit', props.ephemeralStorageLimit ?? mebibytes(modelMib + RUNTIME_EPHEMERAL_STORAGE_MIB));
-  const request = checkStorage('ephemeralStorageRequest', props.ephemeralStorageRequest ?? limit);
+  const limit = checkStorage('ephemeralStorageLimit', byteQuantity(props.ephemeralStorageLimit ?? mebibytes(modelMib + RUNTIME_EPHEMERAL_STORAGE_MIB)));
+  const request = checkStorage('ephemeralStorageRequest', props.ephemeralStorageRequest === undefined ? limit : byteQuantity(props.ephemeralStorageRequest));
   const floorMib = modelMib + TMP_SIZE_LIMIT_MIB;
   if (memoryBytes(limit) < floorMib * MIB) {
     const model = modelMib > 0 ? ` the model's emptyDir (${mebibytes(modelMib)}, ModelSource.fromUri's 'sizeLimit') and` : '';
@@ -409,12 +476,12 @@ function checkEphemeralStorage(props: ModelServiceProps, modelBytes: number) {
   return { request, limit };
 }
 
-function checkResources(props: ModelServiceProps) {
+function checkResources(props: ModelServiceProps): Resources {
   const resources = {
-    cpuRequest: checkCpu('cpuRequest', props.cpuRequest ?? '500m'),
-    cpuLimit: checkCpu('cpuLimit', props.cpuLimit ?? '2'),
-    memoryRequest: checkMemory('memoryRequest', props.memoryRequest ?? '512Mi'),
-    memoryLimit: checkMemory('memoryLimit', props.memoryLimit ?? '2Gi'),
+    cpuRequest: checkCpu('cpuRequest', cpuQuantity(props.cpuRequest ?? '500m')),
+    cpuLimit: checkCpu('cpuLimit', cpuQuantity(props.cpuLimit ?? '2')),
+    memoryRequest: checkMemory('memoryRequest', byteQuantity(props.memoryRequest ?? '512Mi')),
+    memoryLimit: checkMemory('memoryLimit', byteQuantity(props.memoryLimit ?? '2Gi')),
   };
   if (cpuCores(resources.cpuRequest) > cpuCores(resources.cpuLimit)) {
     throw new Error(`'cpuRequest' (${resources.cpuRequest}) must not exceed 'cpuLimit' (${resources.cpuLimit})`);
@@ -425,6 +492,91 @@ function checkResources(props: ModelServiceProps) {
   return resources;
 }
 
+/** The runtime container's resources as the strings the user gave; cdk8s-plus would rewrite them in its units. */
+function runtimeResources(resources: Resources, ephemeralStorage: { request: string; limit: string }, gpus: number): kplus.k8s.ResourceRequirements {
+  const quantity = (value: string) => kplus.k8s.Quantity.fromString(value);
+  return {
+    requests: { 'cpu': quantity(resources.cpuRequest), 'memory': quantity(resources.memoryRequest), 'ephemeral-storage': quantity(ephemeralStorage.request) },
+    limits: {
+      'cpu': quantity(resources.cpuLimit), 'memory': quantity(resources.memoryLimit), 'ephemeral-storage': quantity(ephemeralStorage.limit),
+      ...(gpus > 0 ? { 'nvidia.com/gpu': quantity(String(gpus)) } : {}),
+    },
+  };
+}
+
+function checkReplicas(replicas: number | undefined): number {
+  const value = replicas ?? 2;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`'replicas' (${replicas}) must be a positive integer; to scale to zero use a ModelAutoscaler with KEDA`);
+  }
+  return value;
+}
+
+function checkPreStopDelay(props: ModelServiceProps): number {
+  const preStopDelay = props.preStopDelaySeconds ?? 5;
+  if (!Number.isInteger(preStopDelay) || preStopDelay < 0 || preStopDelay > 300) {
+    throw new Error(`'preStopDelaySeconds' (${preStopDelay}) must be an integer from 0 to 300`);
+  }
+  return preStopDelay;
+}
+
+/** GPUs need the CUDA build of the runtime: the default image has only the CPU provider and would never be ready. */
+function checkGpus(props: ModelServiceProps, source: ModelSourceConfig): number {
+  const gpus = props.gpus ?? 0;
+  if (!Number.isInteger(gpus) || gpus < 0) throw new Error(`'gpus' (${gpus}) must be a non-negative integer`);
+  // An image the source brings (the model baked in) is built FROM whichever runtime image its author chose.
+  if (gpus > 0 && props.image === undefined && source.image === undefined) {
+    throw new Error(`'gpus' (${gpus}) needs a runtime image built with the CUDA provider, and the default image has only the CPU one; build runtime/Dockerfile with --build-arg EXECUTION_PROVIDER=cuda and set 'image' to it`);
+  }
+  return gpus;
+}
+
+/** The version prop only means something to sources that put the model into a version directory themselves. */
+function checkModelVersion(props: ModelServiceProps): number {
+  const version = checkPositiveInteger('modelVersion', props.modelVersion ?? 1);
+  if (props.modelVersion !== undefined && props.model.bringsOwnVersions) {
+    throw new Error(`'modelVersion' (${props.modelVersion}) has no effect with ${props.model.bringsOwnVersions}: the runtime serves the version directories the source holds (/models/<model>/<version>/model.onnx); remove 'modelVersion' or name the version there`);
+  }
+  return version;
+}
+
+/** The construct id stands in for the model name; say so when it is not a valid one. */
+function modelNameFromId(id: string): string {
+  try {
+    return checkModelName('modelName', id);
+  } catch {
+    throw new Error(`the construct id '${id}' is used as the model's name, which must be 1 to 63 letters, digits, '_', '.' or '-', starting and ending with a letter or digit; give 'modelName' (e.g. modelName: '${id.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '') || 'model'}')`);
+  }
+}
+
+/** The Service's name: given, or the model name as a DNS-1035 label (what a Service name must be). */
+function serviceNameOf(props: ModelServiceProps, modelName: string): string {
+  if (props.serviceName !== undefined) {
+    if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(props.serviceName)) {
+      throw new Error(`'serviceName' ('${props.serviceName}') must be 1 to 63 lower-case letters, digits or '-', starting with a letter and ending with a letter or digit`);
+    }
+    return props.serviceName;
+  }
+  const label = modelName.toLowerCase().replace(/[_.]/g, '-').replace(/-+$/, '');
+  return /^[a-z]/.test(label) ? label : `model-${label}`.slice(0, 63).replace(/-+$/, '');
+}
+
+/**
+ * Behind a load balancer, clients reach the pods from outside the pod network (node or client addresses): pod and
+ * namespace selectors never match them, and the NetworkPolicy would drop every request.
+ */
+function checkAllowFrom(allowFrom: kplus.k8s.NetworkPolicyPeer[] | undefined, exposure: Exposure): void {
+  if (!exposure.fromOutsideCluster || !allowFrom || allowFrom.length === 0 || allowFrom.some((peer) => peer.ipBlock)) return;
+  throw new Error("'allowFrom' has only pod or namespace selectors, but Exposure.loadBalancer() brings clients from outside the cluster, which they never match, so the NetworkPolicy would drop the balancer's traffic; add their address ranges as { ipBlock: { cidr: '<range>' } } or use Exposure.loadBalancer({ sourceRanges: [...] })");
+}
+
+/** The NetworkPolicy's peers: `allowFrom`, plus the balancer's source ranges when the user restricted both. */
+function ingressPeers(allowFrom: kplus.k8s.NetworkPolicyPeer[] | undefined, exposure: Exposure): kplus.k8s.NetworkPolicyPeer[] | undefined {
+  const ranges = (exposure.sourceRanges ?? []).map((cidr) => ({ ipBlock: { cidr } }));
+  if (ranges.length === 0) return allowFrom;
+  // Source ranges alone leave the pods open to the cluster as before, and to those ranges from outside.
+  return allowFrom && allowFrom.length > 0 ? [...allowFrom, ...ranges] : undefined;
+}
 
 /** The authentication and TLS flags, pointing at the files the Secret volumes mount. */
 function securityArgs(props: ModelServiceProps): string[] {
@@ -434,21 +586,50 @@ function securityArgs(props: ModelServiceProps): string[] {
   ];
 }
 
-/** Runtime flags from props, named by lib/contract/settings.ts; only what differs from the runtime's defaults. */
-function runtimeArgs(props: ModelServiceProps, gpus: number, drainTimeoutSeconds: number): string[] {
+/** The props that are runtime settings of the same name (@modelship/contract's table), written only when given. */
+const SETTING_PROPS = [
+  'maxBatchSize', 'maxQueueDelayMicroseconds', 'maxQueueSize', 'maxBodyBytes', 'maxResponseBytes', 'requestTimeoutSeconds',
+  'interOpThreads', 'intraOpSpinning', 'graphOptimizationLevel', 'executionMode', 'warmup', 'logLevel',
+] as const satisfies ReadonlyArray<keyof ModelServiceProps & keyof typeof SERVE_SETTINGS>;
+
+/** Runtime flags from props, named and bounded by @modelship/contract's settings table. */
+function runtimeArgs(props: ModelServiceProps, resources: Resources, gpus: number, drainTimeoutSeconds: number): string[] {
   const args: string[] = [];
-  const flag = (prop: keyof ModelServiceProps & keyof typeof SERVE_SETTINGS, value: number | undefined) => {
-    if (value === undefined) return;
-    const setting = SERVE_SETTINGS[prop] as IntegerSetting;
-    args.push(`--${setting.flag}=${checkSetting(prop, value, setting)}`);
+  const write = (prop: string, setting: Setting, value: number | string | boolean | undefined) => {
+    if (value !== undefined) args.push(`--${setting.flag}=${settingValue(prop, setting, value)}`);
   };
-  flag('maxBatchSize', props.maxBatchSize);
-  flag('maxQueueDelayMicroseconds', props.maxQueueDelayMicroseconds);
-  flag('maxQueueSize', props.maxQueueSize);
-  flag('maxBodyBytes', props.maxBodyBytes);
-  flag('intraOpThreads', props.intraOpThreads);
-  flag('interOpThreads', props.interOpThreads);
+  for (const prop of SETTING_PROPS) write(prop, SERVE_SETTINGS[prop], props[prop]);
+  // As many onnxruntime threads as the CPU limit has whole cores: more would be throttled by the quota.
+  write('intraOpThreads', SERVE_SETTINGS.intraOpThreads, props.intraOpThreads ?? Math.max(1, Math.floor(cpuCores(resources.cpuLimit))));
+  if (props.payloadLogging) {
+    write('payloadLogging.percent', SERVE_SETTINGS.payloadLogPercent, props.payloadLogging.percent);
+    if (props.payloadLogging.percent === 0) throw new Error("'payloadLogging.percent' (0) turns payload logging off; leave 'payloadLogging' unset instead");
+    write('payloadLogging.maxBytes', SERVE_SETTINGS.payloadLogMaxBytes, props.payloadLogging.maxBytes);
+    for (const name of props.payloadLogging.redact ?? []) args.push(`--${SERVE_SETTINGS.payloadLogRedact.flag}=${checkTensorName(name)}`);
+  }
   args.push(`--${SERVE_SETTINGS.drainTimeoutSeconds.flag}=${drainTimeoutSeconds}`);
   if (gpus > 0) args.push(`--${SERVE_SETTINGS.executionProvider.flag}=cuda`);
   return args;
+}
+
+/** A prop's value as its flag takes it, checked against the setting's bounds or choices. */
+function settingValue(prop: string, setting: Setting, value: number | string | boolean): string {
+  switch (setting.kind) {
+    case 'integer':
+      return String(checkSetting(prop, value as number, setting));
+    case 'string':
+      if (setting.choices && !setting.choices.includes(value as string)) {
+        throw new Error(`'${prop}' ('${value}') must be one of ${setting.choices.map((c) => `'${c}'`).join(', ')}`);
+      }
+      return String(value);
+    case 'boolean':
+      return String(value);
+    default:
+      throw new Error(`'${prop}' is a list setting; it has its own prop`);
+  }
+}
+
+function checkTensorName(name: string): string {
+  if (name.length === 0 || name.includes(',')) throw new Error(`'payloadLogging.redact' entry ('${name}') must be a tensor name, not empty and without ','`);
+  return name;
 }

@@ -104,6 +104,13 @@ export abstract class ModelSource {
     return new FileSource(localPath);
   }
 
+  /**
+   * How the source is named in messages when it decides the served versions itself (an image, a volume): the
+   * runtime serves the version directories it holds, so a ModelService's `modelVersion` would do nothing.
+   * @default - undefined: the source writes the model into the version ModelService names
+   */
+  readonly bringsOwnVersions?: string;
+
   /** @internal */
   abstract bind(scope: Construct, options: ModelSourceBindOptions): ModelSourceConfig;
 }
@@ -145,6 +152,8 @@ class UriSource extends ModelSource {
 }
 
 class ImageSource extends ModelSource {
+  override readonly bringsOwnVersions = 'ModelSource.fromImage';
+
   constructor(private readonly image: string) {
     super();
   }
@@ -155,6 +164,8 @@ class ImageSource extends ModelSource {
 }
 
 class ClaimSource extends ModelSource {
+  override readonly bringsOwnVersions = 'ModelSource.fromPersistentVolumeClaim';
+
   constructor(private readonly claim: kplus.IPersistentVolumeClaim, private readonly path: string) {
     super();
   }

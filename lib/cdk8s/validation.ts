@@ -2,6 +2,8 @@
  * Synth-time checks for values Kubernetes or the runtime would reject later, with messages that quote the prop,
  * the value and the fix (aws-cdk's rule): a bad value fails `cdk8s synth`, not a rollout.
  */
+import type { Size } from 'cdk8s';
+import type * as kplus from 'cdk8s-plus-27';
 import type { IntegerSetting } from '@modelship/contract';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -22,6 +24,18 @@ export function checkModelName(prop: string, value: string): string {
     throw new Error(`'${prop}' ('${value}') must be 1 to 63 letters, digits, '_', '.' or '-', starting and ending with a letter or digit (it appears in URLs and labels)`);
   }
   return value;
+}
+
+/** A CPU prop as a quantity string: cdk8s-plus's Cpu, or a quantity string as given. */
+export function cpuQuantity(value: string | kplus.Cpu): string {
+  return typeof value === 'string' ? value : String(value.amount);
+}
+
+/** A memory or storage prop as a quantity string: cdk8s's Size in whole MiB or KiB, or a quantity string as given. */
+export function byteQuantity(value: string | Size): string {
+  if (typeof value === 'string') return value;
+  const kibibytes = value.toKibibytes();
+  return kibibytes % 1024 === 0 ? `${kibibytes / 1024}Mi` : `${kibibytes}Ki`;
 }
 
 export function checkCpu(prop: string, value: string): string {

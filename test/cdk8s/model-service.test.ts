@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Chart, Testing } from 'cdk8s';
+import { Chart, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Exposure, ModelAutoscaler, ModelService, ModelSource, ScalingSignal } from 'modelship';
 import { GRPC_PORT, HTTP_PORT, METRIC, PATHS, RUNTIME_UID, SERVE_SETTINGS } from '@modelship/contract';
@@ -12,7 +12,7 @@ import { assertValidManifests } from '../helpers/k8s-schema';
 import { MODELS } from '../helpers/paths';
 
 const SHA = 'a'.repeat(64);
-type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; spec: any; data?: any; binaryData?: any };
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec: any; data?: any; binaryData?: any };
 
 function synth(build: (chart: Chart) => void, namespace = 'risk'): Manifest[] {
   const chart = new Chart(Testing.app(), 'test', { namespace });
@@ -356,9 +356,9 @@ describe('every synthesized object passes the strict Kubernetes 1.27 and CRD sch
       allowEgress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'proxy' } } }], ports: [{ port: kplus.k8s.IntOrString.fromNumber(3128), protocol: 'TCP' }] }],
     })],
     ['from a file, load balancer, every runtime setting, GPU, peers', (c) => new ModelService(c, 'my-model', {
-      modelName: 'my_model', model: ModelSource.fromFile(MODELS.linearRegression), exposure: Exposure.loadBalancer(), gpus: 1,
+      modelName: 'my_model', model: ModelSource.fromFile(MODELS.linearRegression), exposure: Exposure.loadBalancer(), gpus: 1, image: 'registry.example.com/modelship-runtime:cuda',
       maxBatchSize: 8, maxQueueDelayMicroseconds: 100, maxQueueSize: 10, maxBodyBytes: 4096, intraOpThreads: 1, interOpThreads: 1,
-      drainTimeoutSeconds: 10, preStopDelaySeconds: 0, replicas: 1, allowFrom: [{ podSelector: { matchLabels: { role: 'client' } } }],
+      drainTimeoutSeconds: 10, preStopDelaySeconds: 0, replicas: 1, allowFrom: [{ podSelector: { matchLabels: { role: 'client' } } }, { ipBlock: { cidr: '203.0.113.0/24' } }],
     })],
     ['from a claim, CPU autoscaler', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', {
       model: ModelSource.fromPersistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(c, 'Claim', 'pvc'), 'repo') }) })],
@@ -396,4 +396,160 @@ describe('synth-time errors name the prop, the value and the fix', () => {
   for (const [name, build, message] of cases) {
     it(name, () => assert.throws(() => synth(build), message));
   }
+});
+
+describe('ModelService builds its pod over the final containers, as cdk8s-plus does', () => {
+  const podOf = (objects: Manifest[]) => one(objects, 'Deployment').spec.template.spec;
+
+  it('hardens an init container added after construction like its own', () => {
+    const pod = podOf(synth((chart) => {
+      const service = new ModelService(chart, 'fraud', { model: ModelSource.fromUri('https://m/x.onnx', { sha256: SHA }) });
+      service.deployment.addInitContainer({ name: 'warm-cache', image: 'busybox:1.36', securityContext: { ensureNonRoot: true, user: 10001 } });
+    }));
+    assert.deepEqual(pod.initContainers.map((c: any) => c.name), ['fetch-model', 'warm-cache']);
+    for (const container of [...pod.initContainers, ...pod.containers]) {
+      assert.deepEqual(container.securityContext.capabilities.drop, ['ALL'], `${container.name} drops every capability`);
+    }
+    const added = pod.initContainers[1];
+    assert.equal(added.resources.requests['ephemeral-storage'], '64Mi');
+    assert.equal(added.resources.limits['ephemeral-storage'], '64Mi');
+    assert.deepEqual(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+  });
+
+  it('keeps node affinity the user asks for beside its own anti-affinity and spread', () => {
+    const pod = podOf(synth((chart) => new ModelService(chart, 'fraud', {
+      model: ModelSource.fromImage('registry/m:1'), nodeSelector: { 'cloud.google.com/gke-nodepool': 'inference' },
+      tolerations: [kplus.NodeTaintQuery.is('dedicated', 'inference')],
+    })));
+    assert.deepEqual(pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions,
+      [{ key: 'cloud.google.com/gke-nodepool', operator: 'In', values: ['inference'] }]);
+    assert.equal(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey, 'kubernetes.io/hostname');
+    assert.deepEqual(pod.tolerations, [{ key: 'dedicated', operator: 'Equal', value: 'inference' }]);
+    assert.equal(pod.topologySpreadConstraints.length, 2);
+  });
+
+  it('exposes its NetworkPolicy and PodDisruptionBudget as the objects it synthesizes', () => {
+    const chart = new Chart(Testing.app(), 'test', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('registry/m:1') });
+    const objects = Testing.synth(chart) as Manifest[];
+    assert.equal(service.networkPolicy.name, one(objects, 'NetworkPolicy').metadata.name);
+    assert.equal(service.podDisruptionBudget?.name, one(objects, 'PodDisruptionBudget').metadata.name);
+    const single = new ModelService(chart, 'single', { model: ModelSource.fromImage('registry/m:1'), replicas: 1 });
+    assert.equal(single.podDisruptionBudget, undefined, 'one replica, no budget');
+  });
+
+  it('takes cdk8s-plus Cpu and cdk8s Size as well as quantity strings, and sizes onnxruntime threads by the CPU limit', () => {
+    const runtimeOf = (props: Partial<ConstructorParameters<typeof ModelService>[2]>) =>
+      podOf(synth((chart) => new ModelService(chart, 'm', { model: ModelSource.fromImage('registry/m:1'), ...props }))).containers[0];
+    const typed = runtimeOf({ cpuRequest: kplus.Cpu.millis(250), cpuLimit: kplus.Cpu.units(4), memoryRequest: Size.mebibytes(768), memoryLimit: Size.gibibytes(3) });
+    const strings = runtimeOf({ cpuRequest: '250m', cpuLimit: '4', memoryRequest: '768Mi', memoryLimit: '3072Mi' });
+    assert.deepEqual(typed.resources, strings.resources);
+    assert.ok(typed.args.includes('--intra-op-threads=4'));
+    assert.ok(runtimeOf({ cpuLimit: '500m', cpuRequest: '100m' }).args.includes('--intra-op-threads=1'), 'a fraction of a core is one thread');
+    assert.ok(runtimeOf({ cpuLimit: '3500m' }).args.includes('--intra-op-threads=3'), 'whole cores only: a fourth thread would be throttled');
+    assert.ok(runtimeOf({ cpuLimit: '4', intraOpThreads: 2 }).args.includes('--intra-op-threads=2'), 'a given count wins');
+  });
+
+  it('names its Service after the model, predictably, or as told, and refuses two of one name in a namespace', () => {
+    const service = (objects: Manifest[]) => one(objects, 'Service').metadata.name;
+    assert.equal(service(synth((c) => new ModelService(c, 'x', { modelName: 'my_model', model: ModelSource.fromImage('r/m:1') }))), 'my-model');
+    assert.equal(service(synth((c) => new ModelService(c, '7b.chat', { model: ModelSource.fromImage('r/m:1') }))), 'model-7b-chat');
+    assert.equal(service(synth((c) => new ModelService(c, 'x', { model: ModelSource.fromImage('r/m:1'), serviceName: 'fraud-v3' }))), 'fraud-v3');
+    assert.throws(() => synth((c) => {
+      new ModelService(c, 'v1', { modelName: 'fraud', model: ModelSource.fromImage('r/m:1') });
+      new ModelService(c, 'v2', { modelName: 'fraud', model: ModelSource.fromImage('r/m:2') });
+    }), /the Service name 'fraud' is also ModelService 'test\/v\d's in namespace 'risk'; give one of them its own 'serviceName'/);
+    assert.doesNotThrow(() => synth((c) => {
+      new ModelService(c, 'v1', { modelName: 'fraud', model: ModelSource.fromImage('r/m:1') });
+      new ModelService(c, 'v2', { modelName: 'fraud', model: ModelSource.fromImage('r/m:2'), serviceName: 'fraud-canary' });
+    }));
+  });
+
+  it('writes the typed runtime settings and payload logging as the runtime\'s flags', () => {
+    const runtime = podOf(synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromImage('registry/m:1'), graphOptimizationLevel: 'basic', executionMode: 'parallel', warmup: false,
+      intraOpSpinning: 'off', logLevel: 'debug', requestTimeoutSeconds: 20, maxResponseBytes: 1 << 20,
+      payloadLogging: { percent: 5, maxBytes: 1024, redact: ['ssn', 'email'] },
+    }))).containers[0];
+    for (const flag of ['--graph-optimization-level=basic', '--execution-mode=parallel', '--warmup=false', '--intra-op-spinning=off',
+      '--log-level=debug', '--request-timeout=20', `--max-response-bytes=${1 << 20}`, '--payload-log-percent=5', '--payload-log-max-bytes=1024',
+      '--payload-log-redact=ssn', '--payload-log-redact=email']) {
+      assert.ok(runtime.args.includes(flag), `${flag} in ${runtime.args.join(' ')}`);
+    }
+  });
+
+  it('runs as the ServiceAccount, pulls with the Secret and policy, and adds environment variables it is given', () => {
+    const objects = synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromImage('registry/m:1'), serviceAccount: kplus.ServiceAccount.fromServiceAccountName(chart, 'SA', 'model-reader'),
+      imagePullSecret: kplus.Secret.fromSecretName(chart, 'Pull', 'registry-creds'), imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      env: { OMP_WAIT_POLICY: kplus.EnvValue.fromValue('PASSIVE') },
+    }));
+    const pod = podOf(objects);
+    assert.equal(pod.serviceAccountName, 'model-reader');
+    assert.equal(pod.automountServiceAccountToken, false, 'the runtime calls no API: still no token');
+    assert.deepEqual(pod.imagePullSecrets, [{ name: 'registry-creds' }]);
+    assert.equal(pod.containers[0].imagePullPolicy, 'IfNotPresent');
+    assert.deepEqual(pod.containers[0].env, [{ name: 'OMP_WAIT_POLICY', value: 'PASSIVE' }]);
+    assertValidManifests(objects);
+  });
+
+  it('puts an internal load balancer\'s annotations and source ranges on the Service, and admits the ranges', () => {
+    const objects = synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromImage('registry/m:1'), allowFrom: [{ ipBlock: { cidr: '10.0.0.0/8' } }],
+      exposure: Exposure.loadBalancer({ annotations: { 'networking.gke.io/load-balancer-type': 'Internal' }, sourceRanges: ['10.20.0.0/16'] }),
+    }));
+    const service = one(objects, 'Service');
+    assert.deepEqual(service.metadata.annotations, { 'networking.gke.io/load-balancer-type': 'Internal' });
+    assert.deepEqual(service.spec.loadBalancerSourceRanges, ['10.20.0.0/16']);
+    assert.deepEqual(one(objects, 'NetworkPolicy').spec.ingress[0].from, [{ ipBlock: { cidr: '10.0.0.0/8' } }, { ipBlock: { cidr: '10.20.0.0/16' } }]);
+    assertValidManifests(objects);
+  });
+
+  it('routes a host through an Ingress to the REST port of a ClusterIP Service', () => {
+    const objects = synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromImage('registry/m:1'),
+      exposure: Exposure.ingress({ host: 'fraud.models.example.com', className: 'nginx', tlsSecret: kplus.Secret.fromSecretName(chart, 'Tls', 'fraud-cert') }),
+    }));
+    const service = one(objects, 'Service');
+    assert.equal(service.spec.type, 'ClusterIP');
+    const ingress = one(objects, 'Ingress');
+    assert.equal(ingress.spec.ingressClassName, 'nginx');
+    assert.deepEqual(ingress.spec.rules[0], { host: 'fraud.models.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: service.metadata.name, port: { number: HTTP_PORT } } } }] } });
+    assert.deepEqual(ingress.spec.tls, [{ hosts: ['fraud.models.example.com'], secretName: 'fraud-cert' }]);
+    assertValidManifests(objects);
+  });
+});
+
+describe('what was accepted but wrong is refused with the fix', () => {
+  const image = ModelSource.fromImage('registry/m:1');
+  const cases: Array<[string, (chart: Chart) => void, RegExp]> = [
+    ['load balancer port out of range', () => Exposure.loadBalancer({ port: 99999 }), /'port' \(99999\) must be an integer from 1 to 65535/],
+    ['load balancer port on gRPC\'s', () => Exposure.loadBalancer({ port: GRPC_PORT }), /'port' \(8081\) is the gRPC port the Service already exposes; choose another port for REST/],
+    ['bad source range', () => Exposure.loadBalancer({ sourceRanges: ['10.0.0.0/33'] }), /'sourceRanges' \('10.0.0.0\/33'\) must be a CIDR range/],
+    ['bad ingress host', () => Exposure.ingress({ host: 'Fraud_Models' }), /'host' \('Fraud_Models'\) must be a DNS name/],
+    ['load balancer with selector peers only', (c) => new ModelService(c, 's', {
+      model: image, exposure: Exposure.loadBalancer(), allowFrom: [{ namespaceSelector: { matchLabels: { team: 'risk' } } }],
+    }), /'allowFrom' has only pod or namespace selectors, but Exposure.loadBalancer\(\) brings clients from outside the cluster[\s\S]*ipBlock/],
+    ['GPUs on the CPU image', (c) => new ModelService(c, 's', { model: ModelSource.fromUri('https://m/x.onnx', { sha256: SHA }), gpus: 1 }),
+      /'gpus' \(1\) needs a runtime image built with the CUDA provider[\s\S]*EXECUTION_PROVIDER=cuda and set 'image'/],
+    ['a version for an image source', (c) => new ModelService(c, 's', { model: image, modelVersion: 3 }),
+      /'modelVersion' \(3\) has no effect with ModelSource.fromImage/],
+    ['a version for a volume source', (c) => new ModelService(c, 's', {
+      model: ModelSource.fromPersistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(c, 'C', 'pvc')), modelVersion: 2,
+    }), /'modelVersion' \(2\) has no effect with ModelSource.fromPersistentVolumeClaim/],
+    ['a construct id that cannot be a model name', (c) => new ModelService(c, 'Fraud Model', { model: image }),
+      /the construct id 'Fraud Model' is used as the model's name[\s\S]*give 'modelName' \(e.g. modelName: 'Fraud-Model'\)/],
+    ['a bad service name', (c) => new ModelService(c, 's', { model: image, serviceName: 'Fraud' }), /'serviceName' \('Fraud'\) must be 1 to 63 lower-case letters/],
+    ['a setting outside its choices', (c) => new ModelService(c, 's', { model: image, graphOptimizationLevel: 'max' as never }), /'graphOptimizationLevel' \('max'\) must be one of 'disabled', 'basic', 'extended', 'all'/],
+    ['payload logging at 0%', (c) => new ModelService(c, 's', { model: image, payloadLogging: { percent: 0 } }), /'payloadLogging.percent' \(0\) turns payload logging off/],
+  ];
+  for (const [name, build, message] of cases) {
+    it(name, () => assert.throws(() => synth(build), message));
+  }
+
+  it('PromQL over a service in a chart without a namespace', () => {
+    const chart = new Chart(Testing.app(), 'fraud');
+    const service = new ModelService(chart, 's', { model: image });
+    assert.throws(() => service.metricRequestRate(), /ModelService 'fraud\/s' is in a chart without a namespace[\s\S]*new Chart\(app, 'fraud', \{ namespace: '<namespace>' \}\)/);
+  });
 });

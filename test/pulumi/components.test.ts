@@ -48,7 +48,7 @@ describe('modelship/pulumi', () => {
       monitoring: { extraLabels: { release: 'kps' } },
     })],
     ['a local file behind a load balancer, KEDA to zero, PodMonitor', (side) => ({
-      service: { modelName: 'my_model', model: side.ModelSource.fromFile(MODEL_FILE), exposure: side.Exposure.loadBalancer(), gpus: 1 },
+      service: { modelName: 'my_model', model: side.ModelSource.fromFile(MODEL_FILE), exposure: side.Exposure.loadBalancer(), gpus: 1, image: 'registry.example.com/modelship-runtime:cuda' },
       autoscaler: { minReplicas: 0, maxReplicas: 3, signal: side.ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) },
       monitoring: { podMonitor: true, availabilityObjective: 99.5, plainPrometheusFiles: true },
     })],
