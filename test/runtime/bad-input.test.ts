@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { Agent, fetch as undiciFetch } from 'undici';
 import * as ort from '../../runtime/src/model/onnxruntime';
 import { METRIC } from '@modelship/contract';
 import { HOSTILE_INPUT_MODEL_ARGS, MODELS } from '../helpers/paths';
@@ -315,6 +316,30 @@ describe('bad input gets a clear 4xx (or 500 for a failed run) and never hurts t
       }
     });
   }
+
+  it('413 that a client still sending a declared body over the limit reads, on a connection that serves on', async () => {
+    // fetch (undici, as in Node) sends the whole body whatever the answer: were the connection closed on the 413, a
+    // body larger than the socket buffers would meet a reset (EPIPE) instead of the answer. Megabytes, several times
+    // the limit, as a client with a wrong idea of the limit sends.
+    const limit = 4_000_000;
+    const server = await startRuntime(['--model', `lin=${MODELS.linearRegression}`, '--max-body-bytes', String(limit)]);
+    const agent = new Agent({ connections: 1 });
+    try {
+      for (const size of [limit + 1, limit * 3]) {
+        const response = await undiciFetch(`${server.url}${LIN}`, {
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.alloc(size, 0x31), dispatcher: agent,
+        });
+        assert.equal(response.status, 413);
+        assert.notEqual(response.headers.get('connection'), 'close', 'the connection stays open while the body is read and discarded');
+        assert.match(await response.text(), new RegExp(`limit of ${limit} bytes`));
+      }
+      const next = await undiciFetch(`${server.url}/v2/health/ready`, { dispatcher: agent });
+      assert.equal(next.status, 200);
+    } finally {
+      await agent.close();
+      assert.equal(await server.stop(), 0);
+    }
+  });
 
   it('413 for a chunked body over the limit (no Content-Length)', async () => {
     // Written a chunk at a time, stopping at the answer: the server answers 413 as soon as the limit is crossed

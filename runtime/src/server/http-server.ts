@@ -101,9 +101,10 @@ export function createHttpServer(core: InferenceCore, options: HttpServerOptions
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0]}` }));
 
-  app.addHook('onSend', (_request, reply, payload, done) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     // JSON has no charset parameter (it is always UTF-8), and KServe's client shows error text only for exactly this.
     if (String(reply.getHeader('content-type')).startsWith('application/json;')) reply.header('content-type', 'application/json');
+    if (lingersForBody(request.headers['content-length'], reply.statusCode, options.maxBodyBytes)) reply.removeHeader('connection');
     // While draining, tell keep-alive clients to reconnect, which takes them to a replica that is still serving.
     if (core.isDraining) reply.header('connection', 'close');
     done(null, payload);
@@ -159,3 +160,19 @@ function answerClientError(error: Error & { code?: string }, socket: import('nod
   const body = JSON.stringify({ error: message });
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
+
+/**
+ * A body refused as too large is answered before it is read, and closing the connection then would reset it under
+ * a client still sending: most clients (fetch, Python's) report that reset instead of the 413. Kept open, the
+ * connection reads the rest of the body and discards it, so the client finishes sending and reads the answer. Only
+ * for a declared length of up to LINGER_FACTOR times the limit, so the discarding stays bounded; the request
+ * timeout bounds the time.
+ */
+export function lingersForBody(contentLength: string | undefined, status: number, maxBodyBytes: number): boolean {
+  if (status !== 413 || contentLength === undefined) return false;
+  const declared = Number(contentLength);
+  return Number.isSafeInteger(declared) && declared <= maxBodyBytes * LINGER_FACTOR;
+}
+
+const LINGER_FACTOR = 4;
+
