@@ -85,6 +85,8 @@ export class ModelAutoscaler extends Construct {
   readonly hpa?: kplus.HorizontalPodAutoscaler;
   /** The KEDA ScaledObject (KEDA signal). */
   readonly scaledObject?: ApiObject;
+  /** The ModelService this scales. */
+  readonly service: ModelService;
   readonly minReplicas: number;
   readonly maxReplicas: number;
 
@@ -109,8 +111,10 @@ export class ModelAutoscaler extends Construct {
     for (const [name, value] of [['scaleDownStabilizationSeconds', scaleDown], ['scaleUpStabilizationSeconds', scaleUp]] as const) {
       if (!Number.isInteger(value) || value < 0 || value > 3600) throw new Error(`'${name}' (${value}) must be an integer from 0 to 3600`);
     }
+    this.service = props.service;
     this.minReplicas = minReplicas;
     this.maxReplicas = maxReplicas;
+    props.service._registerAutoscaler(this);
     if (maxReplicas > 1) props.service.ensureDisruptionBudget();
 
     const deployment = props.service.deployment;

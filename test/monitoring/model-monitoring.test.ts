@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import * as YAML from 'yaml';
-import { ALERT, ModelAutoscaler, ModelMonitoring, type ModelMonitoringProps, ModelService, type ModelServiceProps, ModelSource, ScrapeTls, SLO_WINDOWS } from 'modelship';
+import { ALERT, ModelAutoscaler, ModelMonitoring, type ModelMonitoringProps, ModelService, type ModelServiceProps, ModelSource, ScalingSignal, ScrapeTls, SLO_WINDOWS } from 'modelship';
 import { METRIC } from '@modelship/contract';
 import { assertValidManifests } from '../helpers/k8s-schema';
 import { MODELS, REPO_ROOT } from '../helpers/paths';
@@ -119,7 +119,7 @@ describe('ModelMonitoring', () => {
     const { ScalingSignal } = require('modelship') as typeof import('modelship');
     const autoscaler = new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) });
     const down = new ModelMonitoring(chart, 'm', { service, autoscaler }).ruleGroups[1].rules.find((r) => r.alert === ALERT.down)!;
-    assert.match(down.expr, new RegExp(`and on \\(\\) \\(sum\\(kube_deployment_spec_replicas\\{namespace="risk",deployment="${service.deployment.name}"\\}\\) > 0\\)$`));
+    assert.match(down.expr, new RegExp(`unless on \\(\\) \\(sum\\(kube_deployment_spec_replicas\\{namespace="risk",deployment="${service.deployment.name}"\\}\\) == 0\\)$`));
     assert.doesNotMatch(rules.find((r) => r.alert === ALERT.down)!.expr, /kube_deployment_spec_replicas/);
   });
 
@@ -128,6 +128,69 @@ describe('ModelMonitoring', () => {
     assert.throws(() => build({ availabilityObjective: 100 }), /'availabilityObjective' \(100\) must be a percentage between 0 and 100/);
     assert.throws(() => build({ cpuThreshold: 80 }), /'cpuThreshold' \(80\) must be a share between 0 and 1/);
     assert.throws(() => build({ alertFor: { ModelServiceDown: 'soon' } }), /'alertFor.ModelServiceDown' \('soon'\) must be a Prometheus duration/);
+  });
+});
+
+describe('ModelMonitoring finds the service\'s autoscaler', () => {
+  type Synthesized = { objects: Manifest[]; monitoring: ModelMonitoring };
+  /** The alert rules as synthesized into the PrometheusRule: what Prometheus gets. */
+  const alertsOf = ({ objects }: Synthesized) => objects.find((o) => o.kind === 'PrometheusRule')!.spec.groups
+    .flatMap((g: { rules: Array<{ alert?: string; expr: string }> }) => g.rules).filter((r: { alert?: string }) => r.alert);
+  const maxedOut = (synthesized: Synthesized) => alertsOf(synthesized).find((r: { alert?: string }) => r.alert === ALERT.autoscalerMaxedOut);
+  const smallest = (order: 'autoscaler first' | 'monitoring first', signal?: ScalingSignal) => {
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    const autoscale = () => new ModelAutoscaler(chart, 'auto', { service, ...(signal ? { signal } : {}) });
+    let monitoring: ModelMonitoring;
+    if (order === 'autoscaler first') {
+      autoscale();
+      monitoring = new ModelMonitoring(chart, 'monitoring', { service });
+    } else {
+      monitoring = new ModelMonitoring(chart, 'monitoring', { service });
+      autoscale();
+    }
+    return { monitoring, objects: Testing.synth(chart) as Manifest[] };
+  };
+
+  for (const order of ['autoscaler first', 'monitoring first'] as const) {
+    it(`adds ${ALERT.autoscalerMaxedOut} for the HPA of the smallest program, ${order}`, () => {
+      const synthesized = smallest(order);
+      const hpa = synthesized.objects.find((o) => o.kind === 'HorizontalPodAutoscaler')!.metadata.name;
+      assert.match(maxedOut(synthesized)?.expr ?? '', new RegExp(`horizontalpodautoscaler="${hpa}"`));
+      assert.deepEqual(YAML.parse(synthesized.monitoring.rulesFile()).groups, synthesized.objects.find((o) => o.kind === 'PrometheusRule')!.spec.groups);
+    });
+  }
+
+  it('watches the HPA KEDA creates for a ScaledObject', () => {
+    const synthesized = smallest('monitoring first', ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }));
+    const scaledObject = synthesized.objects.find((o) => o.kind === 'ScaledObject')!.metadata.name;
+    assert.match(maxedOut(synthesized)?.expr ?? '', new RegExp(`horizontalpodautoscaler="keda-hpa-${scaledObject}"`));
+  });
+
+  it('writes the found autoscaler into the plain Prometheus rules file too', () => {
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    new ModelMonitoring(chart, 'monitoring', { service, plainPrometheusFiles: true, dashboard: false });
+    new ModelAutoscaler(chart, 'auto', { service });
+    const files = (Testing.synth(chart) as Manifest[]).find((o) => o.kind === 'ConfigMap' && o.data?.['rules.yaml'])!;
+    assert.match(files.data!['rules.yaml'], new RegExp(ALERT.autoscalerMaxedOut));
+  });
+
+  it('keeps the explicit autoscaler prop working, and refuses the autoscaler of another service', () => {
+    assert.ok(maxedOut({ objects: build().objects, monitoring: build().monitoring }));
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    const other = new ModelService(chart, 'churn', { model: ModelSource.fromImage('r/m:1') });
+    const autoscaler = new ModelAutoscaler(chart, 'churn-auto', { service: other });
+    assert.throws(() => new ModelMonitoring(chart, 'monitoring', { service, autoscaler }),
+      /'autoscaler' \(ModelAutoscaler 'fraud-detection\/churn-auto'\) scales ModelService 'fraud-detection\/churn', not 'fraud-detection\/fraud': pass the autoscaler of 'fraud-detection\/fraud', or leave 'autoscaler' out/);
+  });
+
+  it('adds no autoscaler alert to a service without one', () => {
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    const monitoring = new ModelMonitoring(chart, 'monitoring', { service });
+    assert.equal(maxedOut({ objects: Testing.synth(chart) as Manifest[], monitoring }), undefined);
   });
 });
 
