@@ -113,12 +113,12 @@ describe('ModelMonitoring', () => {
     assert.match(latency.expr, /le=~"1\(\\\.0\)\?"/);
   });
 
-  it('does not page ModelServiceDown while KEDA holds the service at zero', () => {
+  it('does not page ModelServiceDown while KEDA holds the service at zero, with no autoscaler passed', () => {
     const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
     const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
-    const { ScalingSignal } = require('modelship') as typeof import('modelship');
-    const autoscaler = new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) });
-    const down = new ModelMonitoring(chart, 'm', { service, autoscaler }).ruleGroups[1].rules.find((r) => r.alert === ALERT.down)!;
+    const monitoring = new ModelMonitoring(chart, 'm', { service });
+    new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090', activation: { query: 'sum(queue_length)' } }) });
+    const down = monitoring.ruleGroups[1].rules.find((r) => r.alert === ALERT.down)!;
     assert.match(down.expr, new RegExp(`unless on \\(\\) \\(sum\\(kube_deployment_spec_replicas\\{namespace="risk",deployment="${service.deployment.name}"\\}\\) == 0\\)$`));
     assert.doesNotMatch(rules.find((r) => r.alert === ALERT.down)!.expr, /kube_deployment_spec_replicas/);
   });

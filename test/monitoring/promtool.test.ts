@@ -68,7 +68,7 @@ function synthesizeScaleToZero(): Synthesized {
   const monitoring = new ModelMonitoring(chart, 'mon', { service });
   new ModelAutoscaler(chart, 'auto', {
     service, minReplicas: 0,
-    signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }),
+    signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090', activation: { query: 'sum(queue_length)' } }),
   });
   const objects = Testing.synth(chart) as Manifest[];
   const of = (kind: string) => objects.find((o) => o.kind === kind)!;
