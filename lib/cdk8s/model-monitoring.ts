@@ -12,7 +12,7 @@ import { selectorLabels } from './labels';
 import { checkDataKey } from './validation';
 import type { ModelAutoscaler } from './model-autoscaler';
 import type { ModelService } from './model-service';
-import { dashboardJson } from './dashboards/model-dashboard';
+import { dashboardFileName, dashboardJson } from './dashboards/model-dashboard';
 import { podNamePattern } from './promql';
 import { ALERT, alertRules, DEFAULT_ALERT_DURATIONS, type AlertContext, type AlertDurations } from './rules/alerts';
 import { availabilitySlo, latencySlo, sloRecordingRules, type RuleGroup, type Slo } from './rules/slo';
@@ -277,7 +277,7 @@ export class ModelMonitoring extends Construct {
     if (props.dashboard ?? true) {
       this.dashboard = new kplus.ConfigMap(this, 'Dashboard', {
         metadata: { labels: { ...service.labels, grafana_dashboard: '1' } },
-        data: { [`${selector.service}.json`]: JSON.stringify(dashboardJson(service, selector, workload, slos)) },
+        data: { [dashboardFileName(selector)]: JSON.stringify(dashboardJson(service, selector, workload, slos)) },
       });
     }
   }

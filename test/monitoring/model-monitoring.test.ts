@@ -194,6 +194,41 @@ describe('ModelMonitoring finds the service\'s autoscaler', () => {
   });
 });
 
+describe('the Grafana dashboard\'s identity', () => {
+  /** The uid and ConfigMap key of each service's dashboard, by construct id, in one chart. */
+  const dashboards = (chartId: string, ids: string[], namespace?: string) => {
+    const chart = new Chart(Testing.app(), chartId, { namespace });
+    for (const id of ids) new ModelMonitoring(chart, `${id}-monitoring`, { service: new ModelService(chart, id, { model: ModelSource.fromImage('r/m:1') }) });
+    return (Testing.synth(chart) as Manifest[]).filter((o) => o.metadata.labels?.grafana_dashboard === '1')
+      .map((o) => ({ key: Object.keys(o.data!)[0], uid: JSON.parse(Object.values(o.data!)[0]).uid as string }));
+  };
+  const GRAFANA_UID = /^[a-zA-Z0-9_-]{1,40}$/;
+
+  it('gives services whose names share a long prefix different uids of at most 40 characters', () => {
+    const [eu, us] = dashboards('recommendation-service-frontend', ['ranker-eu', 'ranker-us'], 'recs');
+    assert.notEqual(eu.uid, us.uid);
+    for (const { uid } of [eu, us]) {
+      assert.match(uid, GRAFANA_UID);
+      assert.match(uid, /^modelship-recommendation-/, 'the uid starts with whose dashboard it is');
+    }
+  });
+
+  it('keeps the uid within 40 characters and unique for long names, and apart across namespaces', () => {
+    const long = 'a-very-long-chart-name-that-goes-on-and-on-for-ever-and-ever';
+    const ids = Array.from({ length: 20 }, (_, i) => `model-with-a-long-descriptive-name-${i}`);
+    const uids = dashboards(long, ids, 'ml-platform-production').map((d) => d.uid);
+    for (const uid of uids) assert.match(uid, GRAFANA_UID);
+    assert.equal(new Set(uids).size, ids.length);
+    // The same service name in two namespaces: two dashboards, and two files for the Grafana sidecar.
+    const [a] = dashboards('fraud-detection', ['fraud'], 'team-a');
+    const [b] = dashboards('fraud-detection', ['fraud'], 'team-b');
+    const [none] = dashboards('fraud-detection', ['fraud']);
+    assert.equal(new Set([a.uid, b.uid, none.uid]).size, 3);
+    assert.equal(new Set([a.key, b.key, none.key]).size, 3);
+    assert.match(a.key, /^team-a-fraud-detection-fraud-service-[0-9a-f]+\.json$/);
+  });
+});
+
 /** A ModelService with TLS (and bearer tokens), the ModelMonitoring of `props` on it. */
 function buildSecure(props: (chart: Chart) => Partial<ModelMonitoringProps> = () => ({}), serviceProps: (chart: Chart) => Partial<ModelServiceProps> = () => ({})) {
   const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
