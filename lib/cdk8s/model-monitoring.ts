@@ -20,7 +20,10 @@ import { availabilitySlo, latencySlo, sloRecordingRules, type RuleGroup, type Sl
 export interface LatencyObjective {
   /** Requests faster than this count as good; a bucket boundary of the runtime's latency histogram. */
   readonly thresholdSeconds: number;
-  /** Share of requests that must be faster, in percent. */
+  /**
+   * Percent (not a fraction: 99, not 0.99) of requests that must be faster. Above 93.0556, as for
+   * `availabilityObjective`: below it the 14.4x burn-rate page could never fire.
+   */
   readonly percent: number;
 }
 
@@ -131,7 +134,11 @@ export interface ModelMonitoringProps {
    * @default - the ModelAutoscaler that targets `service`, if any; without one, no autoscaler alert
    */
   readonly autoscaler?: ModelAutoscaler;
-  /** Percent of requests that must not fail with a server error (5xx, both protocols). @default 99.9 */
+  /**
+   * Percent (not a fraction: 99.9, not 0.999) of requests that must not fail with a server error (5xx, both
+   * protocols). Above 93.0556: below it the 14.4x burn-rate page would need more than 100% errors and never fire.
+   * @default 99.9
+   */
   readonly availabilityObjective?: number;
   /** @default { thresholdSeconds: 0.25, percent: 99 } */
   readonly latencyObjective?: LatencyObjective;

@@ -126,6 +126,13 @@ describe('ModelMonitoring', () => {
   it('refuses objectives and thresholds that cannot work, naming them', () => {
     assert.throws(() => build({ latencyObjective: { thresholdSeconds: 0.3, percent: 99 } }), /'latencyObjective.thresholdSeconds' \(0.3\) must be a bucket boundary of modelship_inference_request_duration_seconds: one of .*0.25/);
     assert.throws(() => build({ availabilityObjective: 100 }), /'availabilityObjective' \(100\) must be a percentage between 0 and 100/);
+    // 14.4 × a 10% budget is 144% of requests: the page could never fire.
+    assert.throws(() => build({ availabilityObjective: 90 }),
+      /'availabilityObjective' \(90\) is too low for the burn-rate alerts: the 14.4× page \(1h and 5m windows\) fires when errors exceed 14.4 × the error budget, and at 90% that is 144% of requests, so it could never fire. Give an objective of at least 93.0556 \(an error budget under 6.94%\)/);
+    assert.throws(() => build({ latencyObjective: { thresholdSeconds: 0.25, percent: 93 } }), /'latencyObjective.percent' \(93\) is too low for the burn-rate alerts: .* at least 93.0556/);
+    // A fraction where a percentage belongs is told so.
+    assert.throws(() => build({ availabilityObjective: 0.999 }), /'availabilityObjective' \(0.999\) is a percentage, not a fraction: write 99.9 for 99.9%/);
+    assert.doesNotThrow(() => build({ availabilityObjective: 93.0556, latencyObjective: { thresholdSeconds: 0.25, percent: 93.0556 } }));
     assert.throws(() => build({ cpuThreshold: 80 }), /'cpuThreshold' \(80\) must be a share between 0 and 1/);
     assert.throws(() => build({ alertFor: { ModelServiceDown: 'soon' } }), /'alertFor.ModelServiceDown' \('soon'\) must be a Prometheus duration/);
   });
