@@ -64,9 +64,11 @@ export function dashboardUid(selector: SeriesSelector): string {
 }
 
 /**
- * The dashboard's key in its ConfigMap, which the Grafana sidecar uses as the file name in one folder for every
- * namespace it watches: the namespace is part of it, so the same service name in two namespaces is two files.
+ * The dashboard's key in its ConfigMap, which the Grafana sidecar uses as the file name, in one folder for every
+ * namespace it watches: named after the uid, so the same service name in two namespaces is two files. Not
+ * `<namespace>-<service>`: a Pulumi program may give the namespace as an Output, unknown while the objects are built,
+ * and a key cannot be filled in later as values are.
  */
 export function dashboardFileName(selector: SeriesSelector): string {
-  return `${selector.namespace ? `${selector.namespace}-` : ''}${selector.service}.json`;
+  return `${dashboardUid(selector)}.json`;
 }
