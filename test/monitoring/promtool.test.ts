@@ -544,6 +544,25 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
     await runTests('down-scale-to-zero.test.yaml', groups, { ruleFile: 'rules-zero.yaml' });
   });
 
+  it('the KEDA activation query is 1 while the named metric is above its threshold, 0 below, and empty without it', async () => {
+    const zero = synthesizeScaleToZero();
+    writeFileSync(join(dir, 'rules-zero.yaml'), zero.monitoring.rulesFile());
+    const triggers = zero.objects.find((o) => o.kind === 'ScaledObject')!.spec.triggers;
+    assert.equal(triggers.length, 2);
+    const { query, threshold, activationThreshold } = triggers[1].metadata;
+    // KEDA starts the first pod while the query is above activationThreshold, and asks for ceil(query / threshold).
+    assert.deepEqual([threshold, activationThreshold], ['1', '0']);
+    const queue = (name: string, values: string): Series => ({ name: 'queue_length', labels: { namespace: 'risk', queue: name }, values });
+    const at = (m: number, value?: number): ExprTest => ({ expr: query, eval_time: minutes(m), exp_samples: value === undefined ? [] : [{ labels: '{}', value }] });
+    const group: TestGroup = {
+      interval: '1m',
+      // No series for 5 minutes (nothing scraped yet), then two queues: both empty, then one with 3 items waiting.
+      input_series: input([queue('a', gauge(['_', 5], [0, 5], [3, 5])), queue('b', gauge(['_', 5], [0, 10]))]),
+      promql_expr_test: [at(2), at(7, 0), at(12, 1)],
+    };
+    await runTests('activation-query.test.yaml', [group], { ruleFile: 'rules-zero.yaml' });
+  });
+
   it('fires each resource and state alert on its condition, for the pod concerned only, after its default `for`', async () => {
     const hold = (name: keyof typeof DEFAULT_ALERT_DURATIONS) => Number(/^(\d+)m$/.exec(DEFAULT_ALERT_DURATIONS[name])![1]);
     const ksmPod = w.ksmContainer;
