@@ -3,7 +3,7 @@ export * as contract from '@modelship/contract';
 export { Exposure, type IngressOptions, type LoadBalancerOptions, ModelService, type ModelServiceProps, type PayloadLogging, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
 export type { OnnxFileInfo, TensorSpec } from '@modelship/contract';
 export { ModelSource, type FromUriOptions, CONFIG_MAP_MODEL_LIMIT_BYTES } from './cdk8s/model-source';
-export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions } from './cdk8s/model-autoscaler';
+export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions, type KedaInFlightOptions, type KedaActivation } from './cdk8s/model-autoscaler';
 export * as promql from './cdk8s/promql';
 export { LABEL_KEYS } from './cdk8s/labels';
 export {

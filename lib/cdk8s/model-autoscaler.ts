@@ -25,11 +25,16 @@ export class ScalingSignal {
 
   /**
    * In-flight requests per pod (`modelship_inference_in_flight_requests`) through a KEDA ScaledObject with a
-   * prometheus trigger. KEDA may scale to zero (minReplicas 0): the first request then waits for a pod to start
-   * and load the model, and is lost unless something in front of the service holds it.
+   * prometheus trigger. KEDA may scale to zero (minReplicas 0) only with an `activation` query: at zero no pod
+   * reports the in-flight gauge, so something that exists without pods must say when to start one.
    */
-  static inFlightRequestsWithKeda(options: InFlightOptions & { readonly prometheusAddress: string }): ScalingSignal {
-    return new ScalingSignal({ kind: 'keda', target: checkTarget(options.target), prometheusAddress: options.prometheusAddress });
+  static inFlightRequestsWithKeda(options: KedaInFlightOptions): ScalingSignal {
+    return new ScalingSignal({
+      kind: 'keda',
+      target: checkTarget(options.target),
+      prometheusAddress: checkPrometheusAddress(options.prometheusAddress),
+      activation: options.activation && checkActivation(options.activation),
+    });
   }
 
   /**
@@ -42,13 +47,64 @@ export class ScalingSignal {
 
   private constructor(readonly config:
     | { readonly kind: 'cpu'; readonly utilization: number }
-    | { readonly kind: 'keda'; readonly target: number; readonly prometheusAddress: string }
+    | { readonly kind: 'keda'; readonly target: number; readonly prometheusAddress: string; readonly activation?: Required<KedaActivation> }
     | { readonly kind: 'adapter'; readonly target: number }) {}
 }
 
 export interface InFlightOptions {
   /** In-flight requests per pod to aim for. */
   readonly target: number;
+}
+
+/** What wakes a service that KEDA scaled to zero. */
+export interface KedaActivation {
+  /**
+   * PromQL (an instant vector) on a metric that exists while the service has no pod, such as the requests an ingress
+   * controller or API gateway counted for it, or the length of the queue its clients fill. KEDA starts one pod
+   * while any of its series is above `threshold`; from then on the in-flight requests decide.
+   */
+  readonly query: string;
+  /**
+   * The value `query` must exceed for KEDA to start the first pod.
+   * @default 0
+   */
+  readonly threshold?: number;
+}
+
+export interface KedaInFlightOptions extends InFlightOptions {
+  /** The Prometheus KEDA queries, e.g. 'http://prometheus-operated.monitoring.svc:9090'. */
+  readonly prometheusAddress: string;
+  /**
+   * What brings the service back from zero; required with `minReplicas: 0`, refused otherwise.
+   * @default - no activation: the service never scales to zero
+   */
+  readonly activation?: KedaActivation;
+}
+
+/** An http(s) URL: KEDA accepts an empty or relative address and then fails on every poll, out of sight. */
+function checkPrometheusAddress(address: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(address);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !['http:', 'https:'].includes(url.protocol) || !url.hostname) {
+    throw new Error(`'prometheusAddress' ('${address}') must be the http(s) URL of the Prometheus KEDA queries, e.g. 'http://prometheus-operated.monitoring.svc:9090'`);
+  }
+  return address;
+}
+
+function checkActivation(activation: KedaActivation): Required<KedaActivation> {
+  const query = activation.query.trim();
+  if (query === '') {
+    throw new Error("'activation.query' ('') must be PromQL on a metric that exists while the service has no pod, e.g. the requests your ingress counts for it");
+  }
+  const threshold = activation.threshold ?? 0;
+  if (!Number.isFinite(threshold) || threshold < 0) {
+    throw new Error(`'activation.threshold' (${threshold}) must be a number of 0 or more: KEDA starts the first pod while 'activation.query' is above it`);
+  }
+  return { query, threshold };
 }
 
 function checkTarget(target: number): number {
@@ -85,6 +141,8 @@ export class ModelAutoscaler extends Construct {
   readonly hpa?: kplus.HorizontalPodAutoscaler;
   /** The KEDA ScaledObject (KEDA signal). */
   readonly scaledObject?: ApiObject;
+  /** The ModelService this scales. */
+  readonly service: ModelService;
   readonly minReplicas: number;
   readonly maxReplicas: number;
 
@@ -97,6 +155,7 @@ export class ModelAutoscaler extends Construct {
     if (!Number.isInteger(minReplicas) || minReplicas < lowest) {
       throw new Error(`'minReplicas' (${minReplicas}) must be an integer of at least ${lowest}${lowest === 0 ? '' : ' (only KEDA can scale to zero)'}`);
     }
+    if (signal.kind === 'keda') checkWayBack(minReplicas, signal.activation);
     checkPositiveInteger('maxReplicas', maxReplicas);
     if (minReplicas > maxReplicas) {
       throw new Error(`'minReplicas' (${minReplicas}) must be less than or equal to 'maxReplicas' (${maxReplicas})`);
@@ -109,8 +168,10 @@ export class ModelAutoscaler extends Construct {
     for (const [name, value] of [['scaleDownStabilizationSeconds', scaleDown], ['scaleUpStabilizationSeconds', scaleUp]] as const) {
       if (!Number.isInteger(value) || value < 0 || value > 3600) throw new Error(`'${name}' (${value}) must be an integer from 0 to 3600`);
     }
+    this.service = props.service;
     this.minReplicas = minReplicas;
     this.maxReplicas = maxReplicas;
+    props.service._registerAutoscaler(this);
     if (maxReplicas > 1) props.service.ensureDisruptionBudget();
 
     const deployment = props.service.deployment;
@@ -133,7 +194,7 @@ export class ModelAutoscaler extends Construct {
               query: promql.inFlightTotal(props.service.seriesSelector),
               threshold: String(signal.target),
             },
-          }],
+          }, ...(signal.activation ? [activationTrigger(signal.prometheusAddress, signal.activation)] : [])],
         },
       });
       return;
@@ -163,6 +224,39 @@ export class ModelAutoscaler extends Construct {
       });
     }
   }
+}
+
+/**
+ * At zero no pod exports the in-flight gauge, so its trigger reads nothing and can never start the first pod; a
+ * scale to zero without another way back strands the service until someone scales it by hand.
+ */
+function checkWayBack(minReplicas: number, activation: Required<KedaActivation> | undefined): void {
+  if (minReplicas === 0 && !activation) {
+    throw new Error("'minReplicas' (0) has no way back from zero: with no pod running nothing reports in-flight requests, so KEDA would never start one. "
+      + "Give ScalingSignal.inFlightRequestsWithKeda an 'activation' query on a metric that exists without pods (e.g. the requests your ingress counts for the service), or set 'minReplicas' to 1 or more");
+  }
+  if (minReplicas > 0 && activation) {
+    throw new Error(`'activation' only wakes a service from zero, but 'minReplicas' (${minReplicas}) keeps it above zero: remove 'activation', or set 'minReplicas' to 0`);
+  }
+}
+
+/**
+ * The trigger that starts the first pod. Its query is 1 while the activation query is above the threshold and 0
+ * otherwise, against a threshold of 1: KEDA activates on it, and it asks the HPA for one replica at most, so it wakes
+ * the service without competing with the in-flight trigger's count. `max` makes one series of many, as KEDA needs.
+ */
+function activationTrigger(serverAddress: string, activation: Required<KedaActivation>) {
+  return {
+    type: 'prometheus',
+    metadata: {
+      serverAddress,
+      query: `max((${activation.query}) > bool ${activation.threshold})`,
+      threshold: '1',
+      activationThreshold: '0',
+      // No series at all (the activation metric not scraped yet) reads as 0: asleep, not an error.
+      ignoreNullValues: 'true',
+    },
+  };
 }
 
 interface ScalingPolicy {

@@ -3,7 +3,7 @@
  * alerts of its SLOs and resources (PrometheusRule), a Grafana dashboard, and the same scrape config and rules as
  * plain Prometheus files for clusters without the Prometheus Operator.
  */
-import { ApiObject } from 'cdk8s';
+import { ApiObject, Lazy } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import * as YAML from 'yaml';
@@ -12,15 +12,18 @@ import { selectorLabels } from './labels';
 import { checkDataKey } from './validation';
 import type { ModelAutoscaler } from './model-autoscaler';
 import type { ModelService } from './model-service';
-import { dashboardJson } from './dashboards/model-dashboard';
+import { dashboardFileName, dashboardJson } from './dashboards/model-dashboard';
 import { podNamePattern } from './promql';
-import { ALERT, alertRules, DEFAULT_ALERT_DURATIONS, type AlertDurations } from './rules/alerts';
-import { availabilitySlo, latencySlo, sloRecordingRules, type RuleGroup } from './rules/slo';
+import { ALERT, alertRules, DEFAULT_ALERT_DURATIONS, type AlertContext, type AlertDurations } from './rules/alerts';
+import { availabilitySlo, latencySlo, sloRecordingRules, type RuleGroup, type Slo } from './rules/slo';
 
 export interface LatencyObjective {
   /** Requests faster than this count as good; a bucket boundary of the runtime's latency histogram. */
   readonly thresholdSeconds: number;
-  /** Share of requests that must be faster, in percent. */
+  /**
+   * Percent (not a fraction: 99, not 0.99) of requests that must be faster. Above 93.0556, as for
+   * `availabilityObjective`: below it the 14.4x burn-rate page could never fire.
+   */
   readonly percent: number;
 }
 
@@ -123,9 +126,19 @@ export interface PlainPrometheusMounts {
 
 export interface ModelMonitoringProps {
   readonly service: ModelService;
-  /** Adds ModelServiceAutoscalerMaxedOut for its HPA. @default - no autoscaler alert */
+  /**
+   * The ModelAutoscaler of `service`, for ModelServiceAutoscalerMaxedOut on its HPA (KEDA's too) and a
+   * ModelServiceDown that stays quiet while KEDA holds the service at zero. Rarely needed: an autoscaler registers
+   * itself on its service, and the rules are written at synth, so it is found whether it was created before or
+   * after this construct.
+   * @default - the ModelAutoscaler that targets `service`, if any; without one, no autoscaler alert
+   */
   readonly autoscaler?: ModelAutoscaler;
-  /** Percent of requests that must not fail with a server error (5xx, both protocols). @default 99.9 */
+  /**
+   * Percent (not a fraction: 99.9, not 0.999) of requests that must not fail with a server error (5xx, both
+   * protocols). Above 93.0556: below it the 14.4x burn-rate page would need more than 100% errors and never fire.
+   * @default 99.9
+   */
   readonly availabilityObjective?: number;
   /** @default { thresholdSeconds: 0.25, percent: 99 } */
   readonly latencyObjective?: LatencyObjective;
@@ -179,8 +192,6 @@ export interface ModelMonitoringProps {
 export const DEFAULT_RUNBOOK_BASE_URL = 'https://github.com/modelship/modelship/blob/main/docs/runbooks';
 
 export class ModelMonitoring extends Construct {
-  /** The rule groups, as a `groups:` file holds them. */
-  readonly ruleGroups: RuleGroup[];
   readonly monitor: ApiObject;
   readonly prometheusRule: ApiObject;
   readonly dashboard?: kplus.ConfigMap;
@@ -189,6 +200,11 @@ export class ModelMonitoring extends Construct {
   private readonly namespace?: string;
   private readonly tls?: ResolvedScrapeTls;
   private readonly token?: { readonly name: string; readonly key: string };
+  /** Everything the alert rules need but the autoscaler, which is looked up when the rules are written. */
+  private readonly alertContext: Omit<AlertContext, 'hpaName' | 'mayScaleToZero'>;
+  private readonly slos: { readonly availability: Slo; readonly latency: Slo };
+  private readonly service: ModelService;
+  private readonly givenAutoscaler?: ModelAutoscaler;
 
   constructor(scope: Construct, id: string, props: ModelMonitoringProps) {
     super(scope, id);
@@ -202,6 +218,12 @@ export class ModelMonitoring extends Construct {
       availability: availabilitySlo(selector, props.availabilityObjective ?? 99.9),
       latency: latencySlo(selector, latency.percent, latency.thresholdSeconds),
     };
+    this.slos = slos;
+    this.service = service;
+    if (props.autoscaler && props.autoscaler.service !== service) {
+      throw new Error(`'autoscaler' (ModelAutoscaler '${props.autoscaler.node.path}') scales ModelService '${props.autoscaler.service.node.path}', not '${service.node.path}': pass the autoscaler of '${service.node.path}', or leave 'autoscaler' out and let it be found`);
+    }
+    this.givenAutoscaler = props.autoscaler;
     const cpuThreshold = checkShare('cpuThreshold', props.cpuThreshold ?? 0.8);
     const memoryThreshold = checkShare('memoryThreshold', props.memoryThreshold ?? 0.9);
     const durations = { ...DEFAULT_ALERT_DURATIONS, ...props.alertFor };
@@ -214,17 +236,9 @@ export class ModelMonitoring extends Construct {
     // The pods and container the resource alerts and the dashboard's panels both select.
     const deploymentName = service.deployment.name;
     const workload = { deploymentName, podPattern: podNamePattern(deploymentName), containerName: service.deployment.containers[0].name };
-    const prefix = `modelship-${selector.service}`;
-    this.ruleGroups = [
-      { name: `${prefix}-slo`, rules: [...sloRecordingRules(slos.availability, labels), ...sloRecordingRules(slos.latency, labels)] },
-      {
-        name: `${prefix}-alerts`,
-        rules: alertRules({
-          selector, labels, cpuThreshold, memoryThreshold, durations, ...workload,
-          hpaName: hpaNameOf(props.autoscaler), mayScaleToZero: props.autoscaler?.minReplicas === 0, runbookBaseUrl: props.runbookBaseUrl ?? DEFAULT_RUNBOOK_BASE_URL,
-        }, slos),
-      },
-    ];
+    this.alertContext = {
+      selector, labels, cpuThreshold, memoryThreshold, durations, ...workload, runbookBaseUrl: props.runbookBaseUrl ?? DEFAULT_RUNBOOK_BASE_URL,
+    };
 
     if (props.scrapeTls && !service.tlsEnabled) {
       throw new Error("'scrapeTls' needs a ModelService with 'tlsSecret': without it the runtime serves plain http; remove 'scrapeTls' or give the service a 'tlsSecret'");
@@ -260,17 +274,41 @@ export class ModelMonitoring extends Construct {
       });
     this.prometheusRule = new ApiObject(this, 'PrometheusRule', {
       apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule', metadata: { labels: objectLabels },
-      spec: { groups: this.ruleGroups },
+      // Written at synth, when every construct of the app exists: an autoscaler created after this is in them.
+      spec: Lazy.any({ produce: () => ({ groups: this.ruleGroups }) }),
     });
     if (props.plainPrometheusFiles) {
-      new kplus.ConfigMap(this, 'PrometheusFiles', { metadata: { labels: objectLabels }, data: this.prometheusFiles() });
+      const files = (key: keyof ReturnType<ModelMonitoring['prometheusFiles']>) => Lazy.any({ produce: () => this.prometheusFiles()[key] });
+      new kplus.ConfigMap(this, 'PrometheusFiles', { metadata: { labels: objectLabels }, data: { 'scrape-config.yaml': files('scrape-config.yaml'), 'rules.yaml': files('rules.yaml') } });
     }
     if (props.dashboard ?? true) {
       this.dashboard = new kplus.ConfigMap(this, 'Dashboard', {
         metadata: { labels: { ...service.labels, grafana_dashboard: '1' } },
-        data: { [`${selector.service}.json`]: JSON.stringify(dashboardJson(service, selector, workload, slos)) },
+        data: { [dashboardFileName(selector)]: JSON.stringify(dashboardJson(service, selector, workload, slos)) },
       });
     }
+  }
+
+  /** The autoscaler the alerts watch: the one given, or the one that registered on the service. */
+  get autoscaler(): ModelAutoscaler | undefined {
+    return this.givenAutoscaler ?? this.service.autoscaler;
+  }
+
+  /**
+   * The rule groups, as a `groups:` file holds them; read at synth (or any time after the app is built), since they
+   * depend on the service's autoscaler.
+   */
+  get ruleGroups(): RuleGroup[] {
+    const prefix = `modelship-${this.alertContext.selector.service}`;
+    const { labels } = this.alertContext;
+    const autoscaler = this.autoscaler;
+    return [
+      { name: `${prefix}-slo`, rules: [...sloRecordingRules(this.slos.availability, labels), ...sloRecordingRules(this.slos.latency, labels)] },
+      {
+        name: `${prefix}-alerts`,
+        rules: alertRules({ ...this.alertContext, hpaName: hpaNameOf(autoscaler), mayScaleToZero: autoscaler?.minReplicas === 0 }, this.slos),
+      },
+    ];
   }
 
   /** The rule groups as a plain Prometheus rule file (`rule_files:`), for a Prometheus without the Operator. */

@@ -13,6 +13,7 @@ import {
 import { addIngress, Exposure } from './exposure';
 import { HardenedDeployment } from './hardened-deployment';
 import { LABEL_KEYS, recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
+import type { ModelAutoscaler } from './model-autoscaler';
 import type { ModelSource, ModelSourceConfig } from './model-source';
 import * as promql from './promql';
 import {
@@ -213,6 +214,8 @@ export class ModelService extends Construct {
   /** The name of `tlsSecret` when TLS is on: where a scraper finds the CA. */
   readonly tlsSecretName?: string;
   private disruptionBudget?: kplus.k8s.KubePodDisruptionBudget;
+  /** The ModelAutoscaler that scales this service, once one has registered (ModelMonitoring alerts on it). */
+  private scaler?: ModelAutoscaler;
 
   constructor(scope: Construct, id: string, props: ModelServiceProps) {
     super(scope, id);
@@ -320,6 +323,22 @@ export class ModelService extends Construct {
   /** PromQL: requests in flight per pod, the autoscaling signal. */
   metricInFlightPerPod(): string {
     return promql.inFlightPerPod(this.seriesSelector);
+  }
+
+  /** The ModelAutoscaler that targets this service, if any: whatever the order the two were created in. */
+  get autoscaler(): ModelAutoscaler | undefined {
+    return this.scaler;
+  }
+
+  /**
+   * Records the autoscaler of this service; ModelAutoscaler calls it. Two would fight over the Deployment's replica
+   * count, each undoing the other's decisions, so a second one is refused. @internal
+   */
+  _registerAutoscaler(autoscaler: ModelAutoscaler): void {
+    if (this.scaler) {
+      throw new Error(`ModelService '${this.node.path}' is already scaled by ModelAutoscaler '${this.scaler.node.path}'; ModelAutoscaler '${autoscaler.node.path}' would fight it over the replica count: keep one of them`);
+    }
+    this.scaler = autoscaler;
   }
 
   /** Adds a PodDisruptionBudget (maxUnavailable 1) if there is none yet; autoscalers call it. @internal */

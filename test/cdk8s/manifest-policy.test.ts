@@ -51,7 +51,7 @@ const VARIANTS: Variant[] = [
     service: new ModelService(c, 'fraud', { model: image() }), signal: ScalingSignal.inFlightRequestsWithPrometheusAdapter({ target: 8 }) })) },
   { name: 'fromImage, KEDA ScaledObject down to zero', autoscaler: 'keda', objects: synth((c) => new ModelAutoscaler(c, 'auto', {
     service: new ModelService(c, 'fraud', { model: image() }), minReplicas: 0,
-    signal: ScalingSignal.inFlightRequestsWithKeda({ target: 4, prometheusAddress: 'http://prometheus.monitoring:9090' }) })) },
+    signal: ScalingSignal.inFlightRequestsWithKeda({ target: 4, prometheusAddress: 'http://prometheus.monitoring:9090', activation: { query: 'sum(queue_length)' } }) })) },
   { name: 'fromPersistentVolumeClaim, replicas: 1 asked for', autoscaler: 'none', replicas: 1, objects: synth((c) => new ModelService(c, 'fraud', {
     replicas: 1, model: ModelSource.fromPersistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(c, 'Claim', 'models'), 'repo') })) },
 ];

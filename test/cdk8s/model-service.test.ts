@@ -261,7 +261,9 @@ describe('ModelAutoscaler', () => {
   it('scales on in-flight requests through KEDA, down to zero if asked', () => {
     const objects = synth((chart) => {
       const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('registry/m:1') });
-      new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, maxReplicas: 5, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 4, prometheusAddress: 'http://prometheus:9090' }) });
+      new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, maxReplicas: 5, signal: ScalingSignal.inFlightRequestsWithKeda({
+        target: 4, prometheusAddress: 'http://prometheus:9090', activation: { query: 'sum(rate(nginx_ingress_controller_requests{service="fraud"}[2m]))' },
+      }) });
     });
     const scaled = one(objects, 'ScaledObject');
     assert.equal(scaled.apiVersion, 'keda.sh/v1alpha1');
@@ -363,7 +365,7 @@ describe('every synthesized object passes the strict Kubernetes 1.27 and CRD sch
     ['from a claim, CPU autoscaler', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', {
       model: ModelSource.fromPersistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(c, 'Claim', 'pvc'), 'repo') }) })],
     ['KEDA to zero', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', { model: image }), minReplicas: 0,
-      signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) })],
+      signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090', activation: { query: 'sum(queue_length)', threshold: 5 } }) })],
     ['prometheus-adapter', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', { model: image }),
       signal: ScalingSignal.inFlightRequestsWithPrometheusAdapter({ target: 3 }) })],
   ];

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import * as YAML from 'yaml';
-import { ALERT, ModelAutoscaler, ModelMonitoring, type ModelMonitoringProps, ModelService, type ModelServiceProps, ModelSource, ScrapeTls, SLO_WINDOWS } from 'modelship';
+import { ALERT, ModelAutoscaler, ModelMonitoring, type ModelMonitoringProps, ModelService, type ModelServiceProps, ModelSource, ScalingSignal, ScrapeTls, SLO_WINDOWS } from 'modelship';
 import { METRIC } from '@modelship/contract';
 import { assertValidManifests } from '../helpers/k8s-schema';
 import { MODELS, REPO_ROOT } from '../helpers/paths';
@@ -113,21 +113,127 @@ describe('ModelMonitoring', () => {
     assert.match(latency.expr, /le=~"1\(\\\.0\)\?"/);
   });
 
-  it('does not page ModelServiceDown while KEDA holds the service at zero', () => {
+  it('does not page ModelServiceDown while KEDA holds the service at zero, with no autoscaler passed', () => {
     const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
     const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
-    const { ScalingSignal } = require('modelship') as typeof import('modelship');
-    const autoscaler = new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) });
-    const down = new ModelMonitoring(chart, 'm', { service, autoscaler }).ruleGroups[1].rules.find((r) => r.alert === ALERT.down)!;
-    assert.match(down.expr, new RegExp(`and on \\(\\) \\(sum\\(kube_deployment_spec_replicas\\{namespace="risk",deployment="${service.deployment.name}"\\}\\) > 0\\)$`));
+    const monitoring = new ModelMonitoring(chart, 'm', { service });
+    new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090', activation: { query: 'sum(queue_length)' } }) });
+    const down = monitoring.ruleGroups[1].rules.find((r) => r.alert === ALERT.down)!;
+    assert.match(down.expr, new RegExp(`unless on \\(\\) \\(sum\\(kube_deployment_spec_replicas\\{namespace="risk",deployment="${service.deployment.name}"\\}\\) == 0\\)$`));
     assert.doesNotMatch(rules.find((r) => r.alert === ALERT.down)!.expr, /kube_deployment_spec_replicas/);
   });
 
   it('refuses objectives and thresholds that cannot work, naming them', () => {
     assert.throws(() => build({ latencyObjective: { thresholdSeconds: 0.3, percent: 99 } }), /'latencyObjective.thresholdSeconds' \(0.3\) must be a bucket boundary of modelship_inference_request_duration_seconds: one of .*0.25/);
     assert.throws(() => build({ availabilityObjective: 100 }), /'availabilityObjective' \(100\) must be a percentage between 0 and 100/);
+    // 14.4 × a 10% budget is 144% of requests: the page could never fire.
+    assert.throws(() => build({ availabilityObjective: 90 }),
+      /'availabilityObjective' \(90\) is too low for the burn-rate alerts: the 14.4× page \(1h and 5m windows\) fires when errors exceed 14.4 × the error budget, and at 90% that is 144% of requests, so it could never fire. Give an objective of at least 93.0556 \(an error budget under 6.94%\)/);
+    assert.throws(() => build({ latencyObjective: { thresholdSeconds: 0.25, percent: 93 } }), /'latencyObjective.percent' \(93\) is too low for the burn-rate alerts: .* at least 93.0556/);
+    // A fraction where a percentage belongs is told so.
+    assert.throws(() => build({ availabilityObjective: 0.999 }), /'availabilityObjective' \(0.999\) is a percentage, not a fraction: write 99.9 for 99.9%/);
+    assert.doesNotThrow(() => build({ availabilityObjective: 93.0556, latencyObjective: { thresholdSeconds: 0.25, percent: 93.0556 } }));
     assert.throws(() => build({ cpuThreshold: 80 }), /'cpuThreshold' \(80\) must be a share between 0 and 1/);
     assert.throws(() => build({ alertFor: { ModelServiceDown: 'soon' } }), /'alertFor.ModelServiceDown' \('soon'\) must be a Prometheus duration/);
+  });
+});
+
+describe('ModelMonitoring finds the service\'s autoscaler', () => {
+  type Synthesized = { objects: Manifest[]; monitoring: ModelMonitoring };
+  /** The alert rules as synthesized into the PrometheusRule: what Prometheus gets. */
+  const alertsOf = ({ objects }: Synthesized) => objects.find((o) => o.kind === 'PrometheusRule')!.spec.groups
+    .flatMap((g: { rules: Array<{ alert?: string; expr: string }> }) => g.rules).filter((r: { alert?: string }) => r.alert);
+  const maxedOut = (synthesized: Synthesized) => alertsOf(synthesized).find((r: { alert?: string }) => r.alert === ALERT.autoscalerMaxedOut);
+  const smallest = (order: 'autoscaler first' | 'monitoring first', signal?: ScalingSignal) => {
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    const autoscale = () => new ModelAutoscaler(chart, 'auto', { service, ...(signal ? { signal } : {}) });
+    let monitoring: ModelMonitoring;
+    if (order === 'autoscaler first') {
+      autoscale();
+      monitoring = new ModelMonitoring(chart, 'monitoring', { service });
+    } else {
+      monitoring = new ModelMonitoring(chart, 'monitoring', { service });
+      autoscale();
+    }
+    return { monitoring, objects: Testing.synth(chart) as Manifest[] };
+  };
+
+  for (const order of ['autoscaler first', 'monitoring first'] as const) {
+    it(`adds ${ALERT.autoscalerMaxedOut} for the HPA of the smallest program, ${order}`, () => {
+      const synthesized = smallest(order);
+      const hpa = synthesized.objects.find((o) => o.kind === 'HorizontalPodAutoscaler')!.metadata.name;
+      assert.match(maxedOut(synthesized)?.expr ?? '', new RegExp(`horizontalpodautoscaler="${hpa}"`));
+      assert.deepEqual(YAML.parse(synthesized.monitoring.rulesFile()).groups, synthesized.objects.find((o) => o.kind === 'PrometheusRule')!.spec.groups);
+    });
+  }
+
+  it('watches the HPA KEDA creates for a ScaledObject', () => {
+    const synthesized = smallest('monitoring first', ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }));
+    const scaledObject = synthesized.objects.find((o) => o.kind === 'ScaledObject')!.metadata.name;
+    assert.match(maxedOut(synthesized)?.expr ?? '', new RegExp(`horizontalpodautoscaler="keda-hpa-${scaledObject}"`));
+  });
+
+  it('writes the found autoscaler into the plain Prometheus rules file too', () => {
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    new ModelMonitoring(chart, 'monitoring', { service, plainPrometheusFiles: true, dashboard: false });
+    new ModelAutoscaler(chart, 'auto', { service });
+    const files = (Testing.synth(chart) as Manifest[]).find((o) => o.kind === 'ConfigMap' && o.data?.['rules.yaml'])!;
+    assert.match(files.data!['rules.yaml'], new RegExp(ALERT.autoscalerMaxedOut));
+  });
+
+  it('keeps the explicit autoscaler prop working, and refuses the autoscaler of another service', () => {
+    assert.ok(maxedOut({ objects: build().objects, monitoring: build().monitoring }));
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    const other = new ModelService(chart, 'churn', { model: ModelSource.fromImage('r/m:1') });
+    const autoscaler = new ModelAutoscaler(chart, 'churn-auto', { service: other });
+    assert.throws(() => new ModelMonitoring(chart, 'monitoring', { service, autoscaler }),
+      /'autoscaler' \(ModelAutoscaler 'fraud-detection\/churn-auto'\) scales ModelService 'fraud-detection\/churn', not 'fraud-detection\/fraud': pass the autoscaler of 'fraud-detection\/fraud', or leave 'autoscaler' out/);
+  });
+
+  it('adds no autoscaler alert to a service without one', () => {
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    const monitoring = new ModelMonitoring(chart, 'monitoring', { service });
+    assert.equal(maxedOut({ objects: Testing.synth(chart) as Manifest[], monitoring }), undefined);
+  });
+});
+
+describe('the Grafana dashboard\'s identity', () => {
+  /** The uid and ConfigMap key of each service's dashboard, by construct id, in one chart. */
+  const dashboards = (chartId: string, ids: string[], namespace?: string) => {
+    const chart = new Chart(Testing.app(), chartId, { namespace });
+    for (const id of ids) new ModelMonitoring(chart, `${id}-monitoring`, { service: new ModelService(chart, id, { model: ModelSource.fromImage('r/m:1') }) });
+    return (Testing.synth(chart) as Manifest[]).filter((o) => o.metadata.labels?.grafana_dashboard === '1')
+      .map((o) => ({ key: Object.keys(o.data!)[0], uid: JSON.parse(Object.values(o.data!)[0]).uid as string }));
+  };
+  const GRAFANA_UID = /^[a-zA-Z0-9_-]{1,40}$/;
+
+  it('gives services whose names share a long prefix different uids of at most 40 characters', () => {
+    const [eu, us] = dashboards('recs', ['recommendation-service-frontend-ranker-eu', 'recommendation-service-frontend-ranker-us'], 'recs');
+    assert.notEqual(eu.uid, us.uid);
+    for (const { uid } of [eu, us]) {
+      assert.match(uid, GRAFANA_UID);
+      assert.match(uid, /^modelship-recommendation-/, 'the uid starts with whose dashboard it is');
+    }
+  });
+
+  it('keeps the uid within 40 characters and unique for long names, and apart across namespaces', () => {
+    const long = 'a-very-long-chart-name-that-goes-on-and-on-for-ever-and-ever';
+    const ids = Array.from({ length: 20 }, (_, i) => `model-with-a-long-descriptive-name-${i}`);
+    const uids = dashboards(long, ids, 'ml-platform-production').map((d) => d.uid);
+    for (const uid of uids) assert.match(uid, GRAFANA_UID);
+    assert.equal(new Set(uids).size, ids.length);
+    // The same service name in two namespaces: two dashboards, and two files for the Grafana sidecar.
+    const [a] = dashboards('fraud-detection', ['fraud'], 'team-a');
+    const [b] = dashboards('fraud-detection', ['fraud'], 'team-b');
+    assert.equal(new Set([a.uid, b.uid]).size, 2);
+    assert.equal(new Set([a.key, b.key]).size, 2);
+    assert.equal(a.key, `${a.uid}.json`);
+    // Without a namespace the service's series, and so its dashboard, could not be told apart: refused.
+    assert.throws(() => dashboards('fraud-detection', ['fraud']), /in a chart without a namespace[\s\S]*namespace: '<namespace>'/);
   });
 });
 

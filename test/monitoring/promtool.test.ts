@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import * as YAML from 'yaml';
 import {
-  ALERT, DEFAULT_ALERT_DURATIONS, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource,
+  ALERT, DEFAULT_ALERT_DURATIONS, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource, ScalingSignal,
   type AlertName, type ModelMonitoringProps, type Rule,
 } from 'modelship';
 import { METRIC } from '@modelship/contract';
@@ -54,6 +54,30 @@ function synthesize(props: Partial<ModelMonitoringProps> = {}): Synthesized {
       service: one('Service').metadata.name,
       deployment: deployment.metadata.name,
       hpa: one('HorizontalPodAutoscaler').metadata.name,
+    },
+  };
+}
+
+/**
+ * The smallest program with KEDA scaling to zero: ModelMonitoring is given only the service, and created before the
+ * autoscaler, so it must find the autoscaler on its own.
+ */
+function synthesizeScaleToZero(): Synthesized {
+  const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+  const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+  const monitoring = new ModelMonitoring(chart, 'mon', { service });
+  new ModelAutoscaler(chart, 'auto', {
+    service, minReplicas: 0,
+    signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090', activation: { query: 'sum(queue_length)' } }),
+  });
+  const objects = Testing.synth(chart) as Manifest[];
+  const of = (kind: string) => objects.find((o) => o.kind === kind)!;
+  return {
+    monitoring,
+    objects,
+    names: {
+      namespace: of('Deployment').metadata.namespace!, service: of('Service').metadata.name,
+      deployment: of('Deployment').metadata.name, hpa: `keda-hpa-${of('ScaledObject').metadata.name}`,
     },
   };
 }
@@ -471,6 +495,72 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
       ],
     };
     await runTests('down.test.yaml', [downGroup(), unscraped]);
+  });
+
+  it(`${ALERT.down} with KEDA scaling to zero: quiet at zero by design, firing when pods are wanted and none is up`, async () => {
+    const zero = synthesizeScaleToZero();
+    assert.deepEqual(zero.monitoring.ruleGroups.map((g) => g.name), synth.monitoring.ruleGroups.map((g) => g.name), 'the same group names (eval order)');
+    writeFileSync(join(dir, 'rules-zero.yaml'), zero.monitoring.rulesFile());
+    const zw = world(zero.names);
+    const fired = [expectations(zero).alert(ALERT.down, 'critical', {})];
+    const desired = (values: string): Series => ({ name: 'kube_deployment_spec_replicas', labels: { ...zw.ksm(), deployment: zero.names.deployment }, values });
+    // Only a neighbour is scraped: at zero this service has no endpoints, so no target and no `up` at all.
+    const neighbour: Series = { name: 'up', labels: zw.runtimeTarget(zw.podA, zw.otherService), values: gauge([1, 41]) };
+    const groups: TestGroup[] = [
+      // Held at zero by KEDA for 40 minutes: nothing to page about.
+      {
+        interval: '1m',
+        input_series: input([neighbour, desired(gauge([0, 41]))]),
+        alert_rule_test: [3, 20, 40].map((t) => ({ eval_time: minutes(t), alertname: ALERT.down, exp_alerts: [] })),
+      },
+      // Two replicas wanted, two pods scraped and neither up (e.g. a bad rollout): the page, after its 2 minutes.
+      {
+        interval: '1m',
+        input_series: input([neighbour, desired(gauge([2, 41])), ...[zw.podA, zw.podB].map((pod): Series => ({ name: 'up', labels: zw.runtimeTarget(pod), values: gauge([0, 41]) }))]),
+        alert_rule_test: [
+          { eval_time: '1m', alertname: ALERT.down, exp_alerts: [] },
+          { eval_time: '3m', alertname: ALERT.down, exp_alerts: fired },
+        ],
+      },
+      // Two wanted and no pod scraped at all (none could be scheduled): the page too.
+      {
+        interval: '1m',
+        input_series: input([neighbour, desired(gauge([2, 41]))]),
+        alert_rule_test: [{ eval_time: '3m', alertname: ALERT.down, exp_alerts: fired }],
+      },
+      // Woken at minute 10 (one replica wanted), its pod up a minute later, back to zero at minute 30: never a page.
+      {
+        interval: '1m',
+        input_series: input([neighbour, desired(gauge([0, 10], [1, 20], [0, 11])), { name: 'up', labels: zw.runtimeTarget(zw.podA), values: gauge(['_', 11], [1, 19], ['_', 11]) }]),
+        alert_rule_test: [10, 11, 12, 20, 31, 40].map((t) => ({ eval_time: minutes(t), alertname: ALERT.down, exp_alerts: [] })),
+      },
+      // Without kube-state-metrics nothing says that zero is wanted: the alert fires rather than never.
+      {
+        interval: '1m',
+        input_series: input([neighbour]),
+        alert_rule_test: [{ eval_time: '3m', alertname: ALERT.down, exp_alerts: fired }],
+      },
+    ];
+    await runTests('down-scale-to-zero.test.yaml', groups, { ruleFile: 'rules-zero.yaml' });
+  });
+
+  it('the KEDA activation query is 1 while the named metric is above its threshold, 0 below, and empty without it', async () => {
+    const zero = synthesizeScaleToZero();
+    writeFileSync(join(dir, 'rules-zero.yaml'), zero.monitoring.rulesFile());
+    const triggers = zero.objects.find((o) => o.kind === 'ScaledObject')!.spec.triggers;
+    assert.equal(triggers.length, 2);
+    const { query, threshold, activationThreshold } = triggers[1].metadata;
+    // KEDA starts the first pod while the query is above activationThreshold, and asks for ceil(query / threshold).
+    assert.deepEqual([threshold, activationThreshold], ['1', '0']);
+    const queue = (name: string, values: string): Series => ({ name: 'queue_length', labels: { namespace: 'risk', queue: name }, values });
+    const at = (m: number, value?: number): ExprTest => ({ expr: query, eval_time: minutes(m), exp_samples: value === undefined ? [] : [{ labels: '{}', value }] });
+    const group: TestGroup = {
+      interval: '1m',
+      // No series for 5 minutes (nothing scraped yet), then two queues: both empty, then one with 3 items waiting.
+      input_series: input([queue('a', gauge(['_', 5], [0, 5], [3, 5])), queue('b', gauge(['_', 5], [0, 10]))]),
+      promql_expr_test: [at(2), at(7, 0), at(12, 1)],
+    };
+    await runTests('activation-query.test.yaml', [group], { ruleFile: 'rules-zero.yaml' });
   });
 
   it('fires each resource and state alert on its condition, for the pod concerned only, after its default `for`', async () => {

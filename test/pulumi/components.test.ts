@@ -49,7 +49,7 @@ describe('modelship/pulumi', () => {
     })],
     ['a local file behind a load balancer, KEDA to zero, PodMonitor', (side) => ({
       service: { modelName: 'my_model', model: side.ModelSource.fromFile(MODEL_FILE), exposure: side.Exposure.loadBalancer(), gpus: 1, image: 'registry.example.com/modelship-runtime:cuda' },
-      autoscaler: { minReplicas: 0, maxReplicas: 3, signal: side.ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) },
+      autoscaler: { minReplicas: 0, maxReplicas: 3, signal: side.ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090', activation: { query: 'sum(queue_length)' } }) },
       monitoring: { podMonitor: true, availabilityObjective: 99.5, plainPrometheusFiles: true },
     })],
     ['TLS and tokens, monitoring over https with a scrape token', (side) => ({

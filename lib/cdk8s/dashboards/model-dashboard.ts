@@ -2,6 +2,7 @@
  * The Grafana dashboard of a ModelService: traffic, errors, latency, the queue and batches, replicas, resources
  * against limits, and error budget left — every query built from the contract's metric names.
  */
+import { createHash } from 'node:crypto';
 import { METRIC } from '@modelship/contract';
 import type { ModelService } from '../model-service';
 import { containerMatchers, deploymentMatchers, errorRatio, histogramQuantile, inFlightTotal, latencyQuantile, matchers, requestRate, type SeriesSelector } from '../promql';
@@ -34,7 +35,7 @@ export function dashboardJson(service: ModelService, selector: SeriesSelector, w
   ];
   return {
     title: `Model ${service.modelName} (${selector.service})`,
-    uid: `modelship-${selector.service}`.slice(0, 40),
+    uid: dashboardUid(selector),
     tags: ['modelship'],
     schemaVersion: 39,
     time: { from: 'now-6h', to: 'now' },
@@ -46,4 +47,28 @@ export function dashboardJson(service: ModelService, selector: SeriesSelector, w
     })),
     templating: { list: [{ name: 'datasource', type: 'datasource', query: 'prometheus' }] },
   };
+}
+
+/** Grafana refuses a dashboard uid longer than this. */
+const GRAFANA_UID_MAX = 40;
+
+/**
+ * The dashboard's uid: unique per (namespace, service), at most 40 characters. Generated service names share long
+ * prefixes (`<chart>-<id>-service-<hash>`), so a cut-off name alone makes two services one dashboard, each
+ * overwriting the other; a hash of the whole identity keeps them apart, and the readable start says whose it is.
+ */
+export function dashboardUid(selector: SeriesSelector): string {
+  const hash = createHash('sha256').update(`${selector.namespace ?? ''}/${selector.service}`).digest('hex').slice(0, 10);
+  const readable = `modelship-${selector.service}`.slice(0, GRAFANA_UID_MAX - hash.length - 1).replace(/-+$/, '');
+  return `${readable}-${hash}`;
+}
+
+/**
+ * The dashboard's key in its ConfigMap, which the Grafana sidecar uses as the file name, in one folder for every
+ * namespace it watches: named after the uid, so the same service name in two namespaces is two files. Not
+ * `<namespace>-<service>`: a Pulumi program may give the namespace as an Output, unknown while the objects are built,
+ * and a key cannot be filled in later as values are.
+ */
+export function dashboardFileName(selector: SeriesSelector): string {
+  return `${dashboardUid(selector)}.json`;
 }

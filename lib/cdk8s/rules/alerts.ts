@@ -93,8 +93,10 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
       'warning', `A pod of ${who} was killed for running out of memory`,
       `Container {{ $labels.container }} of pod {{ $labels.pod }} was OOM-killed and restarted; every request in flight on it was lost.`),
     alert(ALERT.down,
-      // Scaled to zero on purpose (KEDA), no target is expected: only alert while the Deployment wants pods.
-      `(sum(up${matchers(selector)}) or vector(0)) == 0${context.mayScaleToZero ? ` and on () (sum(kube_deployment_spec_replicas{${deployment}}) > 0)` : ''}`,
+      // Scaled to zero on purpose (KEDA), no target is expected: quiet while kube-state-metrics reports that the
+      // Deployment wants no pod. `unless`, not `and ... > 0`: without kube-state-metrics the alert still fires when the
+      // service is down, rather than never.
+      `(sum(up${matchers(selector)}) or vector(0)) == 0${context.mayScaleToZero ? ` unless on () (sum(kube_deployment_spec_replicas{${deployment}}) == 0)` : ''}`,
       'critical', `No pod of ${who} is being scraped as up`,
       `Prometheus has no up target for ${who}: the service is down, or not scraped at all.`),
     alert(ALERT.modelNotReady,

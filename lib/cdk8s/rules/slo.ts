@@ -62,9 +62,24 @@ export function latencySlo(selector: SeriesSelector, objectivePercent: number, t
   };
 }
 
+/**
+ * An objective as a percentage, high enough that every burn-rate alert can fire. An alert with burn factor F fires
+ * when the error ratio exceeds F × (1 − objective); a ratio never exceeds 1, so F × (1 − objective) ≥ 1 is an alert
+ * that can never fire — at 90%, the 14.4× page would need 144% of requests to fail.
+ */
 function checkObjective(prop: string, percent: number): number {
   if (!(percent > 0 && percent < 100)) throw new Error(`'${prop}' (${percent}) must be a percentage between 0 and 100, e.g. 99.9`);
-  return percent / 100;
+  const objective = percent / 100;
+  const fastest = BURN_RATE_ALERTS.reduce((a, b) => (b.burnRate > a.burnRate ? b : a));
+  if (fastest.burnRate * (1 - objective) >= 1) {
+    // The lowest objective that works, rounded up to 4 decimals so the number quoted is itself accepted.
+    const lowest = Math.ceil((1 - 1 / fastest.burnRate) * 100 * 1e4) / 1e4;
+    const asPercent = round(percent * 100);
+    const fraction = percent <= 1 ? ` is a percentage, not a fraction: write ${asPercent} for ${asPercent}%. As given, it` : '';
+    throw new Error(`'${prop}' (${percent})${fraction} is too low for the burn-rate alerts: the ${fastest.burnRate}× page (${fastest.long} and ${fastest.short} windows) fires when errors exceed ${fastest.burnRate} × the error budget, `
+      + `and at ${percent}% that is ${round(fastest.burnRate * (100 - percent))}% of requests, so it could never fire. Give an objective of at least ${lowest} (an error budget under ${Number((100 / fastest.burnRate).toPrecision(3))}%)`);
+  }
+  return objective;
 }
 
 /** The histogram can only count "faster than X" at a bucket edge: the threshold must be one. */
