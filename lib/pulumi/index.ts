@@ -67,10 +67,13 @@ interface RegisterOptions {
 
 /**
  * Registers, as children of `component`, the objects of `chart` that no component registered yet — those the
- * component's construct and its `customize` made — each with its JSON as it is now. Fails when an object an earlier
+ * component's construct and its `customize` made — each with its JSON as it is now. First it synthesizes the chart
+ * as `cdk8s synth` does, so the constructs' validations (`node.addValidation`) run and a program that `cdk8s synth`
+ * refuses fails here with the same message, before anything is registered. Fails too when an object an earlier
  * component registered has changed since: the change could not reach the cluster.
  */
 function registerNewObjects(component: pulumi.ComponentResource, name: string, chart: Chart, options: RegisterOptions) {
+  chart.toJson();
   let registered = registrations.get(chart);
   if (!registered) registrations.set(chart, registered = new Map());
   const objects = chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
