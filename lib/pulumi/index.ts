@@ -95,10 +95,12 @@ function registerNewObjects(component: pulumi.ComponentResource, name: string, c
       registration.json = JSON.stringify(json);
       return json;
     };
-    const manifest = object === options.deferred ? afterSynchronousBlock().then(read) : Promise.resolve(read());
+    const later = object === options.deferred ? afterSynchronousBlock().then(read) : undefined;
+    // The deferred object's JSON now gives only its top-level fields; what it registers is read later.
+    const manifest = later ? object.toJson() as Manifest : read();
     const same = ofKind.get(object.kind)!;
     const resourceName = `${name}-${object.kind.toLowerCase()}${same.length > 1 ? `-${same.indexOf(object)}` : ''}`;
-    registerObject(component, resourceName, { apiVersion: object.apiVersion, kind: object.kind }, manifest, options.substitutions, options.opts);
+    registerObject(component, resourceName, manifest, options.substitutions, options.opts, later);
   }
 }
 
