@@ -187,5 +187,8 @@ describe('examples/pulumi', () => {
     const seedService = registered.find((r) => r.inputs.kind === 'Service' && r.inputs.spec.type === 'LoadBalancer')!;
     assert.equal(seedService.inputs.metadata.namespace, 'models');
     assert.equal(seedService.inputs.spec.ports[0].port, 80);
+    const deployments = registered.filter((r) => r.inputs.kind === 'Deployment');
+    assert.deepEqual(deployments.map((d) => [d.name, d.inputs.spec.replicas]).sort(), [['my-model-deployment', 2], ['text-detection-deployment', undefined]],
+      'the autoscaled Deployment leaves the replica count to its ScaledObject');
   });
 });
