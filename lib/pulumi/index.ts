@@ -53,7 +53,7 @@ interface Registration {
   json?: string;
 }
 
-/** The objects registered from each in-memory chart, so each component registers only its new ones. */
+/** The objects registered from each service's in-memory chart, so each component registers only its new ones. */
 const registrations = new WeakMap<Chart, Map<ApiObject, Registration>>();
 
 interface RegisterOptions {
@@ -76,7 +76,8 @@ function registerNewObjects(component: pulumi.ComponentResource, name: string, c
   chart.toJson();
   let registered = registrations.get(chart);
   if (!registered) registrations.set(chart, registered = new Map());
-  const objects = chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
+  // The whole in-memory app, which holds this service's constructs only: a chart an escape hatch nests counts too.
+  const objects = chart.node.root.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject);
   for (const object of objects) {
     const registration = registered.get(object);
     if (registration?.json !== undefined && JSON.stringify(object.toJson()) !== registration.json) {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { ApiObject, Chart, Testing } from 'cdk8s';
+import { ApiObject, App, Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { kubernetesObjectsOf } from './mocks';
 
@@ -22,6 +22,8 @@ function addChildren(service: InstanceType<CdkSide['ModelService']>) {
   new ApiObject(service, 'Widget', { apiVersion: 'example.com/v1', kind: 'Widget', metadata: {}, spec: { size: 1 }, settings: { colour: 'blue' } });
   // A custom group whose first label is a built-in one: still a custom resource.
   new ApiObject(service, 'Lookalike', { apiVersion: 'apps.example.com/v1', kind: 'Deployment', metadata: {}, template: { name: 'x' } });
+  // A chart nested in the service: `cdk8s synth` writes its objects too.
+  new kplus.ConfigMap(new Chart(service, 'Nested'), 'Settings', { data: { level: 'debug' } });
 }
 
 /** The type token Pulumi gives an object of this apiVersion and kind (`core` for the core group). */
@@ -40,7 +42,9 @@ describe('modelship/pulumi registers every object whole', () => {
     const objects = await kubernetesObjectsOf(() => new mp.ModelService('extra', { model: mp.ModelSource.fromImage('registry/m:1'), namespace: 'risk', customize: addChildren }));
     const chart = new Chart(Testing.app(), 'extra', { namespace: 'risk' });
     addChildren(new mc.ModelService(chart, 'extra', { model: mc.ModelSource.fromImage('registry/m:1') }));
-    const expected = Testing.synth(chart) as any[];
+    // What `cdk8s synth` writes: every chart of the app, the nested one too.
+    const expected = App.of(chart).charts.flatMap((c) => c.toJson()) as any[];
+    assert.ok(expected.some((o) => o.kind === 'ConfigMap' && o.data?.level === 'debug'));
     assert.equal(objects.length, expected.length);
     for (const object of expected) {
       const match = objects.find((r) => r.inputs.kind === object.kind && r.inputs.metadata.name === object.metadata.name);
