@@ -182,7 +182,7 @@ describe('modelship/pulumi: the registered objects do not depend on when the com
   it('fails the next component when an earlier component\'s objects were changed after Pulumi registered them', async () => {
     let failure: unknown;
     await kubernetesObjectsOf(() => {
-      const service = new mp.ModelService('changed', { model: mp.ModelSource.fromImage('registry/m:1'), replicas: 2 });
+      const service = new mp.ModelService('changed', { model: mp.ModelSource.fromImage('registry/m:1'), namespace: 'risk', replicas: 2 });
       // Too late: the Deployment was registered when the service was created.
       service.construct.deployment.containers[0].env.addVariable('X', kplus.EnvValue.fromValue('1'));
       try {
