@@ -35,6 +35,8 @@ const detection = new ModelService('text-detection', {
   memoryLimit: '2Gi',
   maxBatchSize: 8,
   drainTimeoutSeconds: 60,
+  // Scaled by the autoscaler below: the Deployment leaves the replica count to it.
+  autoscaled: true,
 });
 const autoscaler = new ModelAutoscaler('text-detection-autoscaler', {
   service: detection,

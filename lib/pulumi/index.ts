@@ -2,9 +2,14 @@
  * `modelship/pulumi`: the same constructs for `pulumi up`. Each component builds the cdk8s construct of the same
  * name in an in-memory chart — the one source of truth — and registers every object it synthesizes as its own
  * Pulumi child resource. No cdk8s CLI is involved.
+ *
+ * Each component registers its objects in its constructor, as they are then, and no later component changes them:
+ * Pulumi sends a resource's inputs once and has no point at which a program is known to have created everything, so
+ * an object that waited for later components would depend on when the program creates them. What a later component
+ * needs from an earlier one is declared to the earlier one when it is created (`autoscaled`), and escape hatches run
+ * inside the constructor (`customize`).
  */
 import { ApiObject, App, Chart } from 'cdk8s';
-import { Construct } from 'constructs';
 import * as pulumi from '@pulumi/pulumi';
 import { GRPC_PORT } from '@modelship/contract';
 import * as cdk8s from '../index';
@@ -20,22 +25,90 @@ export interface ModelServiceArgs extends Omit<cdk8s.ModelServiceProps, 'image'>
   readonly namespace?: pulumi.Input<string>;
   /** @default DEFAULT_RUNTIME_IMAGE */
   readonly image?: pulumi.Input<string>;
+  /**
+   * A ModelAutoscaler will scale this service. The Deployment is then registered without `replicas`, so the
+   * autoscaler owns the replica count and may be created at any later point of the program, after an `await` too.
+   * Without an autoscaler such a Deployment runs Kubernetes' default of one replica.
+   * @default false - the Deployment has `replicas` (2 unless given); a ModelAutoscaler for it must then be created
+   * in the same synchronous block as the service, before the Deployment is registered on the next turn of the event
+   * loop, and fails when it comes later
+   */
+  readonly autoscaled?: boolean;
+  /**
+   * Escape hatches, run on the cdk8s construct before any object is registered: patch objects
+   * (`ApiObject.of(construct.deployment).addJsonPatch(...)`), add environment variables, add child objects. Changes
+   * made to the construct after the component's constructor returns would not reach Pulumi; the next component
+   * created for the service fails on them.
+   * @default - no changes
+   */
+  readonly customize?: (construct: cdk8s.ModelService) => void;
 }
 
-/** Resolves on the next turn of the event loop, after the program's synchronous construction. */
-const afterConstruction = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Resolves on the next turn of the event loop, after the program's synchronous block. */
+const afterSynchronousBlock = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function registerSubtree(parent: pulumi.ComponentResource, name: string, root: Construct, substitutions: readonly Substitution[], opts?: pulumi.ComponentResourceOptions) {
-  const objects = root.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject);
-  // Resource names: `<name>-<kind>`, with the object's index among those of its kind when there are several.
+/** An object a component registered, and the JSON it registered (unknown while it waits for the synchronous block). */
+interface Registration {
+  readonly owner: string;
+  json?: string;
+}
+
+/** The objects registered from each service's in-memory chart, so each component registers only its new ones. */
+const registrations = new WeakMap<Chart, Map<ApiObject, Registration>>();
+
+interface RegisterOptions {
+  /** The component, as messages name it: `ModelService 'fraud'`. */
+  readonly label: string;
+  readonly substitutions: readonly Substitution[];
+  readonly opts?: pulumi.ComponentResourceOptions;
+  /** An object whose JSON is read after the program's synchronous block instead of at once. */
+  readonly deferred?: ApiObject;
+}
+
+/**
+ * Registers, as children of `component`, the objects of `chart` that no component registered yet — those the
+ * component's construct and its `customize` made — each with its JSON as it is now. First it synthesizes the chart
+ * as `cdk8s synth` does, so the constructs' validations (`node.addValidation`) run and a program that `cdk8s synth`
+ * refuses fails here with the same message, before anything is registered. Fails too when an object an earlier
+ * component registered has changed since: the change could not reach the cluster.
+ */
+function registerNewObjects(component: pulumi.ComponentResource, name: string, chart: Chart, options: RegisterOptions) {
+  chart.toJson();
+  let registered = registrations.get(chart);
+  if (!registered) registrations.set(chart, registered = new Map());
+  // The whole in-memory app, which holds this service's constructs only: a chart an escape hatch nests counts too.
+  const objects = chart.node.root.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject);
+  for (const object of objects) {
+    const registration = registered.get(object);
+    if (registration?.json !== undefined && JSON.stringify(object.toJson()) !== registration.json) {
+      throw new Error(`${object.kind} '${object.name}' of ${registration.owner} changed after Pulumi registered it, so the change would not reach the cluster (found when creating ${options.label}): make the change in the 'customize' of ${registration.owner}`);
+    }
+  }
+  const fresh = objects.filter((object) => !registered.has(object));
+  // Resource names: `<name>-<kind>`, with the object's index among the component's objects of its kind when there are several.
   const ofKind = new Map<string, ApiObject[]>();
-  for (const object of objects) ofKind.set(object.kind, [...(ofKind.get(object.kind) ?? []), object]);
-  const ready = afterConstruction();
-  return objects.map((object) => {
+  for (const object of fresh) ofKind.set(object.kind, [...(ofKind.get(object.kind) ?? []), object]);
+  for (const object of fresh) {
+    const registration: Registration = { owner: options.label };
+    registered.set(object, registration);
+    const read = () => {
+      const json = object.toJson() as Manifest;
+      registration.json = JSON.stringify(json);
+      return json;
+    };
+    const later = object === options.deferred ? afterSynchronousBlock().then(read) : undefined;
+    // The deferred object's JSON now gives only its top-level fields; what it registers is read later.
+    const manifest = later ? object.toJson() as Manifest : read();
     const same = ofKind.get(object.kind)!;
     const resourceName = `${name}-${object.kind.toLowerCase()}${same.length > 1 ? `-${same.indexOf(object)}` : ''}`;
-    return registerObject(parent, resourceName, { apiVersion: object.apiVersion, kind: object.kind }, ready.then(() => object.toJson() as Manifest), substitutions, opts);
-  });
+    registerObject(component, resourceName, manifest, options.substitutions, options.opts, later);
+  }
+}
+
+/** The JSON registered for `object`, once known. */
+function registeredJson(object: ApiObject): Manifest | undefined {
+  const json = registrations.get(Chart.of(object))?.get(object)?.json;
+  return json === undefined ? undefined : JSON.parse(json);
 }
 
 export class ModelService extends pulumi.ComponentResource {
@@ -50,10 +123,16 @@ export class ModelService extends pulumi.ComponentResource {
   readonly construct: cdk8s.ModelService;
   /** @internal */
   readonly substitutions: readonly Substitution[];
+  /** @internal as messages name this component */
+  readonly label: string;
 
   constructor(name: string, args: ModelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super('modelship:index:ModelService', name, {}, opts);
-    const { namespace, image, ...props } = args;
+    const { namespace, image, autoscaled, customize, ...props } = args;
+    this.label = `ModelService '${name}'`;
+    if (autoscaled && props.replicas !== undefined) {
+      throw new Error(`'autoscaled' and 'replicas' (${props.replicas}) exclude each other: an autoscaler owns the replica count; remove one of them`);
+    }
     const substitutions: Substitution[] = [];
     const plain = (value: pulumi.Input<string> | undefined, placeholder: string): string | undefined => {
       if (value === undefined || typeof value === 'string') return value as string | undefined;
@@ -63,7 +142,12 @@ export class ModelService extends pulumi.ComponentResource {
     const chart = new Chart(new App(), name, { namespace: plain(namespace, NAMESPACE_PLACEHOLDER) });
     this.construct = new cdk8s.ModelService(chart, name, { ...props, image: plain(image, IMAGE_PLACEHOLDER) });
     this.substitutions = substitutions;
-    registerSubtree(this, name, this.construct, substitutions, opts);
+    if (autoscaled) this.construct.deployment.markHasAutoscaler();
+    customize?.(this.construct);
+    // Undeclared and without fixed replicas, an autoscaler of the earlier form may still come in this synchronous
+    // block: the Deployment is read after it.
+    const deferred = autoscaled || props.replicas !== undefined ? undefined : ApiObject.of(this.construct.deployment);
+    registerNewObjects(this, name, chart, { label: this.label, substitutions, opts, deferred });
 
     const resolve = (text: string) => pulumi.output(substituteText(text, substitutions));
     // Fully qualified when the namespace is known; the bare Service name (same namespace only) otherwise, as the
@@ -80,7 +164,13 @@ export class ModelService extends pulumi.ComponentResource {
 }
 
 export interface ModelAutoscalerArgs extends Omit<cdk8s.ModelAutoscalerProps, 'service'> {
+  /** The service to scale; give it `autoscaled: true` to create this autoscaler at any point of the program. */
   readonly service: ModelService;
+  /**
+   * Escape hatches, run on the cdk8s construct before any object is registered.
+   * @default - no changes
+   */
+  readonly customize?: (construct: cdk8s.ModelAutoscaler) => void;
 }
 
 export class ModelAutoscaler extends pulumi.ComponentResource {
@@ -89,16 +179,28 @@ export class ModelAutoscaler extends pulumi.ComponentResource {
 
   constructor(name: string, args: ModelAutoscalerArgs, opts?: pulumi.ComponentResourceOptions) {
     super('modelship:index:ModelAutoscaler', name, {}, opts);
-    const { service, ...props } = args;
+    const { service, customize, ...props } = args;
+    const label = `ModelAutoscaler '${name}'`;
+    const deployment = registeredJson(ApiObject.of(service.construct.deployment)) as { spec: { replicas?: number } } | undefined;
+    if (!service.construct.hasFixedReplicas && deployment?.spec.replicas !== undefined) {
+      throw new Error(`${label} comes after ${service.label} registered its Deployment with ${deployment.spec.replicas} replicas (an await or a callback came between them), which the autoscaler would fight: give ${service.label} 'autoscaled: true' so that it registers the Deployment without replicas and the autoscaler may come at any point of the program`);
+    }
     this.construct = new cdk8s.ModelAutoscaler(Chart.of(service.construct), name, { ...props, service: service.construct });
-    registerSubtree(this, name, this.construct, service.substitutions, opts);
+    customize?.(this.construct);
+    registerNewObjects(this, name, Chart.of(service.construct), { label, substitutions: service.substitutions, opts });
     this.registerOutputs({});
   }
 }
 
 export interface ModelMonitoringArgs extends Omit<cdk8s.ModelMonitoringProps, 'service' | 'autoscaler'> {
   readonly service: ModelService;
+  /** Adds ModelServiceAutoscalerMaxedOut for its HPA. @default - no autoscaler alert */
   readonly autoscaler?: ModelAutoscaler;
+  /**
+   * Escape hatches, run on the cdk8s construct before any object is registered.
+   * @default - no changes
+   */
+  readonly customize?: (construct: cdk8s.ModelMonitoring) => void;
 }
 
 export class ModelMonitoring extends pulumi.ComponentResource {
@@ -107,9 +209,10 @@ export class ModelMonitoring extends pulumi.ComponentResource {
 
   constructor(name: string, args: ModelMonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super('modelship:index:ModelMonitoring', name, {}, opts);
-    const { service, autoscaler, ...props } = args;
+    const { service, autoscaler, customize, ...props } = args;
     this.construct = new cdk8s.ModelMonitoring(Chart.of(service.construct), name, { ...props, service: service.construct, autoscaler: autoscaler?.construct });
-    registerSubtree(this, name, this.construct, service.substitutions, opts);
+    customize?.(this.construct);
+    registerNewObjects(this, name, Chart.of(service.construct), { label: `ModelMonitoring '${name}'`, substitutions: service.substitutions, opts });
     this.registerOutputs({});
   }
 }

@@ -1,24 +1,29 @@
 /**
  * Registers synthesized Kubernetes objects as Pulumi resources, each its own child so `pulumi preview` lists it
- * and Pulumi tracks its state: built-in kinds as their typed resources, CRD kinds as CustomResources.
+ * and Pulumi tracks its state, and each whole: every top-level field of the object is an input. Built-in kinds
+ * become their typed @pulumi/kubernetes resources (a Secret's data is then kept secret, and Pulumi's type token is
+ * the one the provider knows, `kubernetes:core/v1:ServiceAccount`); every other kind a CustomResource.
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 
 export type Manifest = { readonly apiVersion: string; readonly kind: string; readonly metadata: { readonly name: string }; readonly [key: string]: unknown };
 
-type ResourceClass = new (name: string, args: any, opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource;
+type ResourceClass = (new (name: string, args: any, opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource) & { readonly __pulumiType?: string };
 
-const TYPED: Readonly<Record<string, ResourceClass>> = {
-  'apps/v1/Deployment': k8s.apps.v1.Deployment,
-  'v1/Service': k8s.core.v1.Service,
-  'v1/ConfigMap': k8s.core.v1.ConfigMap,
-  'v1/Secret': k8s.core.v1.Secret,
-  'v1/ServiceAccount': k8s.core.v1.ServiceAccount,
-  'policy/v1/PodDisruptionBudget': k8s.policy.v1.PodDisruptionBudget,
-  'networking.k8s.io/v1/NetworkPolicy': k8s.networking.v1.NetworkPolicy,
-  'autoscaling/v2/HorizontalPodAutoscaler': k8s.autoscaling.v2.HorizontalPodAutoscaler,
-};
+/**
+ * The typed resource of a built-in kind, found where @pulumi/kubernetes puts it: the module named after the group's
+ * first label (`rbac.authorization.k8s.io/v1` → `k8s.rbac.v1`, the core group → `k8s.core`). Any kind the installed
+ * @pulumi/kubernetes knows is found, without a list here to keep up. A custom group whose first label is a built-in
+ * one (`apps.example.com`) does not match the class's own type token, and stays a custom resource.
+ */
+function typedResource(apiVersion: string, kind: string): ResourceClass | undefined {
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['core', apiVersion];
+  const module = (k8s as unknown as Record<string, Record<string, Record<string, unknown>> | undefined>)[group.split('.')[0]];
+  const candidate = Object.hasOwn(module ?? {}, version) ? module![version] : undefined;
+  const resource = candidate && Object.hasOwn(candidate, kind) ? candidate[kind] as ResourceClass : undefined;
+  return resource?.__pulumiType === `kubernetes:${group}/${version}:${kind}` ? resource : undefined;
+}
 
 /**
  * Placeholders stand in for values that are Pulumi Inputs while cdk8s synthesizes (it needs plain strings); every
@@ -48,26 +53,28 @@ function substitute(value: unknown, substitutions: readonly Substitution[]): pul
 }
 
 /**
- * Registers one object. `manifest` resolves once the program has built every construct (an autoscaler created
- * after its service still removes the service's fixed replicas); kind and name are known at once.
+ * Registers one object. `manifest` is its JSON now; `later`, when given, is the JSON the object is registered with,
+ * read later with the same top-level fields (a Deployment whose replicas an autoscaler may still take).
  */
 export function registerObject(
-  parent: pulumi.ComponentResource, resourceName: string, identity: { apiVersion: string; kind: string },
-  manifest: Promise<Manifest>, substitutions: readonly Substitution[], opts: pulumi.ComponentResourceOptions | undefined,
+  parent: pulumi.ComponentResource, resourceName: string, manifest: Manifest, substitutions: readonly Substitution[],
+  opts: pulumi.ComponentResourceOptions | undefined, later?: Promise<Manifest>,
 ): pulumi.CustomResource {
-  const fields = pulumi.output(manifest).apply((m) => m);
-  const field = (key: string) => fields.apply((m) => substitute(m[key], substitutions));
   const childOptions: pulumi.CustomResourceOptions = { parent, provider: opts?.provider, dependsOn: opts?.dependsOn };
-  const typed = TYPED[`${identity.apiVersion}/${identity.kind}`];
-  const keys = TOP_LEVEL_KEYS[identity.kind] ?? ['spec'];
-  const args: Record<string, unknown> = { apiVersion: identity.apiVersion, kind: identity.kind, metadata: field('metadata') };
-  for (const key of keys) args[key] = field(key);
-  if (typed) return new typed(resourceName, args, childOptions);
-  return new k8s.apiextensions.CustomResource(resourceName, args as k8s.apiextensions.CustomResourceArgs, childOptions);
+  const args: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(manifest)) {
+    args[key] = key === 'apiVersion' || key === 'kind' ? value
+      : later ? pulumi.output(later).apply((m) => substitute(m[key], substitutions)) : substitute(value, substitutions);
+  }
+  const typed = typedResource(manifest.apiVersion, manifest.kind);
+  if (!typed) return new k8s.apiextensions.CustomResource(resourceName, args as k8s.apiextensions.CustomResourceArgs, childOptions);
+  // A typed resource takes only the fields its kind has (apiVersion and kind it writes itself, the same as these by
+  // its type token): note which it reads, so that none is dropped unseen.
+  const read = new Set<string | symbol>(['apiVersion', 'kind']);
+  const resource = new typed(resourceName, new Proxy(args, { get: (target, key) => (read.add(key), Reflect.get(target, key)) }), childOptions);
+  const dropped = Object.keys(args).filter((key) => !read.has(key));
+  if (dropped.length > 0) {
+    throw new Error(`${manifest.kind} '${manifest.metadata.name}': ${dropped.map((key) => `'${key}'`).join(', ')} ${dropped.length > 1 ? 'are not fields' : 'is not a field'} of ${manifest.apiVersion} ${manifest.kind} (@pulumi/kubernetes would drop ${dropped.length > 1 ? 'them' : 'it'}, and the API server rejects unknown fields); remove ${dropped.length > 1 ? 'them' : 'it'} from the object`);
+  }
+  return resource;
 }
-
-/** Top-level fields besides apiVersion, kind and metadata. */
-const TOP_LEVEL_KEYS: Readonly<Record<string, readonly string[]>> = {
-  ConfigMap: ['data', 'binaryData', 'immutable'],
-  Secret: ['data', 'stringData', 'type', 'immutable'],
-};

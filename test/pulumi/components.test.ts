@@ -9,31 +9,18 @@ import * as pulumi from '@pulumi/pulumi';
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { MODELS } from '../helpers/paths';
+// Mocks first, then the component module, as Pulumi's testing guide requires.
+import { registered, settle, value } from './mocks';
 
 const MODEL_FILE = MODELS.linearRegression;
 /** Secrets are referred to by name; Pulumi programs import them into a throwaway cdk8s scope. */
 const secrets = new Chart(Testing.app(), 'secrets');
 const secret = (name: string) => kplus.Secret.fromSecretName(secrets, `${name}-${Math.random()}`, name);
 
-interface Registered { type: string; name: string; inputs: any }
-const registered: Registered[] = [];
-
-// Mocks first, then the component module, as Pulumi's testing guide requires.
-pulumi.runtime.setMocks({
-  newResource: (args) => {
-    registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-    return { id: `${args.name}-id`, state: args.inputs };
-  },
-  call: (args) => args.inputs,
-}, 'modelship', 'test', false);
-
 type PulumiSide = typeof import('modelship/pulumi');
 type CdkSide = typeof import('modelship');
 let mp: PulumiSide;
 let mc: CdkSide;
-
-const value = <T>(output: pulumi.Output<T>) => new Promise<T>((resolve) => output.apply((v) => { resolve(v); return v; }));
-const settle = async () => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
 
 describe('modelship/pulumi', () => {
   before(async () => {
@@ -187,5 +174,8 @@ describe('examples/pulumi', () => {
     const seedService = registered.find((r) => r.inputs.kind === 'Service' && r.inputs.spec.type === 'LoadBalancer')!;
     assert.equal(seedService.inputs.metadata.namespace, 'models');
     assert.equal(seedService.inputs.spec.ports[0].port, 80);
+    const deployments = registered.filter((r) => r.inputs.kind === 'Deployment');
+    assert.deepEqual(deployments.map((d) => [d.name, d.inputs.spec.replicas]).sort(), [['my-model-deployment', 2], ['text-detection-deployment', undefined]],
+      'the autoscaled Deployment leaves the replica count to its ScaledObject');
   });
 });
