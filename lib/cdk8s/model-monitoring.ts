@@ -127,11 +127,12 @@ export interface PlainPrometheusMounts {
 export interface ModelMonitoringProps {
   readonly service: ModelService;
   /**
-   * The ModelAutoscaler of `service`, for ModelServiceAutoscalerMaxedOut on its HPA (KEDA's too) and a
-   * ModelServiceDown that stays quiet while KEDA holds the service at zero. Rarely needed: an autoscaler registers
-   * itself on its service, and the rules are written at synth, so it is found whether it was created before or
-   * after this construct.
-   * @default - the ModelAutoscaler that targets `service`, if any; without one, no autoscaler alert
+   * The ModelAutoscaler of `service`. Rarely needed: ModelServiceAutoscalerMaxedOut is added when any autoscaler
+   * targets the service's Deployment (a ModelAutoscaler registers itself; a cdk8s-plus HorizontalPodAutoscaler marks
+   * the Deployment), found whether it was created before or after this construct; the rule finds the HPA by the
+   * Deployment it scales, so it needs no autoscaler's name. ModelServiceDown stays quiet while the Deployment is
+   * held at zero replicas on purpose.
+   * @default - whatever autoscaler targets `service`; without one, no autoscaler alert
    */
   readonly autoscaler?: ModelAutoscaler;
   /**
@@ -201,7 +202,7 @@ export class ModelMonitoring extends Construct {
   private readonly tls?: ResolvedScrapeTls;
   private readonly token?: { readonly name: string; readonly key: string };
   /** Everything the alert rules need but the autoscaler, which is looked up when the rules are written. */
-  private readonly alertContext: Omit<AlertContext, 'hpaName' | 'mayScaleToZero'>;
+  private readonly alertContext: Omit<AlertContext, 'autoscaled'>;
   private readonly slos: { readonly availability: Slo; readonly latency: Slo };
   private readonly service: ModelService;
   private readonly givenAutoscaler?: ModelAutoscaler;
@@ -306,7 +307,7 @@ export class ModelMonitoring extends Construct {
       { name: `${prefix}-slo`, rules: [...sloRecordingRules(this.slos.availability, labels), ...sloRecordingRules(this.slos.latency, labels)] },
       {
         name: `${prefix}-alerts`,
-        rules: alertRules({ ...this.alertContext, hpaName: hpaNameOf(autoscaler), mayScaleToZero: autoscaler?.minReplicas === 0 }, this.slos),
+        rules: alertRules({ ...this.alertContext, autoscaled: autoscaler !== undefined || this.service.deployment.hasAutoscaler }, this.slos),
       },
     ];
   }
@@ -379,13 +380,6 @@ function metricsNeedToken(service: ModelService): boolean {
 function checkShare(prop: string, value: number): number {
   if (!(value > 0 && value <= 1)) throw new Error(`'${prop}' (${value}) must be a share between 0 and 1, e.g. 0.8 for 80%`);
   return value;
-}
-
-/** The HPA kube-state-metrics reports for an autoscaler: its own, or the one KEDA creates for a ScaledObject. */
-function hpaNameOf(autoscaler: ModelAutoscaler | undefined): string | undefined {
-  if (!autoscaler) return undefined;
-  if (autoscaler.hpa) return autoscaler.hpa.name;
-  return autoscaler.scaledObject ? `keda-hpa-${autoscaler.scaledObject.name}` : undefined;
 }
 
 export { ALERT };

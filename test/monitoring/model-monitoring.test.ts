@@ -72,7 +72,7 @@ describe('ModelMonitoring', () => {
     for (const rule of rules.filter((r) => /modelship_/.test(r.expr))) assert.ok(rule.expr.includes(`service="${service.serviceName}"`), rule.alert ?? rule.record);
     const cpu = rules.find((r) => r.alert === ALERT.highCpu)!;
     assert.ok(cpu.expr.includes(`pod=~"${service.deployment.name}-[a-z0-9]+-[a-z0-9]+"`));
-    assert.match(rules.find((r) => r.alert === ALERT.autoscalerMaxedOut)!.expr, /horizontalpodautoscaler="fraud-detection-auto-hpa-/);
+    assert.ok(rules.find((r) => r.alert === ALERT.autoscalerMaxedOut)!.expr.includes(`scaletargetref_kind="Deployment",scaletargetref_name="${service.deployment.name}"`));
   });
 
   it('passes the prometheus-operator CRD schemas', () => {
@@ -113,14 +113,13 @@ describe('ModelMonitoring', () => {
     assert.match(latency.expr, /le=~"1\(\\\.0\)\?"/);
   });
 
-  it('does not page ModelServiceDown while KEDA holds the service at zero, with no autoscaler passed', () => {
+  it('does not page ModelServiceDown while the Deployment is held at zero on purpose, whatever scales it', () => {
     const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
     const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
     const monitoring = new ModelMonitoring(chart, 'm', { service });
     new ModelAutoscaler(chart, 'auto', { service, minReplicas: 0, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090', activation: { query: 'sum(queue_length)' } }) });
     const down = monitoring.ruleGroups[1].rules.find((r) => r.alert === ALERT.down)!;
     assert.match(down.expr, new RegExp(`unless on \\(\\) \\(sum\\(kube_deployment_spec_replicas\\{namespace="risk",deployment="${service.deployment.name}"\\}\\) == 0\\)$`));
-    assert.doesNotMatch(rules.find((r) => r.alert === ALERT.down)!.expr, /kube_deployment_spec_replicas/);
   });
 
   it('refuses objectives and thresholds that cannot work, naming them', () => {
@@ -162,16 +161,24 @@ describe('ModelMonitoring finds the service\'s autoscaler', () => {
   for (const order of ['autoscaler first', 'monitoring first'] as const) {
     it(`adds ${ALERT.autoscalerMaxedOut} for the HPA of the smallest program, ${order}`, () => {
       const synthesized = smallest(order);
-      const hpa = synthesized.objects.find((o) => o.kind === 'HorizontalPodAutoscaler')!.metadata.name;
-      assert.match(maxedOut(synthesized)?.expr ?? '', new RegExp(`horizontalpodautoscaler="${hpa}"`));
+      const target = synthesized.objects.find((o) => o.kind === 'HorizontalPodAutoscaler')!.spec.scaleTargetRef.name;
+      assert.ok((maxedOut(synthesized)?.expr ?? '').includes(`scaletargetref_name="${target}"`), 'the HPA is found by the Deployment it scales');
       assert.deepEqual(YAML.parse(synthesized.monitoring.rulesFile()).groups, synthesized.objects.find((o) => o.kind === 'PrometheusRule')!.spec.groups);
     });
   }
 
-  it('watches the HPA KEDA creates for a ScaledObject', () => {
+  it('watches the HPA KEDA creates for a ScaledObject, by the Deployment both scale', () => {
     const synthesized = smallest('monitoring first', ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }));
-    const scaledObject = synthesized.objects.find((o) => o.kind === 'ScaledObject')!.metadata.name;
-    assert.match(maxedOut(synthesized)?.expr ?? '', new RegExp(`horizontalpodautoscaler="keda-hpa-${scaledObject}"`));
+    const target = synthesized.objects.find((o) => o.kind === 'ScaledObject')!.spec.scaleTargetRef.name;
+    assert.ok((maxedOut(synthesized)?.expr ?? '').includes(`scaletargetref_name="${target}"`));
+  });
+
+  it('watches an autoscaler that is not a ModelAutoscaler: a cdk8s-plus HorizontalPodAutoscaler on the Deployment', () => {
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+    const monitoring = new ModelMonitoring(chart, 'monitoring', { service });
+    new kplus.HorizontalPodAutoscaler(chart, 'hpa', { target: service.deployment, maxReplicas: 5 });
+    assert.ok(maxedOut({ objects: Testing.synth(chart) as Manifest[], monitoring }));
   });
 
   it('writes the found autoscaler into the plain Prometheus rules file too', () => {

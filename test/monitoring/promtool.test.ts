@@ -230,9 +230,11 @@ function world(names: Synthesized['names']) {
       { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: { ...ksm(), horizontalpodautoscaler: names.hpa }, values: gauge([2, 20], [4, minutes - 19]) },
       { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: { ...ksm(), horizontalpodautoscaler: names.hpa }, values: steady(2) },
       { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: { ...ksm(), horizontalpodautoscaler: names.hpa }, values: steady(10) },
+      { name: 'kube_horizontalpodautoscaler_info', labels: { ...ksm(), horizontalpodautoscaler: names.hpa, scaletargetref_kind: 'Deployment', scaletargetref_name: names.deployment }, values: steady(1) },
       { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: { ...ksm(), horizontalpodautoscaler: 'fraud-detection-shadow-hpa-c1d2e3f4' }, values: steady(5) },
       { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: { ...ksm(), horizontalpodautoscaler: 'fraud-detection-shadow-hpa-c1d2e3f4' }, values: steady(2) },
       { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: { ...ksm(), horizontalpodautoscaler: 'fraud-detection-shadow-hpa-c1d2e3f4' }, values: steady(5) },
+      { name: 'kube_horizontalpodautoscaler_info', labels: { ...ksm(), horizontalpodautoscaler: 'fraud-detection-shadow-hpa-c1d2e3f4', scaletargetref_kind: 'Deployment', scaletargetref_name: `${names.deployment}-shadow` }, values: steady(1) },
     ];
   }
 
@@ -649,6 +651,7 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
         { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: hpa, values: gauge([6, 3], [10, 28]) },
         { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: hpa, values: gauge([2, 31]) },
         { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: hpa, values: gauge([10, 31]) },
+        { name: 'kube_horizontalpodautoscaler_info', labels: { ...hpa, scaletargetref_kind: 'Deployment', scaletargetref_name: names.deployment }, values: gauge([1, 31]) },
       ]),
       alert_rule_test: [
         { eval_time: minutes(hold(ALERT.autoscalerMaxedOut) + 1), alertname: ALERT.autoscalerMaxedOut, exp_alerts: [] },
@@ -719,6 +722,7 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
         { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: hpa, values: gauge([3, 31]) },
         { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: hpa, values: gauge([3, 31]) },
         { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: hpa, values: gauge([3, 31]) },
+        { name: 'kube_horizontalpodautoscaler_info', labels: { ...hpa, scaletargetref_kind: 'Deployment', scaletargetref_name: names.deployment }, values: gauge([1, 31]) },
       ]),
       alert_rule_test: [{ eval_time: '30m', alertname: ALERT.autoscalerMaxedOut, exp_alerts: [] }],
     };
@@ -743,6 +747,7 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
         { name: 'kube_horizontalpodautoscaler_status_current_replicas', labels: hpa, values: gauge([10, 11]) },
         { name: 'kube_horizontalpodautoscaler_spec_min_replicas', labels: hpa, values: gauge([2, 11]) },
         { name: 'kube_horizontalpodautoscaler_spec_max_replicas', labels: hpa, values: gauge([10, 11]) },
+        { name: 'kube_horizontalpodautoscaler_info', labels: { ...hpa, scaletargetref_kind: 'Deployment', scaletargetref_name: names.deployment }, values: gauge([1, 11]) },
       ]),
       alert_rule_test: [
         { eval_time: '7m', alertname: ALERT.highCpu, exp_alerts: [fastAlert(ALERT.highCpu, 'warning', { namespace: names.namespace, pod: w.podA }, '90%')] },

@@ -36,7 +36,7 @@ const SPECS: Readonly<Record<string, Spec>> = {
   },
   keda: {
     service: (side) => ({ model: side.ModelSource.fromImage('registry/m:1'), exposure: side.Exposure.loadBalancer() }),
-    autoscaler: (side) => ({ minReplicas: 0, maxReplicas: 3, signal: side.ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090' }) }),
+    autoscaler: (side) => ({ minReplicas: 0, maxReplicas: 3, signal: side.ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090', activation: { query: 'sum(rate(nginx_ingress_controller_requests{service="keda"}[1m]))' } }) }),
     monitoring: () => ({ podMonitor: true }),
   },
   adapter: {

@@ -44,10 +44,8 @@ export interface AlertContext {
   readonly podPattern: string;
   readonly deploymentName: string;
   readonly containerName: string;
-  /** The HPA to watch (KEDA's is `keda-hpa-<scaledobject>`), when the service is autoscaled. */
-  readonly hpaName?: string;
-  /** The autoscaler may take the Deployment to zero replicas (KEDA, minReplicas 0). */
-  readonly mayScaleToZero?: boolean;
+  /** An autoscaler (an HPA, or KEDA's) targets the Deployment: watch it for ModelServiceAutoscalerMaxedOut. */
+  readonly autoscaled: boolean;
   readonly cpuThreshold: number;
   readonly memoryThreshold: number;
   readonly durations: AlertDurations;
@@ -96,7 +94,7 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
       // Scaled to zero on purpose (KEDA), no target is expected: quiet while kube-state-metrics reports that the
       // Deployment wants no pod. `unless`, not `and ... > 0`: without kube-state-metrics the alert still fires when the
       // service is down, rather than never.
-      `(sum(up${matchers(selector)}) or vector(0)) == 0${context.mayScaleToZero ? ` unless on () (sum(kube_deployment_spec_replicas{${deployment}}) == 0)` : ''}`,
+      `(sum(up${matchers(selector)}) or vector(0)) == 0 unless on () (sum(kube_deployment_spec_replicas{${deployment}}) == 0)`,
       'critical', `No pod of ${who} is being scraped as up`,
       `Prometheus has no up target for ${who}: the service is down, or not scraped at all.`),
     alert(ALERT.modelNotReady,
@@ -113,13 +111,16 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
       'warning', `${who} runs fewer replicas than it should`,
       `Deployment ${context.deploymentName} wants {{ printf "%.0f" $value }} replicas that are not all available: pods cannot be scheduled, pulled or made ready.`),
   ];
-  if (context.hpaName) {
-    const hpa = namespaceMatchers(selector, [`horizontalpodautoscaler="${context.hpaName}"`]);
+  if (context.autoscaled) {
+    // The HPA is found by what it scales (kube-state-metrics' info series names the target), not by its own name:
+    // KEDA names the HPA it creates, and the rule need not know which autoscaler the service has, or when it comes.
+    const hpa = namespaceMatchers(selector, []);
+    const target = namespaceMatchers(selector, ['scaletargetref_kind="Deployment"', `scaletargetref_name="${context.deploymentName}"`]);
     rules.push(alert(ALERT.autoscalerMaxedOut,
       // An autoscaler with min = max always sits at its maximum: that is its configuration, not an alert.
-      `kube_horizontalpodautoscaler_status_current_replicas{${hpa}} >= kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} and on (namespace, horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} > kube_horizontalpodautoscaler_spec_min_replicas{${hpa}})`,
+      `kube_horizontalpodautoscaler_status_current_replicas{${hpa}} >= kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} and on (namespace, horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} > kube_horizontalpodautoscaler_spec_min_replicas{${hpa}}) and on (namespace, horizontalpodautoscaler) kube_horizontalpodautoscaler_info{${target}}`,
       'warning', `The autoscaler of ${who} is pinned at its maximum`,
-      `HPA ${context.hpaName} has run at its maximum of {{ $value }} replicas for ${durations.ModelServiceAutoscalerMaxedOut}: demand exceeds what it may add. Raise maxReplicas or the per-pod capacity.`));
+      `HPA {{ $labels.horizontalpodautoscaler }} has run at its maximum of {{ $value }} replicas for ${durations.ModelServiceAutoscalerMaxedOut}: demand exceeds what it may add. Raise maxReplicas or the per-pod capacity.`));
   }
   return rules;
 }
