@@ -1,6 +1,6 @@
 // The `modelship` entry point: the cdk8s constructs, and the runtime contract they are written against.
 export * as contract from '@modelship/contract';
-export { Exposure, type IngressOptions, type LoadBalancerOptions, ModelService, type ModelServiceProps, type PayloadLogging, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
+export { type ClusterIpOptions, Exposure, type IngressOptions, type LoadBalancerOptions, ModelService, type ModelServiceProps, type PayloadLogging, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
 export type { OnnxFileInfo, TensorSpec } from '@modelship/contract';
 export { ModelSource, type FromUriOptions, CONFIG_MAP_MODEL_LIMIT_BYTES } from './cdk8s/model-source';
 export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions, type KedaInFlightOptions, type KedaActivation } from './cdk8s/model-autoscaler';

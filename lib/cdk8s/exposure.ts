@@ -6,6 +6,11 @@ import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { GRPC_PORT, HTTP_PORT } from '@modelship/contract';
 
+export interface ClusterIpOptions {
+  /** Annotations on the Service, e.g. for a service mesh or an external DNS controller. @default - none */
+  readonly annotations?: Record<string, string>;
+}
+
 export interface LoadBalancerOptions {
   /** The balancer's port for REST. @default 80 */
   readonly port?: number;
@@ -39,8 +44,8 @@ export interface IngressOptions {
 /** How the Service is reached. */
 export class Exposure {
   /** Inside the cluster only: a ClusterIP Service with REST on 8080 and gRPC on 8081. */
-  static clusterIp(): Exposure {
-    return new Exposure(kplus.ServiceType.CLUSTER_IP, HTTP_PORT);
+  static clusterIp(options: ClusterIpOptions = {}): Exposure {
+    return new Exposure(kplus.ServiceType.CLUSTER_IP, HTTP_PORT, options.annotations);
   }
 
   /** A cloud load balancer: REST on `port`, gRPC on 8081. */

@@ -21,7 +21,7 @@ import {
   checkStorage, cpuCores, cpuQuantity, memoryBytes,
 } from './validation';
 
-export { Exposure, type IngressOptions, type LoadBalancerOptions } from './exposure';
+export { type ClusterIpOptions, Exposure, type IngressOptions, type LoadBalancerOptions } from './exposure';
 
 // The package's own version, from its package.json one level up (the same path from lib/cdk8s/*.ts and *.js).
 const PACKAGE_VERSION: string = require('../package.json').version;

@@ -507,6 +507,13 @@ describe('ModelService builds its pod over the final containers, as cdk8s-plus d
     assertValidManifests(objects);
   });
 
+  it('puts annotations on a ClusterIP Service too', () => {
+    const objects = synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromImage('registry/m:1'), exposure: Exposure.clusterIp({ annotations: { 'external-dns.alpha.kubernetes.io/hostname': 'fraud.internal' } }),
+    }));
+    assert.deepEqual(one(objects, 'Service').metadata.annotations, { 'external-dns.alpha.kubernetes.io/hostname': 'fraud.internal' });
+  });
+
   it('routes a host through an Ingress to the REST port of a ClusterIP Service', () => {
     const objects = synth((chart) => new ModelService(chart, 'm', {
       model: ModelSource.fromImage('registry/m:1'),
