@@ -3,19 +3,20 @@
  * way Google's client libraries do, from the same variables, so a pod set up for them works unchanged:
  * - GOOGLE_APPLICATION_CREDENTIALS: a service-account key file (a JWT signed here with node:crypto, traded at the
  *   key's token_uri) or an authorized-user file (its refresh token traded);
+ * - else the application default credentials file, application_default_credentials.json in CLOUDSDK_CONFIG (or
+ *   ~/.config/gcloud), read the same way: where ModelCredentials.fromSecret mounts a key, since a literal
+ *   GOOGLE_APPLICATION_CREDENTIALS in a pod spec is what policy checkers flag as a leaked secret;
  * - else the metadata server: GKE Workload Identity or the node's service account (GCE_METADATA_HOST moves it, as
  *   for Google's libraries). With STORAGE_EMULATOR_HOST (an emulator, which takes no token) it is asked only when
  *   GCE_METADATA_HOST names it.
  */
 import { createPrivateKey, sign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { GcsModelUri } from '@modelship/contract';
 import { UsageError } from './errors';
 import { type Env, type ModelStore, PermanentError, oneLine, parseJson, readBody, request, statusError } from './fetch-http';
-
-export interface GcsLocation {
-  readonly bucket: string;
-  readonly object: string;
-}
 
 /** Reading objects is all fetch does, so that is all the token may do. */
 const SCOPE = 'https://www.googleapis.com/auth/devstorage.read_only';
@@ -23,23 +24,6 @@ const DEFAULT_TOKEN_URI = 'https://oauth2.googleapis.com/token';
 const METADATA_HOST = '169.254.169.254';
 /** The metadata server answers at once or not at all: off Google Cloud nothing answers at that address. */
 const METADATA_TIMEOUT_MS = 10_000;
-
-/** Bucket names as Cloud Storage accepts them: 3 to 222 of a-z, 0-9, '.', '-', '_' (63 between dots). */
-const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
-
-export function parseGcsUri(uri: string): GcsLocation {
-  const rest = uri.slice('gs://'.length);
-  const slash = rest.indexOf('/');
-  const bucket = slash < 0 ? rest : rest.slice(0, slash);
-  const object = slash < 0 ? '' : rest.slice(slash + 1);
-  if (!BUCKET.test(bucket)) {
-    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) '${uri}': '${bucket}' is not a Cloud Storage bucket name (3 to 222 lower-case letters, digits, '.', '-' or '_')`);
-  }
-  if (object === '' || object.endsWith('/')) {
-    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) '${uri}' names no object: write gs://${bucket}/<name of the model file>`);
-  }
-  return { bucket, object };
-}
 
 /** STORAGE_EMULATOR_HOST as Google's libraries read it: a URL, or host:port meaning http. */
 function emulatorUrl(env: Env): URL | undefined {
@@ -63,7 +47,7 @@ interface Token {
 export class GcsStore implements ModelStore {
   private readonly emulator?: URL;
 
-  constructor(private readonly location: GcsLocation, private readonly env: Env) {
+  constructor(private readonly location: GcsModelUri, private readonly env: Env) {
     this.emulator = emulatorUrl(env);
   }
 
@@ -98,34 +82,39 @@ export class GcsStore implements ModelStore {
 
   private async token(signal: AbortSignal): Promise<Token | undefined> {
     const path = this.env.GOOGLE_APPLICATION_CREDENTIALS;
-    if (path) return this.tokenFromFile(path, signal);
+    if (path) return this.tokenFromFile(path, 'GOOGLE_APPLICATION_CREDENTIALS', signal);
+    const config = this.env.CLOUDSDK_CONFIG || join(this.env.HOME || homedir(), '.config', 'gcloud');
+    const wellKnown = join(config, 'application_default_credentials.json');
+    const text = await readFile(wellKnown, 'utf8').catch(() => undefined);
+    if (text !== undefined) return this.tokenFromFile(wellKnown, this.env.CLOUDSDK_CONFIG ? 'CLOUDSDK_CONFIG' : 'the application default credentials', signal, text);
     // Google's libraries send no credentials to an emulator; a metadata server named outright is still asked.
     if (this.emulator && !this.env.GCE_METADATA_HOST) return undefined;
     return this.tokenFromMetadata(signal);
   }
 
-  private async tokenFromFile(path: string, signal: AbortSignal): Promise<Token> {
+  /** A credentials file; `source` names where its path came from, for errors. */
+  private async tokenFromFile(path: string, source: string, signal: AbortSignal, read?: string): Promise<Token> {
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = read ?? await readFile(path, 'utf8');
     } catch (error) {
-      throw new PermanentError(`cannot read GOOGLE_APPLICATION_CREDENTIALS '${path}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; mount the service-account key there`);
+      throw new PermanentError(`cannot read ${source} '${path}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; mount the service-account key there`);
     }
     const key = parseJson(text) as Record<string, string> | undefined;
-    if (!key || typeof key !== 'object') throw new PermanentError(`GOOGLE_APPLICATION_CREDENTIALS '${path}' is not JSON; it must be a service-account key file (gcloud iam service-accounts keys create)`);
+    if (!key || typeof key !== 'object') throw new PermanentError(`${source} '${path}' is not JSON; it must be a service-account key file (gcloud iam service-accounts keys create)`);
     if (key.type === 'service_account') {
       if (!key.client_email || !key.private_key) {
-        throw new PermanentError(`the service-account key in GOOGLE_APPLICATION_CREDENTIALS '${path}' lacks client_email or private_key; download the key again`);
+        throw new PermanentError(`the service-account key in ${source} '${path}' lacks client_email or private_key; download the key again`);
       }
-      const who = `the service account ${key.client_email} (GOOGLE_APPLICATION_CREDENTIALS)`;
-      return { accessToken: await this.exchange(key.token_uri || DEFAULT_TOKEN_URI, jwtGrant(key, path), who, signal), who };
+      const who = `the service account ${key.client_email} (${source})`;
+      return { accessToken: await this.exchange(key.token_uri || DEFAULT_TOKEN_URI, jwtGrant(key, `${source} '${path}'`), who, signal), who };
     }
     if (key.type === 'authorized_user') {
-      const who = `the user credentials of client ${key.client_id} (GOOGLE_APPLICATION_CREDENTIALS)`;
+      const who = `the user credentials of client ${key.client_id} (${source})`;
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: key.refresh_token ?? '', client_id: key.client_id ?? '', client_secret: key.client_secret ?? '' });
       return { accessToken: await this.exchange(key.token_uri || DEFAULT_TOKEN_URI, form, who, signal), who };
     }
-    throw new PermanentError(`GOOGLE_APPLICATION_CREDENTIALS '${path}' holds credentials of type '${key.type}'; modelship fetch takes a service-account key ('service_account') or GKE Workload Identity (unset the variable)`);
+    throw new PermanentError(`${source} '${path}' holds credentials of type '${key.type}'; modelship fetch takes a service-account key ('service_account') or GKE Workload Identity (remove the file)`);
   }
 
   /** Trades a signed assertion or a refresh token for an access token at an OAuth token endpoint. */
@@ -154,7 +143,7 @@ export class GcsStore implements ModelStore {
       }, `the metadata server at ${host}`);
     } catch (error) {
       // Off Google Cloud this is where a missing key shows: say so, keeping whether another attempt may help.
-      const hint = 'no GOOGLE_APPLICATION_CREDENTIALS is set either: mount a service-account key and point the variable at it, or run on GKE with Workload Identity';
+      const hint = 'no GOOGLE_APPLICATION_CREDENTIALS or application default credentials are there either: mount a service-account key and point the variable at it, or run on GKE with Workload Identity';
       const message = `${(error as Error).message}; ${hint}`;
       throw error instanceof PermanentError ? new PermanentError(message) : new Error(message);
     }
@@ -169,7 +158,7 @@ export class GcsStore implements ModelStore {
 }
 
 /** The OAuth 2.0 JWT bearer grant: an assertion signed with the service account's private key (RS256). */
-function jwtGrant(key: Record<string, string>, path: string): URLSearchParams {
+function jwtGrant(key: Record<string, string>, file: string): URLSearchParams {
   const now = Math.floor(Date.now() / 1000);
   const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
   const header = encode({ alg: 'RS256', typ: 'JWT', ...(key.private_key_id ? { kid: key.private_key_id } : {}) });
@@ -178,7 +167,7 @@ function jwtGrant(key: Record<string, string>, path: string): URLSearchParams {
   try {
     signature = sign('sha256', Buffer.from(`${header}.${claims}`), createPrivateKey(key.private_key)).toString('base64url');
   } catch (error) {
-    throw new PermanentError(`the private_key in GOOGLE_APPLICATION_CREDENTIALS '${path}' cannot sign: ${(error as Error).message}; download the key again`);
+    throw new PermanentError(`the private_key in ${file} cannot sign: ${(error as Error).message}; download the key again`);
   }
   return new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: `${header}.${claims}.${signature}` });
 }

@@ -10,24 +10,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { UsageError } from './errors';
+import { DOCKER_HUB_NAMES as DOCKER_HUB, type OciModelUri } from '@modelship/contract';
 import { type Env, type ModelStore, PermanentError, oneLine, parseJson, readBody, request, statusError } from './fetch-http';
-
-export interface OciReference {
-  /** The registry as written (`ghcr.io`, `localhost:5000`, `docker.io`), which names its credentials. */
-  readonly registry: string;
-  /** host[:port] the API is served at (Docker Hub's differs from its name). */
-  readonly apiHost: string;
-  readonly repository: string;
-  /** A tag or a `sha256:` digest. */
-  readonly reference: string;
-}
-
-const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const REPOSITORY = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
-const TAG = /^\w[\w.-]{0,127}$/;
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
 const MANIFEST_TYPES = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -36,39 +20,6 @@ const MANIFEST_TYPES = {
   dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
 } as const;
 const TITLE = 'org.opencontainers.image.title';
-
-export function parseOciUri(uri: string): OciReference {
-  const bad = (why: string) => new UsageError(`--uri (MODELSHIP_FETCH_URI) '${uri}' ${why}`);
-  const rest = uri.slice('oci://'.length);
-  const slash = rest.indexOf('/');
-  if (slash <= 0) throw bad('names no repository: write oci://<registry>/<repository>:<tag> or @sha256:<digest>');
-  // Docker's rule: a first component with a dot or a port, or localhost, is a registry; otherwise Docker Hub.
-  const first = rest.slice(0, slash);
-  const isRegistry = first.includes('.') || first.includes(':') || first === 'localhost';
-  const registry = isRegistry ? first : 'docker.io';
-  let path = isRegistry ? rest.slice(slash + 1) : rest;
-  let reference: string | undefined;
-  const at = path.indexOf('@');
-  if (at >= 0) {
-    reference = path.slice(at + 1);
-    path = path.slice(0, at);
-    if (!DIGEST.test(reference)) throw bad(`has the digest '${reference}'; write @sha256: and 64 lower-case hex digits`);
-    // A tag beside the digest (repo:tag@sha256:...) is only a label: the digest decides.
-    path = path.replace(/:[^/]*$/, '');
-  } else {
-    const colon = path.lastIndexOf(':');
-    if (colon > path.lastIndexOf('/')) {
-      reference = path.slice(colon + 1);
-      path = path.slice(0, colon);
-      if (!TAG.test(reference)) throw bad(`has the tag '${reference}'; a tag is up to 128 letters, digits, '_', '.' and '-'`);
-    }
-  }
-  if (!reference) throw bad('names no tag or digest: add :<tag> or @sha256:<digest> (no tag means no default here: a model is pinned)');
-  // Docker Hub's official images live under library/.
-  const repository = DOCKER_HUB.has(registry) && !path.includes('/') ? `library/${path}` : path;
-  if (!REPOSITORY.test(repository)) throw bad(`has the repository '${path}'; a repository is lower-case letters, digits and separators (., _, __, -) between '/'`);
-  return { registry, apiHost: DOCKER_HUB.has(registry) ? 'registry-1.docker.io' : registry, repository, reference };
-}
 
 /** What a docker config.json holds for one registry. */
 interface RegistryCredentials {
@@ -154,7 +105,7 @@ export class OciStore implements ModelStore {
   /** What the docker config held for this registry, once a 401 made fetch look. */
   private lookup?: DockerConfigLookup;
 
-  constructor(private readonly ref: OciReference, private readonly expectedSha256: string, plainHttp: boolean, private readonly env: Env) {
+  constructor(private readonly ref: OciModelUri, private readonly expectedSha256: string, plainHttp: boolean, private readonly env: Env) {
     this.base = `${plainHttp ? 'http' : 'https'}://${ref.apiHost}`;
   }
 

@@ -9,32 +9,10 @@
  *   AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (EKS Pod Identity, ECS).
  */
 import { readFile } from 'node:fs/promises';
+import type { S3ModelUri } from '@modelship/contract';
 import aws4 from 'aws4';
 import { UsageError } from './errors';
 import { type Env, type ModelStore, PermanentError, isTransientStatus, oneLine, parseJson, readBody, request, statusError } from './fetch-http';
-
-export interface S3Location {
-  readonly bucket: string;
-  readonly key: string;
-}
-
-/** Bucket names as S3 (and the S3-compatible stores) accept them: 3 to 63 of a-z, 0-9, '.', '-', '_'. */
-const BUCKET = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
-
-/** `s3://bucket/key`, taken literally: the key is everything after the bucket's slash, as the AWS CLI reads it. */
-export function parseS3Uri(uri: string): S3Location {
-  const rest = uri.slice('s3://'.length);
-  const slash = rest.indexOf('/');
-  const bucket = slash < 0 ? rest : rest.slice(0, slash);
-  const key = slash < 0 ? '' : rest.slice(slash + 1);
-  if (!BUCKET.test(bucket)) {
-    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) '${uri}': '${bucket}' is not an S3 bucket name (3 to 63 lower-case letters, digits, '.', '-' or '_')`);
-  }
-  if (key === '' || key.endsWith('/')) {
-    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) '${uri}' names no object: write s3://${bucket}/<key of the model file>`);
-  }
-  return { bucket, key };
-}
 
 /** A URL from a variable that must hold one, or a usage error naming the variable. */
 function endpointUrl(env: Env, name: string): URL | undefined {
@@ -78,7 +56,7 @@ export class S3Store implements ModelStore {
   private region: string;
   private readonly regionGiven: boolean;
 
-  constructor(private readonly location: S3Location, private readonly env: Env) {
+  constructor(private readonly location: S3ModelUri, private readonly env: Env) {
     checkPairs(env);
     this.endpoint = endpointUrl(env, 'AWS_ENDPOINT_URL_S3') ?? endpointUrl(env, 'AWS_ENDPOINT_URL');
     endpointUrl(env, 'AWS_ENDPOINT_URL_STS');

@@ -13,15 +13,13 @@ import { basename, dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { type ModelUri, parseModelUri } from '@modelship/contract';
 import type { Logger } from 'pino';
 import { UsageError } from './errors';
 import { type Env, HttpStore, type ModelStore, PermanentError } from './fetch-http';
-import { GcsStore, parseGcsUri } from './fetch-gcs';
-import { OciStore, parseOciUri } from './fetch-oci';
-import { S3Store, parseS3Uri } from './fetch-s3';
-
-/** The URI schemes `modelship fetch` reads. */
-export const FETCH_SCHEMES = ['https', 'http', 's3', 'gs', 'oci'] as const;
+import { GcsStore } from './fetch-gcs';
+import { OciStore } from './fetch-oci';
+import { S3Store } from './fetch-s3';
 
 export interface FetchOptions {
   readonly uri: string;
@@ -58,30 +56,27 @@ export function redactUri(uri: string): string {
  * the store the URI names.
  */
 export function checkFetchOptions(options: FetchOptions, env: Env = process.env): ModelStore {
-  let url: URL;
+  let uri: ModelUri;
   try {
-    url = new URL(options.uri);
-  } catch {
-    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) '${options.uri}' is not a URL`);
-  }
-  const scheme = url.protocol.slice(0, -1);
-  if (!(FETCH_SCHEMES as readonly string[]).includes(scheme)) {
-    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) must be https://, http://, s3://, gs:// or oci://, received '${url.protocol}'`);
+    uri = parseModelUri(options.uri);
+  } catch (error) {
+    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) ${(error as Error).message}`);
   }
   if (!/^[0-9a-f]{64}$/i.test(options.sha256)) {
     throw new UsageError(`--sha256 (MODELSHIP_FETCH_SHA256) must be 64 hex digits, received '${options.sha256}'`);
   }
   if (!options.dest) throw new UsageError('--dest (MODELSHIP_FETCH_DEST) is required');
-  if (options.plainHttp && scheme !== 'oci') {
-    throw new UsageError(`--plain-http (MODELSHIP_FETCH_PLAIN_HTTP) applies to oci:// only; for ${scheme}:// write the http:// URL${scheme === 's3' ? ' in AWS_ENDPOINT_URL_S3' : scheme === 'gs' ? ' in STORAGE_EMULATOR_HOST' : ''}`);
+  if (options.plainHttp && uri.scheme !== 'oci') {
+    const where = uri.scheme === 's3' ? ' in AWS_ENDPOINT_URL_S3' : uri.scheme === 'gs' ? ' in STORAGE_EMULATOR_HOST' : '';
+    throw new UsageError(`--plain-http (MODELSHIP_FETCH_PLAIN_HTTP) applies to oci:// only; for ${uri.scheme}:// write the http:// URL${where}`);
   }
-  switch (scheme) {
+  switch (uri.scheme) {
     case 's3':
-      return new S3Store(parseS3Uri(options.uri), env);
+      return new S3Store(uri, env);
     case 'gs':
-      return new GcsStore(parseGcsUri(options.uri), env);
+      return new GcsStore(uri, env);
     case 'oci':
-      return new OciStore(parseOciUri(options.uri), options.sha256.toLowerCase(), options.plainHttp ?? false, env);
+      return new OciStore(uri, options.sha256.toLowerCase(), options.plainHttp ?? false, env);
     default:
       return new HttpStore(options.uri);
   }
