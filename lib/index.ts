@@ -2,6 +2,7 @@
 export * as contract from '@modelship/contract';
 export { Exposure, ModelService, type ModelServiceProps, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
 export { ModelSource, type FromUriOptions, CONFIG_MAP_MODEL_LIMIT_BYTES } from './cdk8s/model-source';
+export { ModelCredentials, type ModelCredentialsSecretOptions } from './cdk8s/model-credentials';
 export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions } from './cdk8s/model-autoscaler';
 export * as promql from './cdk8s/promql';
 export { LABEL_KEYS } from './cdk8s/labels';

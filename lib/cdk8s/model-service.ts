@@ -200,6 +200,8 @@ export class ModelService extends Construct {
       // Start a new pod before stopping an old one: a rollout never drops below the serving capacity.
       strategy: kplus.DeploymentStrategy.rollingUpdate({ maxSurge: kplus.PercentOrAbsolute.absolute(1), maxUnavailable: kplus.PercentOrAbsolute.absolute(0) }),
       automountServiceAccountToken: false,
+      // Set only when the model source fetches with a workload identity (ModelCredentials.fromServiceAccount).
+      serviceAccount: source.serviceAccount,
       // The preStop delay, then the runtime's drain, then a margin for the process to exit.
       terminationGracePeriod: Duration.seconds(preStopDelay + this.drainTimeoutSeconds + 5),
       securityContext: { ensureNonRoot: true, user: RUNTIME_UID, group: RUNTIME_GID, fsGroup: RUNTIME_GID },

@@ -17,12 +17,17 @@ const BWRAP = '/usr/bin/bwrap';
  * bubblewrap arguments for the init container's view: a read-only root with the repo at /app, the image's uid and
  * gid, and the model volume at /models as a tmpfs of `bytes` bytes. The host network is shared, so servers on
  * 127.0.0.1 are reachable. Files the fetch reads (a token, a key, a docker config) are bound read-only at the same
- * path inside.
+ * path inside, and `binds` at the paths given.
  */
-function sandbox(bytes: number, readOnlyFiles: readonly string[] = []): string[] {
-  return ['--tmpfs', '/', '--ro-bind', '/usr', '/usr', '--ro-bind', '/lib', '/lib', '--ro-bind', '/etc', '/etc',
+function sandbox(bytes: number, readOnlyFiles: readonly string[] = [], binds: ReadonlyArray<readonly [string, string]> = []): string[] {
+  // A bind needs its mount point made, which the host's /etc bound read-only would refuse (a pod mounts its Secrets
+  // under /etc/modelship): with binds, /etc is the sandbox's own, with the few host files name lookups and TLS read.
+  const etc = binds.length === 0 ? ['--ro-bind', '/etc', '/etc']
+    : ['/etc/hosts', '/etc/resolv.conf', '/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/ssl'].filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f]);
+  return ['--tmpfs', '/', '--ro-bind', '/usr', '/usr', '--ro-bind', '/lib', '/lib', ...etc,
     ...(existsSync('/lib64') ? ['--ro-bind', '/lib64', '/lib64'] : []), '--symlink', 'usr/bin', '/bin', ...sandboxNode(),
     '--ro-bind', REPO_ROOT, '/app', ...readOnlyFiles.flatMap((file) => ['--ro-bind', file, file]),
+    ...binds.flatMap(([from, to]) => ['--ro-bind', from, to]),
     '--size', String(bytes), '--tmpfs', MODEL_REPOSITORY_PATH,
     '--proc', '/proc', '--dev', '/dev', '--remount-ro', '/',
     '--unshare-user', '--uid', String(RUNTIME_UID), '--gid', String(RUNTIME_GID), '--die-with-parent'];
@@ -58,6 +63,8 @@ export interface SandboxOptions {
   readonly env?: Record<string, string>;
   /** Files to make readable inside at their own paths. */
   readonly readOnlyFiles?: readonly string[];
+  /** Directories to mount read-only inside, [host path, path inside], as a pod's Secret volumes are. */
+  readonly binds?: ReadonlyArray<readonly [string, string]>;
   /** Prefixes of the test's variables to leave out, as for runProcess. */
   readonly withoutEnv?: readonly string[];
   readonly timeoutMs: number;
@@ -69,7 +76,7 @@ export interface SandboxOptions {
  */
 export function fetchInSandbox(bytes: number, args: readonly string[], options: SandboxOptions): Promise<CliResultWithFd3> {
   const script = 'node /app/runtime/bin/modelship.js "$@"; code=$?; node -e "$LIST_VOLUME" >&3; exit $code';
-  return runProcess(BWRAP, [...sandbox(bytes, options.readOnlyFiles), '/bin/sh', '-c', script, 'modelship', ...args], {
+  return runProcess(BWRAP, [...sandbox(bytes, options.readOnlyFiles, options.binds), '/bin/sh', '-c', script, 'modelship', ...args], {
     env: { ...options.env, LIST_VOLUME }, timeoutMs: options.timeoutMs, fd3: true, withoutEnv: options.withoutEnv,
   });
 }

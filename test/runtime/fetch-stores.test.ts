@@ -16,10 +16,13 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Chart, Testing } from 'cdk8s';
 import { MODEL_FILE_NAME, MODEL_REPOSITORY_PATH } from '@modelship/contract';
+import { ModelCredentials, ModelService, ModelSource, type FromUriOptions } from 'modelship';
 import { expectExit, oneLineReason, retryWarnings, runCli, type CliResult } from '../helpers/cli-process';
 import { fetchInSandbox, sandboxUnavailable, type VolumeEntry } from '../helpers/fetch-sandbox';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixture-server';
+import { initContainerRun, type Secrets } from '../helpers/init-container';
 import {
   HTPASSWD_USER, type GcsServer, type MotoServer, type Proxy, type Registry, startFakeGcs, startMoto, startProxy, startRegistry, storeUnavailable,
 } from '../helpers/model-stores';
@@ -85,6 +88,21 @@ async function expectFullDisk(uri: string, env: Record<string, string>, readOnly
   assert.deepEqual(retryWarnings(result.stdout), [], 'a full disk is not retried');
   const left: VolumeEntry[] = JSON.parse(result.fd3);
   assert.deepEqual(left.filter((e) => e.type === 'file'), [], 'no model.onnx, whole or partial, and no temporary file');
+}
+
+/**
+ * The fetch-model init container that ModelService synthesizes for `uri`, run in the sandbox as the pod would run
+ * it: its args, its env with the Secrets' keys resolved, its Secret volumes mounted where it mounts them. It must
+ * leave exactly the model at /models/<name>/<version>/model.onnx.
+ */
+async function expectInitContainerFetches(uri: string, options: Omit<FromUriOptions, 'sha256'>, secrets: Secrets): Promise<void> {
+  const chart = new Chart(Testing.app(), 'models', { namespace: 'ml' });
+  new ModelService(chart, 'fraud', { model: ModelSource.fromUri(uri, { sha256: DIGEST, ...options }) });
+  const run = initContainerRun(Testing.synth(chart), secrets, join(tmp, `pod-${++cases}`));
+  const result = await fetchInSandbox(8 * MiB, run.args, { env: { HOME: '/tmp', ...run.env }, binds: run.binds, withoutEnv: STORE_VARIABLES, timeoutMs: TIMEOUT_MS });
+  expectExit(result, 0);
+  const files = (JSON.parse(result.fd3) as VolumeEntry[]).filter((e) => e.type === 'file');
+  assert.deepEqual(files, [{ path: `${MODEL_REPOSITORY_PATH}/fraud/1/${MODEL_FILE_NAME}`, type: 'file', size: MODEL.length, sha256: DIGEST }], 'the model and nothing else');
 }
 
 // ---- S3 ----------------------------------------------------------------------------------------------------------------
@@ -261,6 +279,12 @@ describe('modelship fetch s3:// (moto)', { skip: skipUnless('s3'), concurrency: 
   it('fills no disk: a full volume fails at once with the sizes and leaves nothing', { skip: sandboxReason || false }, async () => {
     await expectFullDisk('s3://models/big.onnx', { ...keys(moto.reader), AWS_ENDPOINT_URL_S3: moto.endpoint });
   });
+
+  it('runs what ModelSource.fromUri synthesizes with ModelCredentials.fromSecret, endpoint and region', { skip: sandboxReason || false }, async () => {
+    await expectInitContainerFetches('s3://models/fraud/3/model.onnx', {
+      credentials: ModelCredentials.fromSecret('model-store', { accessKeyIdKey: 'access-key', secretAccessKeyKey: 'secret-key' }), endpoint: moto.endpoint, region: 'us-east-1',
+    }, { 'model-store': { 'access-key': moto.reader[0], 'secret-key': moto.reader[1] } });
+  });
 });
 
 // ---- Cloud Storage ---------------------------------------------------------------------------------------------------
@@ -406,6 +430,31 @@ describe('modelship fetch gs:// (fake-gcs-server)', { skip: skipUnless('gcs'), c
   it('fills no disk: a full volume fails at once with the sizes and leaves nothing', { skip: sandboxReason || false }, async () => {
     await expectFullDisk('gs://models/big.onnx', { STORAGE_EMULATOR_HOST: gcs.endpoint });
   });
+
+  it('reads the key as the application default credentials in CLOUDSDK_CONFIG, named in errors as such', async () => {
+    const key = await serviceAccount();
+    const config = join(tmp, `cloudsdk-${++cases}`);
+    mkdirSync(config);
+    writeFileSync(join(config, 'application_default_credentials.json'), readFileSync(key.path));
+    const front = await proxy();
+    const dest = newDest();
+    expectModel(await fetchWith({ CLOUDSDK_CONFIG: config, STORAGE_EMULATOR_HOST: front.url }, fetchArgs('gs://models/fraud/3/model.onnx', dest)), dest);
+    assert.equal(front.requests[0].headers.authorization, 'Bearer ya29.test-access-token');
+    const refused = await serviceAccount(true);
+    writeFileSync(join(config, 'application_default_credentials.json'), readFileSync(refused.path));
+    const refusedDest = newDest();
+    const line = expectPermanent(await fetchWith({ CLOUDSDK_CONFIG: config, STORAGE_EMULATOR_HOST: gcs.endpoint }, fetchArgs('gs://models/fraud/3/model.onnx', refusedDest)), refusedDest);
+    assert.match(line, new RegExp(`refused the service account ${refused.email} \\(CLOUDSDK_CONFIG\\): invalid_grant`));
+  });
+
+  it('runs what ModelSource.fromUri synthesizes with ModelCredentials.fromSecret (a mounted key) and an emulator endpoint', { skip: sandboxReason || false }, async () => {
+    const key = await serviceAccount();
+    const front = await proxy();
+    await expectInitContainerFetches('gs://models/fraud/3/model.onnx', { credentials: ModelCredentials.fromSecret('gcs-key'), endpoint: front.url },
+      { 'gcs-key': { 'key.json': readFileSync(key.path) } });
+    assert.equal(key.grants.length, 1);
+    assert.equal(front.requests[0].headers.authorization, 'Bearer ya29.test-access-token', 'the mounted key\'s token');
+  });
 });
 
 // ---- OCI ---------------------------------------------------------------------------------------------------------------
@@ -537,5 +586,11 @@ describe('modelship fetch oci:// (docker-registry)', { skip: skipUnless('oci'), 
 
   it('fills no disk: a full volume fails at once with the sizes and leaves nothing', { skip: sandboxReason || false }, async () => {
     await expectFullDisk(`oci://${openRegistry.host}/models/big:1`, { MODELSHIP_FETCH_PLAIN_HTTP: 'true' });
+  });
+
+  it('runs what ModelSource.fromUri synthesizes with ModelCredentials.fromSecret (a kubernetes.io/dockerconfigjson Secret) and plainHttp', { skip: sandboxReason || false }, async () => {
+    const dockerconfigjson = JSON.stringify({ auths: { [tokenRegistry.host]: { username: 'alice', password: 'alice-password', auth: Buffer.from('alice:alice-password').toString('base64') } } });
+    await expectInitContainerFetches(`oci://${tokenRegistry.host}/models/fraud:3`, { credentials: ModelCredentials.fromSecret('registry-pull'), plainHttp: true },
+      { 'registry-pull': { '.dockerconfigjson': dockerconfigjson } });
   });
 });
