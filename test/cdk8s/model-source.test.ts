@@ -7,6 +7,9 @@
  * test/runtime/fetch-stores.test.ts.
  */
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
@@ -184,3 +187,39 @@ describe('ModelSource.fromUri and ModelCredentials refuse, naming the prop, the 
     refuse(() => ModelCredentials.fromSecret('k', { key: 'a/b' }), "'key' ('a/b') must be a Secret key: letters, digits, '-', '_' and '.'");
   });
 });
+
+describe('ModelSource.fromFile on a file that is not a model', () => {
+  const synthFile = (path: string) => () => {
+    const chart = new Chart(Testing.app(), 'test');
+    new ModelService(chart, 'm', { model: ModelSource.fromFile(path) });
+  };
+
+  it('says what it read, how many bytes, and the fix, without protobuf\'s internals', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelship-fromfile-'));
+    try {
+      // A hostname, and three bytes protobuf reads past their end ('index out of range: 3 + 10 > 3').
+      const hostname = join(dir, 'hostname');
+      writeFileSync(hostname, 'vm\n');
+      const binary = join(dir, 'binary');
+      writeFileSync(binary, Buffer.from([0x00, 0x00, 0x20]));
+      refuseWith(synthFile(hostname), `ModelSource.fromFile: '${hostname}' is not an ONNX model: it is 3 bytes of text ('vm'), not a model; point at the .onnx file an exporter wrote (torch.onnx.export, tf2onnx, skl2onnx)`);
+      refuseWith(synthFile(binary), `ModelSource.fromFile: '${binary}' is not an ONNX model: its 3 bytes start with 00 00 20, which is no model format modelship knows; point at the .onnx file an exporter wrote (torch.onnx.export, tf2onnx, skl2onnx)`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('/etc/hostname itself', { skip: existsSync('/etc/hostname') ? false : 'no /etc/hostname here' }, () => {
+    const size = statSync('/etc/hostname').size;
+    assert.throws(synthFile('/etc/hostname'), (error: Error) => {
+      assert.match(error.message, /^ModelSource\.fromFile: '\/etc\/hostname' is not an ONNX model: /);
+      assert.ok(error.message.includes(`${size} byte`), `names the size (${size}): ${error.message}`);
+      assert.ok(!/protobuf|index out of range/.test(error.message), error.message);
+      return true;
+    });
+  });
+});
+
+function refuseWith(build: () => unknown, message: string): void {
+  assert.throws(build, { message });
+}
