@@ -248,15 +248,27 @@ describe('modelship fetch s3:// (moto)', { skip: skipUnless('s3'), concurrency: 
     assert.match(line, new RegExp(`AccessDenied: the role ${moto.nobodyRole} \\(AWS_ROLE_ARN, assumed with AWS_WEB_IDENTITY_TOKEN_FILE\\) lacks s3:GetObject on arn:aws:s3:::models/fraud/3/model\\.onnx`));
   });
 
-  it('EKS Pod Identity: credentials from AWS_CONTAINER_CREDENTIALS_FULL_URI, authorized by the token file', async () => {
-    // The agent hands out a role's temporary credentials: real ones from moto's STS, so that moto checks the
-    // signature and the session token made with them.
+  /** A role's temporary credentials, real ones from moto's STS, so that moto checks what is signed with them. */
+  const temporaryCredentials = async () => {
     await moto.freeActions(1);
     const sts = await fetch(moto.endpoint, {
       method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ Action: 'AssumeRoleWithWebIdentity', Version: '2011-06-15', RoleArn: moto.readerRole, RoleSessionName: 'agent', WebIdentityToken: 'eyJ9.e30.c2ln' }),
+      body: new URLSearchParams({ Action: 'AssumeRoleWithWebIdentity', Version: '2011-06-15', RoleArn: moto.readerRole, RoleSessionName: 'test', WebIdentityToken: 'eyJ9.e30.c2ln' }),
     }).then((r) => r.text());
-    const field = (tag: string) => new RegExp(`<${tag}>([^<]+)</${tag}>`).exec(sts)![1];
+    return (tag: string) => new RegExp(`<${tag}>([^<]+)</${tag}>`).exec(sts)![1];
+  };
+
+  it('signs with temporary keys and their AWS_SESSION_TOKEN', async () => {
+    const field = await temporaryCredentials();
+    const dest = newDest();
+    expectModel(await fetchWith({
+      AWS_ACCESS_KEY_ID: field('AccessKeyId'), AWS_SECRET_ACCESS_KEY: field('SecretAccessKey'), AWS_SESSION_TOKEN: field('SessionToken'), AWS_ENDPOINT_URL_S3: moto.endpoint,
+    }, fetchArgs('s3://models/fraud/3/model.onnx', dest)), dest);
+  });
+
+  it('EKS Pod Identity: credentials from AWS_CONTAINER_CREDENTIALS_FULL_URI, authorized by the token file', async () => {
+    // The agent hands out a role's temporary credentials.
+    const field = await temporaryCredentials();
     const seen: string[] = [];
     const agent = await startFixtureServer((req, res) => {
       seen.push(String(req.headers.authorization));
@@ -571,6 +583,30 @@ describe('modelship fetch oci:// (docker-registry)', { skip: skipUnless('oci'), 
   it('pulls anonymously from a registry without auth, with no docker config at all', async () => {
     const dest = newDest();
     expectModel(await fetchWith({}, plain(dest, `oci://${openRegistry.host}/models/fraud:3`)), dest);
+  });
+
+  it('retries a 503 on the manifest and a blob cut short, then succeeds', async () => {
+    const front = await startProxy(`http://${openRegistry.host}`, (req, res, index) => {
+      if (index === 0) {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'service unavailable' }] }));
+        return true;
+      }
+      if (req.url?.includes('/blobs/') && front.requests.filter((r) => r.url.includes('/blobs/')).length === 1) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': MODEL.length });
+        res.write(MODEL.subarray(0, 10), () => setTimeout(() => res.socket?.destroy(), 20));
+        return true;
+      }
+      return false;
+    });
+    proxies.push(front);
+    const dest = newDest();
+    const result = await fetchWith({}, [...plain(dest, `oci://${front.host}/models/fraud:3`), '--retries', '3']);
+    expectModel(result, dest);
+    const warnings = retryWarnings(result.stdout);
+    assert.equal(warnings.length, 2, result.stdout);
+    assert.match(warnings[0], /HTTP 503 Service Unavailable: the manifest of .*: UNAVAILABLE 'service unavailable'/);
+    assert.match(warnings[1], /download interrupted after 10 of/);
   });
 
   it('exits 2 on an oci:// URI without a tag, and on --plain-http for another scheme', async () => {
