@@ -59,6 +59,7 @@ export class S3Store implements ModelStore {
   constructor(private readonly location: S3ModelUri, private readonly env: Env) {
     checkPairs(env);
     this.endpoint = endpointUrl(env, 'AWS_ENDPOINT_URL_S3') ?? endpointUrl(env, 'AWS_ENDPOINT_URL');
+    // Checked now, though only IRSA reads it: a wrong variable is a usage error before anything is requested.
     endpointUrl(env, 'AWS_ENDPOINT_URL_STS');
     const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
     this.region = region ?? 'us-east-1';
@@ -68,8 +69,8 @@ export class S3Store implements ModelStore {
   async open(signal: AbortSignal): Promise<Response> {
     const credentials = await this.credentials(signal);
     let response = await this.get(credentials, signal);
-    // AWS answers a request signed for the wrong region with the bucket's region in a header; the SDKs follow it
-    // once, and so does this, so that AWS_REGION is only needed to save a round trip.
+    // AWS answers a request signed for the wrong region with the bucket's region in a header: following it once
+    // means AWS_REGION only saves a round trip.
     const bucketRegion = response.headers.get('x-amz-bucket-region');
     if (!response.ok && !this.endpoint && bucketRegion && bucketRegion !== this.region && [301, 400, 403].includes(response.status)) {
       await response.body?.cancel();
