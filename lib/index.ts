@@ -4,6 +4,7 @@ export { type ClusterIpOptions, Exposure, type IngressOptions, type LoadBalancer
 export type { OnnxFileInfo, TensorSpec } from '@modelship/contract';
 export { ModelSource, type FromUriOptions, CONFIG_MAP_MODEL_LIMIT_BYTES } from './cdk8s/model-source';
 export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions, type KedaInFlightOptions, type KedaActivation } from './cdk8s/model-autoscaler';
+export { ModelCredentials, type ModelCredentialsSecretOptions } from './cdk8s/model-credentials';
 export * as promql from './cdk8s/promql';
 export { LABEL_KEYS } from './cdk8s/labels';
 export {

@@ -214,7 +214,10 @@ export const MODEL_CONFIG_KEYS = {
 
 /** `modelship fetch`, the init container's command. */
 export const FETCH_SETTINGS = {
-  uri: { kind: 'string', flag: 'uri', env: 'MODELSHIP_FETCH_URI', description: 'http(s) URL of the model file' },
+  uri: {
+    kind: 'string', flag: 'uri', env: 'MODELSHIP_FETCH_URI',
+    description: 'The model file: https://..., s3://BUCKET/KEY, gs://BUCKET/OBJECT or oci://REGISTRY/REPOSITORY:TAG (or @sha256:...)',
+  },
   sha256: { kind: 'string', flag: 'sha256', env: 'MODELSHIP_FETCH_SHA256', description: 'Expected sha256 of the file, 64 hex digits' },
   dest: { kind: 'string', flag: 'dest', env: 'MODELSHIP_FETCH_DEST', description: 'Where to write it, e.g. /models/<name>/<version>/model.onnx' },
   retries: {
@@ -224,5 +227,9 @@ export const FETCH_SETTINGS = {
   timeoutSeconds: {
     kind: 'integer', flag: 'timeout', env: 'MODELSHIP_FETCH_TIMEOUT', default: 300, min: 1, max: 86400,
     description: 'Seconds one download attempt may take',
+  },
+  plainHttp: {
+    kind: 'boolean', flag: 'plain-http', env: 'MODELSHIP_FETCH_PLAIN_HTTP', default: false,
+    description: 'Reach an oci:// registry over http instead of https (a registry without TLS inside the cluster)',
   },
 } as const satisfies Record<string, Setting>;

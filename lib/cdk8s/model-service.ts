@@ -365,7 +365,7 @@ export class ModelService extends Construct {
       // Start a new pod before stopping an old one: a rollout never drops below the serving capacity.
       strategy: kplus.DeploymentStrategy.rollingUpdate({ maxSurge: kplus.PercentOrAbsolute.absolute(1), maxUnavailable: kplus.PercentOrAbsolute.absolute(0) }),
       automountServiceAccountToken: false,
-      serviceAccount: props.serviceAccount,
+      serviceAccount: serviceAccountOf(props, source),
       dockerRegistryAuth: props.imagePullSecret,
       // The preStop delay, then the runtime's drain, then a margin for the process to exit.
       terminationGracePeriod: Duration.seconds(preStopDelay + this.drainTimeoutSeconds + 5),
@@ -537,6 +537,16 @@ function checkPreStopDelay(props: ModelServiceProps): number {
     throw new Error(`'preStopDelaySeconds' (${preStopDelay}) must be an integer from 0 to 300`);
   }
   return preStopDelay;
+}
+
+/** The pod runs as one ServiceAccount: the one given, or the one the model's credentials name (workload identity). */
+function serviceAccountOf(props: ModelServiceProps, source: ModelSourceConfig): kplus.IServiceAccount | undefined {
+  const given = props.serviceAccount;
+  const fromSource = source.serviceAccount;
+  if (given && fromSource && given.name !== fromSource.name) {
+    throw new Error(`'serviceAccount' ('${given.name}') and the model's credentials (ModelCredentials.fromServiceAccount('${fromSource.name}')) name different ServiceAccounts, and a pod runs as one; use the same account for both, or leave 'serviceAccount' out`);
+  }
+  return given ?? fromSource;
 }
 
 /** GPUs need the CUDA build of the runtime: the default image has only the CPU provider and would never be ready. */

@@ -8,8 +8,9 @@ import { Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
-  FETCH_SETTINGS, MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, type OnnxFileInfo, readOnnxFile,
+  FETCH_SETTINGS, MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, type ModelUri, type OnnxFileInfo, parseModelUri, readOnnxFile,
 } from '@modelship/contract';
+import { ModelCredentials } from './model-credentials';
 import { checkSha256, checkStorage, memoryBytes } from './validation';
 
 /** What the ModelService tells a source about where the model must end up. */
@@ -41,13 +42,15 @@ export interface ModelSourceConfig {
   readonly ephemeralStorageBytes?: number;
   /** NetworkPolicy egress the pod needs to obtain the model (the init container shares the pod's network). */
   readonly egress?: kplus.k8s.NetworkPolicyEgressRule[];
+  /** The service account the pod runs as, for a workload identity that fetches the model. */
+  readonly serviceAccount?: kplus.IServiceAccount;
 }
 
 /** The largest a single-file ONNX model can be: protobuf refuses messages of 2 GiB and more. */
 const MAX_ONNX_FILE_SIZE = '2Gi';
 
 export interface FromUriOptions {
-  /** The file's sha256: the init container refuses anything else. */
+  /** The file's sha256: the init container refuses anything else (for oci://, before downloading). */
   readonly sha256: string;
   /**
    * The largest the model file may be: the `sizeLimit` of the emptyDir it is downloaded into, rounded up to a whole
@@ -58,25 +61,66 @@ export interface FromUriOptions {
    * @default '2Gi' - the most a single-file ONNX model can be (protobuf's limit), so any model the runtime can load fits
    */
   readonly sizeLimit?: string;
+  /**
+   * How the init container proves who it is to the store: `ModelCredentials.fromSecret(...)` (access keys for s3://,
+   * a service-account key for gs://, a docker config for oci://) or `ModelCredentials.fromServiceAccount(...)`
+   * (workload identity for s3:// and gs://). Not for http(s)://, where a pre-signed URL carries its own authorization.
+   * @default - none: s3:// and gs:// use the identity the pod has anyway (its namespace's default service account,
+   * which IRSA or Workload Identity may annotate; with none, fetch fails saying which variables to set), and oci://
+   * pulls anonymously
+   */
+  readonly credentials?: ModelCredentials;
+  /**
+   * s3:// and gs:// only: the URL of an S3-compatible store (MinIO, Ceph, Cloudflare R2...) or a Cloud Storage
+   * emulator, given to the init container as AWS_ENDPOINT_URL_S3 or STORAGE_EMULATOR_HOST. S3 requests to it are
+   * path-style. The NetworkPolicy lets the pod reach its port.
+   * @default - the cloud's own: AWS S3 in `region`, or https://storage.googleapis.com
+   */
+  readonly endpoint?: string;
+  /**
+   * s3:// only: the bucket's region, given as AWS_REGION (some S3-compatible stores want their own name, e.g. 'auto').
+   * @default - 'us-east-1' first, then the region S3 names for the bucket (one request more)
+   */
+  readonly region?: string;
+  /**
+   * oci:// only: reach the registry over plain http (a registry without TLS inside the cluster).
+   * @default false
+   */
+  readonly plainHttp?: boolean;
 }
 
 export abstract class ModelSource {
   /**
-   * A model downloaded over http(s) by an init container running the runtime image's `modelship fetch`, which
-   * verifies the sha256 and writes atomically into an emptyDir shared with the server.
+   * A model downloaded by an init container running the runtime image's `modelship fetch`, which verifies the
+   * sha256 and writes atomically into an emptyDir shared with the server: from an http(s) URL, an S3 or
+   * S3-compatible bucket (`s3://bucket/key`), a Cloud Storage bucket (`gs://bucket/object`) or an OCI registry
+   * (`oci://registry/repository:tag` or `@sha256:...`, the artifact `oras push` makes of the file).
    */
   static fromUri(uri: string, options: FromUriOptions): ModelSource {
-    let url: URL;
+    let parsed: ModelUri;
     try {
-      url = new URL(uri);
-    } catch {
-      throw new Error(`ModelSource.fromUri: '${uri}' is not a URL`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new Error(`ModelSource.fromUri: '${uri}' must be http:// or https://`);
+      parsed = parseModelUri(uri);
+    } catch (error) {
+      throw new Error(`ModelSource.fromUri: ${(error as Error).message}`);
     }
     const sizeLimit = checkStorage('sizeLimit', options.sizeLimit ?? MAX_ONNX_FILE_SIZE);
-    return new UriSource(uri, checkSha256('sha256', options.sha256), Math.ceil(memoryBytes(sizeLimit) / MIB), uriPort(url));
+    const scheme = parsed.scheme;
+    const only = (prop: 'endpoint' | 'region' | 'plainHttp', schemes: readonly string[], fix: string) => {
+      if (options[prop] !== undefined && !schemes.includes(scheme)) {
+        throw new Error(`ModelSource.fromUri: '${prop}' (${JSON.stringify(options[prop])}) applies to ${schemes.map((x) => `${x}://`).join(' and ')} URIs only, not ${scheme}://; ${fix}`);
+      }
+    };
+    only('endpoint', ['s3', 'gs'], scheme === 'oci' ? 'the oci:// URI names the registry' : 'the URI names the server');
+    only('region', ['s3'], 'remove it');
+    only('plainHttp', ['oci'], scheme === 'https' || scheme === 'http' ? 'write the http:// URL' : "write the endpoint's http:// URL in 'endpoint'");
+    const endpoint = options.endpoint === undefined ? undefined : checkEndpoint(options.endpoint, scheme);
+    if (options.region !== undefined && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(options.region)) {
+      throw new Error(`ModelSource.fromUri: 'region' ('${options.region}') is not a region name; use e.g. 'eu-west-1'`);
+    }
+    options.credentials?.check(scheme);
+    return new UriSource(uri, parsed, checkSha256('sha256', options.sha256), Math.ceil(memoryBytes(sizeLimit) / MIB), {
+      credentials: options.credentials, endpoint, region: options.region, plainHttp: options.plainHttp ?? false,
+    });
   }
 
   /**
@@ -120,32 +164,86 @@ const modelPath = (options: ModelSourceBindOptions) =>
 
 const MIB = 2 ** 20;
 
-/** The port `modelship fetch` connects to: the URI's own, else the scheme's. */
-function uriPort(url: URL): number {
+/** An endpoint URL for s3:// or gs://: http(s), nothing after the host but a path. */
+function checkEndpoint(value: string, scheme: string): URL {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    // Named below.
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || url.username) {
+    const example = scheme === 's3' ? 'http://minio.storage.svc:9000' : 'http://fake-gcs.storage.svc:4443';
+    throw new Error(`ModelSource.fromUri: 'endpoint' ('${value}') must be an http:// or https:// URL without query or credentials, e.g. '${example}'`);
+  }
+  return url;
+}
+
+/** The port of an http(s) URL: its own, else the scheme's. */
+function urlPort(url: URL): number {
   if (url.port !== '') return Number(url.port);
   return url.protocol === 'https:' ? 443 : 80;
 }
 
+const anyHostTcp = (port: number): kplus.k8s.NetworkPolicyEgressRule => ({ ports: [{ port: kplus.k8s.IntOrString.fromNumber(port), protocol: 'TCP' }] });
+
+interface UriSourceOptions {
+  readonly credentials?: ModelCredentials;
+  readonly endpoint?: URL;
+  readonly region?: string;
+  readonly plainHttp: boolean;
+}
+
 class UriSource extends ModelSource {
-  constructor(private readonly uri: string, private readonly sha256: string, private readonly sizeLimitMebibytes: number, private readonly port: number) {
+  constructor(private readonly uri: string, private readonly parsed: ModelUri, private readonly sha256: string, private readonly sizeLimitMebibytes: number,
+    private readonly options: UriSourceOptions) {
     super();
   }
 
-  bind(_scope: Construct, options: ModelSourceBindOptions): ModelSourceConfig {
-    const volume = kplus.Volume.fromEmptyDir(_scope, 'ModelVolume', 'models', { sizeLimit: Size.mebibytes(this.sizeLimitMebibytes) });
+  /**
+   * The ports the init container reaches the store on. The store's IP is unknown at synth time and NetworkPolicy
+   * cannot name hosts, so any destination on those ports. A redirect to another port (http to https) needs
+   * ModelService's `allowEgress`.
+   */
+  private storePorts(): number[] {
+    const uri = this.parsed;
+    switch (uri.scheme) {
+      case 'https':
+      case 'http':
+        return [urlPort(uri.url)];
+      case 's3':
+      case 'gs':
+        // The cloud's endpoints, and Google's token endpoint, are https.
+        return [this.options.endpoint ? urlPort(this.options.endpoint) : 443];
+      case 'oci':
+        // Token services and the storage a registry redirects blob downloads to are https elsewhere, as a rule.
+        return [...new Set([uri.port ?? (this.options.plainHttp ? 80 : 443), ...(this.options.plainHttp ? [] : [443])])];
+    }
+  }
+
+  bind(scope: Construct, options: ModelSourceBindOptions): ModelSourceConfig {
+    const volume = kplus.Volume.fromEmptyDir(scope, 'ModelVolume', 'models', { sizeLimit: Size.mebibytes(this.sizeLimitMebibytes) });
+    const credentials = this.options.credentials?.bind(scope, this.parsed.scheme);
+    const env: Record<string, kplus.EnvValue> = { ...credentials?.env };
+    if (this.options.endpoint) env[this.parsed.scheme === 's3' ? 'AWS_ENDPOINT_URL_S3' : 'STORAGE_EMULATOR_HOST'] = kplus.EnvValue.fromValue(this.options.endpoint.href.replace(/\/$/, ''));
+    if (this.options.region) env.AWS_REGION = kplus.EnvValue.fromValue(this.options.region);
+    const egress = [...this.storePorts().map(anyHostTcp), ...(credentials?.egress ?? [])];
     return {
       volume,
       ephemeralStorageBytes: this.sizeLimitMebibytes * MIB,
-      // The model host's IP is unknown at synth time and NetworkPolicy cannot name hosts, so any destination on its
-      // port. A redirect to another port (http to https) needs ModelService's `allowEgress`.
-      egress: [{ ports: [{ port: kplus.k8s.IntOrString.fromNumber(this.port), protocol: 'TCP' }] }],
+      egress: egress.filter((rule, i) => egress.findIndex((other) => JSON.stringify(other) === JSON.stringify(rule)) === i),
+      serviceAccount: credentials?.serviceAccount,
       initContainers: [{
         name: 'fetch-model',
         image: options.runtimeImage,
-        args: ['fetch', `--${FETCH_SETTINGS.uri.flag}`, this.uri, `--${FETCH_SETTINGS.sha256.flag}`, this.sha256, `--${FETCH_SETTINGS.dest.flag}`, modelPath(options)],
+        args: [
+          'fetch', `--${FETCH_SETTINGS.uri.flag}`, this.uri, `--${FETCH_SETTINGS.sha256.flag}`, this.sha256, `--${FETCH_SETTINGS.dest.flag}`, modelPath(options),
+          ...(this.options.plainHttp ? [`--${FETCH_SETTINGS.plainHttp.flag}`, 'true'] : []),
+        ],
+        envVariables: Object.keys(env).length > 0 ? env : undefined,
         securityContext: options.containerSecurityContext,
         resources: { cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.units(1) }, memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) } },
-        volumeMounts: [{ path: MODEL_REPOSITORY_PATH, volume }],
+        volumeMounts: [{ path: MODEL_REPOSITORY_PATH, volume }, ...(credentials?.volumeMounts ?? [])],
       }],
     };
   }

@@ -15,7 +15,7 @@ import { GRPC_PORT } from '@modelship/contract';
 import * as cdk8s from '../index';
 import { type Manifest, registerObject, type Substitution, substituteText } from './objects';
 
-export { Exposure, ModelSource, ScalingSignal, ScrapeTls, ALERT, DEFAULT_ALERT_DURATIONS } from '../index';
+export { ALERT, DEFAULT_ALERT_DURATIONS, Exposure, ModelCredentials, ModelSource, ScalingSignal, ScrapeTls } from '../index';
 
 const NAMESPACE_PLACEHOLDER = 'modelship-namespace-placeholder';
 const IMAGE_PLACEHOLDER = 'modelship-image-placeholder:0';

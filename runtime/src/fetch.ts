@@ -1,7 +1,10 @@
 /**
- * `modelship fetch`: the init container's step. Downloads a model over http(s) into a temporary file beside the
- * destination while hashing it, checks the sha256, and renames it into place, so the server never sees a partial
- * or tampered file. Transient failures (network, timeouts, 408/429/5xx) are retried with exponential backoff.
+ * `modelship fetch`: the init container's step. Downloads a model from an http(s) URL, an S3 bucket (s3://), a
+ * Cloud Storage bucket (gs://) or an OCI registry (oci://) into a temporary file beside the destination while
+ * hashing it, checks the sha256, and renames it into place, so the server never sees a partial or tampered file.
+ * Transient failures (network, timeouts, 408/429/5xx) are retried with exponential backoff, whatever the store.
+ * Each store only opens the model as a response (fetch-http.ts, fetch-s3.ts, fetch-gcs.ts, fetch-oci.ts); the
+ * hashing, the atomic write and the retries are here, once.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -10,8 +13,13 @@ import { basename, dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { type ModelUri, parseModelUri } from '@modelship/contract';
 import type { Logger } from 'pino';
 import { UsageError } from './errors';
+import { type Env, HttpStore, type ModelStore, PermanentError } from './fetch-http';
+import { GcsStore } from './fetch-gcs';
+import { OciStore } from './fetch-oci';
+import { S3Store } from './fetch-s3';
 
 export interface FetchOptions {
   readonly uri: string;
@@ -23,10 +31,9 @@ export interface FetchOptions {
   readonly timeoutSeconds?: number;
   /** First backoff in milliseconds; doubles each retry, capped at 10 s. @default 500 */
   readonly backoffMilliseconds?: number;
+  /** oci:// only: talk to the registry over http instead of https. @default false */
+  readonly plainHttp?: boolean;
 }
-
-/** A failure that retrying will not fix (digest mismatch, 404, full disk). */
-class PermanentError extends Error {}
 
 /** Local file-system failures: the next attempt would meet the same disk. */
 const PERMANENT_FS_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOTDIR', 'EEXIST', 'ENAMETOOLONG']);
@@ -44,24 +51,39 @@ export function redactUri(uri: string): string {
   }
 }
 
-export function checkFetchOptions(options: FetchOptions): void {
-  let url: URL;
+/**
+ * Checks the options and the store's variables before anything is requested (a usage error, exit 2), and returns
+ * the store the URI names.
+ */
+export function checkFetchOptions(options: FetchOptions, env: Env = process.env): ModelStore {
+  let uri: ModelUri;
   try {
-    url = new URL(options.uri);
-  } catch {
-    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) '${options.uri}' is not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) must be http:// or https://, received '${url.protocol}'`);
+    uri = parseModelUri(options.uri);
+  } catch (error) {
+    throw new UsageError(`--uri (MODELSHIP_FETCH_URI) ${(error as Error).message}`);
   }
   if (!/^[0-9a-f]{64}$/i.test(options.sha256)) {
     throw new UsageError(`--sha256 (MODELSHIP_FETCH_SHA256) must be 64 hex digits, received '${options.sha256}'`);
   }
   if (!options.dest) throw new UsageError('--dest (MODELSHIP_FETCH_DEST) is required');
+  if (options.plainHttp && uri.scheme !== 'oci') {
+    const where = uri.scheme === 's3' ? ' in AWS_ENDPOINT_URL_S3' : uri.scheme === 'gs' ? ' in STORAGE_EMULATOR_HOST' : '';
+    throw new UsageError(`--plain-http (MODELSHIP_FETCH_PLAIN_HTTP) applies to oci:// only; for ${uri.scheme}:// write the http:// URL${where}`);
+  }
+  switch (uri.scheme) {
+    case 's3':
+      return new S3Store(uri, env);
+    case 'gs':
+      return new GcsStore(uri, env);
+    case 'oci':
+      return new OciStore(uri, options.sha256.toLowerCase(), options.plainHttp ?? false, env);
+    default:
+      return new HttpStore(options.uri);
+  }
 }
 
-export async function fetchModel(options: FetchOptions, log: Logger): Promise<void> {
-  checkFetchOptions(options);
+export async function fetchModel(options: FetchOptions, log: Logger, env: Env = process.env): Promise<void> {
+  const store = checkFetchOptions(options, env);
   const expected = options.sha256.toLowerCase();
   const source = redactUri(options.uri);
   if (await fileHasDigest(options.dest, expected)) {
@@ -73,7 +95,7 @@ export async function fetchModel(options: FetchOptions, log: Logger): Promise<vo
   const backoff = options.backoffMilliseconds ?? 500;
   for (let attempt = 0; ; attempt++) {
     try {
-      await download(options, expected);
+      await download(store, options, expected);
       log.info({ uri: source, dest: options.dest, sha256: expected }, `fetched ${source}`);
       return;
     } catch (error) {
@@ -86,23 +108,8 @@ export async function fetchModel(options: FetchOptions, log: Logger): Promise<vo
   }
 }
 
-async function download(options: FetchOptions, expected: string): Promise<void> {
-  let response: Response;
-  try {
-    response = await fetch(options.uri, { signal: AbortSignal.timeout((options.timeoutSeconds ?? 300) * 1000), redirect: 'follow' });
-  } catch (error) {
-    // Network failures come as TypeError('fetch failed') with a cause; one without a cause is a request that
-    // can never be made (e.g. a port fetch refuses), and retrying it would only delay the failure.
-    const cause = (error as Error & { cause?: Error }).cause;
-    if (!cause && (error as Error).name === 'TypeError') throw new PermanentError((error as Error).message);
-    throw new Error(cause?.message ?? (error as Error).message);
-  }
-  if (!response.ok || !response.body) {
-    const message = `HTTP ${response.status} ${response.statusText}`.trim();
-    const transient = response.status === 408 || response.status === 429 || response.status >= 500;
-    await response.body?.cancel();
-    throw transient ? new Error(message) : new PermanentError(message);
-  }
+async function download(store: ModelStore, options: FetchOptions, expected: string): Promise<void> {
+  const response = await store.open(AbortSignal.timeout((options.timeoutSeconds ?? 300) * 1000));
   const partial = join(dirname(options.dest), `.${basename(options.dest)}.partial-${process.pid}`);
   const total = contentLength(response);
   const hash = createHash('sha256');
@@ -110,7 +117,7 @@ async function download(options: FetchOptions, expected: string): Promise<void> 
   const file = createWriteStream(partial);
   try {
     await pipeline(
-      Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>),
+      Readable.fromWeb(response.body! as unknown as WebReadableStream<Uint8Array>),
       new Transform({ transform(chunk: Buffer, _encoding, done) { hash.update(chunk); received += chunk.byteLength; done(null, chunk); } }),
       file,
     );

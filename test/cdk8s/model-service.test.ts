@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Chart, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
-import { Exposure, ModelAutoscaler, ModelService, ModelSource, ScalingSignal } from 'modelship';
+import { Exposure, ModelAutoscaler, ModelCredentials, ModelService, ModelSource, ScalingSignal } from 'modelship';
 import { GRPC_PORT, HTTP_PORT, METRIC, PATHS, RUNTIME_UID, SERVE_SETTINGS } from '@modelship/contract';
 import { assertValidManifests } from '../helpers/k8s-schema';
 import { MODELS } from '../helpers/paths';
@@ -385,7 +385,7 @@ describe('synth-time errors name the prop, the value and the fix', () => {
     ['bad model name', (c) => new ModelService(c, 's', { model: image, modelName: 'Fraud Model!' }), /'modelName' \('Fraud Model!'\) must be 1 to 63/],
     ['bad namespace', (c) => new ModelService(new Chart(c, 'x', { namespace: 'Risk_Team' }), 's', { model: image }), /'namespace' \('Risk_Team'\) must be a DNS label/],
     ['bad sha256', () => ModelSource.fromUri('https://m/x.onnx', { sha256: 'abc' }), /'sha256' \('abc'\) must be the file's sha256 as 64 lower-case hex digits/],
-    ['bad scheme', () => ModelSource.fromUri('ftp://m/x.onnx', { sha256: SHA }), /must be http:\/\/ or https:\/\//],
+    ['bad scheme', () => ModelSource.fromUri('ftp://m/x.onnx', { sha256: SHA }), /must be https:\/\/, http:\/\/, s3:\/\/, gs:\/\/ or oci:\/\/, not ftp:\/\//],
     ['oversized ConfigMap model', (c) => new ModelService(c, 's', { model: ModelSource.fromFile(MODELS.ocrDetection) }), /over the \d+-byte ConfigMap limit; use ModelSource.fromUri/],
     ['not a model', (c) => new ModelService(c, 's', { model: ModelSource.fromFile(MODELS.corrupt) }), /is not an ONNX model/],
     ['bad cpu', (c) => new ModelService(c, 's', { model: image, cpuRequest: '2 cores' }), /'cpuRequest' \('2 cores'\) is not a CPU quantity Kubernetes accepts/],
@@ -560,5 +560,18 @@ describe('what was accepted but wrong is refused with the fix', () => {
     const chart = new Chart(Testing.app(), 'fraud');
     const service = new ModelService(chart, 's', { model: image });
     assert.throws(() => service.metricRequestRate(), /ModelService 'fraud\/s' is in a chart without a namespace[\s\S]*new Chart\(app, 'fraud', \{ namespace: '<namespace>' \}\)/);
+  });
+});
+
+describe('the ServiceAccount a pod runs as', () => {
+  it('is the one the model\'s credentials name, or the one given, and never two', () => {
+    const uri = 's3://models/fraud/3/model.onnx';
+    const account = (props: Partial<ConstructorParameters<typeof ModelService>[2]>) => one(synth((chart) => new ModelService(chart, 'm', {
+      model: ModelSource.fromUri(uri, { sha256: SHA, credentials: ModelCredentials.fromServiceAccount('model-reader') }), ...props,
+    })), 'Deployment').spec.template.spec.serviceAccountName;
+    assert.equal(account({}), 'model-reader');
+    assert.equal(account({ serviceAccount: kplus.ServiceAccount.fromServiceAccountName(new Chart(Testing.app(), 'x'), 'SA', 'model-reader') }), 'model-reader');
+    assert.throws(() => account({ serviceAccount: kplus.ServiceAccount.fromServiceAccountName(new Chart(Testing.app(), 'y'), 'SA', 'other') }),
+      /'serviceAccount' \('other'\) and the model's credentials \(ModelCredentials.fromServiceAccount\('model-reader'\)\) name different ServiceAccounts/);
   });
 });

@@ -100,9 +100,9 @@ describe('modelship inspect', { concurrency: 4 }, () => {
     try {
       const [fromText, fromPt] = await Promise.all([runCli(['inspect', text]), runCli(['inspect', pt])]);
       expectExit(fromText, 1);
-      assert.equal(oneLineReason(fromText), `modelship: '${text}' is not an ONNX model: it starts with text ('hello world')`);
+      assert.equal(oneLineReason(fromText), `modelship: '${text}' is not an ONNX model: it is 12 bytes of text ('hello world'), not a model; point at the .onnx file an exporter wrote (torch.onnx.export, tf2onnx, skl2onnx)`);
       expectExit(fromPt, 1);
-      assert.equal(oneLineReason(fromPt), `modelship: '${pt}' is not an ONNX model: it looks like a PyTorch checkpoint (a zip archive); export it to ONNX with torch.onnx.export`);
+      assert.equal(oneLineReason(fromPt), `modelship: '${pt}' is not an ONNX model: it looks like a PyTorch checkpoint (a zip archive of 44 bytes); export it to ONNX with torch.onnx.export`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -414,7 +414,7 @@ describe('modelship serve with a --model that cannot load', { concurrency: 4 }, 
   it('shuts down and exits 1 with the reason, instead of serving on never ready', async () => {
     const result = await runCli([...start, '--model', `x=${text}`]);
     expectExit(result, 1);
-    assert.equal(oneLineReason(result), `modelship: --model 'x=${text}' failed to load: '${text}' is not an ONNX model: it starts with text ('hello world')`);
+    assert.equal(oneLineReason(result), `modelship: --model 'x=${text}' failed to load: '${text}' is not an ONNX model: it is 12 bytes of text ('hello world'), not a model; point at the .onnx file an exporter wrote (torch.onnx.export, tf2onnx, skl2onnx)`);
     assert.ok(logLines(result.stdout).some((line) => line.msg === 'stopped'), 'the server shut down before exiting');
   });
 

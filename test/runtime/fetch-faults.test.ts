@@ -6,19 +6,16 @@
  * temporary file left where the server would look.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, RUNTIME_GID, RUNTIME_UID } from '@modelship/contract';
-import { expectExit, oneLineReason, retryWarnings, runCli, runProcess, type CliResultWithFd3 } from '../helpers/cli-process';
+import { MODEL_FILE_NAME, MODEL_REPOSITORY_PATH } from '@modelship/contract';
+import { expectExit, oneLineReason, retryWarnings, runCli } from '../helpers/cli-process';
+import { fetchInSandbox as runInSandbox, sandboxUnavailable, type VolumeEntry as Entry } from '../helpers/fetch-sandbox';
 import { sendBytes, sendHalfThenDrop, startFixtureServer, type FixtureServer } from '../helpers/http-fixture-server';
-import { REPO_ROOT } from '../helpers/paths';
-import { sandboxNode } from '../helpers/sandbox';
 
-const BWRAP = '/usr/bin/bwrap';
 const MiB = 1024 * 1024;
 /** Bigger than the small tmpfs and smaller than the big one; random, so nothing along the way can compress it. */
 const MODEL = randomBytes(3 * MiB);
@@ -28,56 +25,7 @@ const TIMEOUT_MS = 15_000;
 
 const fetchArgs = (uri: string, dest: string) => ['fetch', '--uri', uri, '--sha256', DIGEST, '--dest', dest];
 
-// ---- the sandbox ---------------------------------------------------------------------------------------------------
-
-/**
- * bubblewrap arguments for the init container's view: a read-only root with the repo at /app, the image's uid and
- * gid, and the model volume at /models as a tmpfs of `bytes` bytes. The host network is shared, so the fixture
- * server on 127.0.0.1 is reachable.
- */
-function sandbox(bytes: number): string[] {
-  return ['--tmpfs', '/', '--ro-bind', '/usr', '/usr', '--ro-bind', '/lib', '/lib', '--ro-bind', '/etc', '/etc',
-    ...(existsSync('/lib64') ? ['--ro-bind', '/lib64', '/lib64'] : []), '--symlink', 'usr/bin', '/bin', ...sandboxNode(),
-    '--ro-bind', REPO_ROOT, '/app', '--size', String(bytes), '--tmpfs', MODEL_REPOSITORY_PATH,
-    '--proc', '/proc', '--dev', '/dev', '--remount-ro', '/',
-    '--unshare-user', '--uid', String(RUNTIME_UID), '--gid', String(RUNTIME_GID), '--die-with-parent'];
-}
-
-/** Why the sandboxed tests cannot run here, or '' when they can: bwrap must exist and be allowed its namespaces. */
-function sandboxUnavailable(): string {
-  if (!existsSync(BWRAP)) return `${BWRAP} is not installed (apt-get install bubblewrap)`;
-  const probe = spawnSync(BWRAP, [...sandbox(64 * 1024), '/usr/bin/true'], { encoding: 'utf8', timeout: 10_000 });
-  if (probe.status === 0) return '';
-  const why = probe.error?.message ?? (probe.stderr.trim() || `exit code ${probe.status}`);
-  return `bubblewrap cannot create a sandbox here (user or mount namespaces refused?): ${why}`;
-}
-
-/** A file or directory under /models after the fetch, as the sandbox reported it. */
-interface Entry { readonly path: string; readonly type: 'file' | 'dir'; readonly size?: number; readonly sha256?: string }
-
-/**
- * Runs inside the sandbox after the CLI exits, before the tmpfs disappears: every entry under /models with its size
- * and digest, as JSON on stdout (redirected to fd 3).
- */
-const LIST_VOLUME = `const fs = require('fs'), path = require('path'), crypto = require('crypto');
-const walk = (dir) => fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-  const p = path.join(dir, e.name);
-  if (e.isDirectory()) return [{ path: p, type: 'dir' }, ...walk(p)];
-  const bytes = fs.readFileSync(p);
-  return [{ path: p, type: 'file', size: bytes.length, sha256: crypto.createHash('sha256').update(bytes).digest('hex') }];
-});
-process.stdout.write(JSON.stringify(walk(${JSON.stringify(MODEL_REPOSITORY_PATH)})));`;
-
-/**
- * `modelship fetch ...` inside a sandbox whose /models holds `bytes`; then the listing of /models on fd 3, which
- * comes back as `fd3`: the sandbox's report of its destination file system, written after the CLI exited.
- */
-function fetchInSandbox(bytes: number, args: readonly string[]): Promise<CliResultWithFd3> {
-  const script = 'node /app/runtime/bin/modelship.js "$@"; code=$?; node -e "$LIST_VOLUME" >&3; exit $code';
-  return runProcess(BWRAP, [...sandbox(bytes), '/bin/sh', '-c', script, 'modelship', ...args], {
-    env: { LIST_VOLUME }, timeoutMs: TIMEOUT_MS, fd3: true,
-  });
-}
+const fetchInSandbox = (bytes: number, args: readonly string[]) => runInSandbox(bytes, args, { timeoutMs: TIMEOUT_MS });
 
 const reason = sandboxUnavailable();
 
