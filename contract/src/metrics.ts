@@ -24,6 +24,12 @@ export const METRIC = {
   modelLoadDuration: 'modelship_model_load_duration_seconds',
   /** gauge fixed at 1, carrying the model's sha256 and opset as labels. */
   modelInfo: 'modelship_model_info',
+  /** counter: served rows that fell in each bin of the drift profile, labelled model, version, tensor, feature, bin. */
+  driftBins: 'modelship_drift_bin_total',
+  /** gauge: the drift profile's reference share of each bin, labelled as driftBins. */
+  driftReferenceRatio: 'modelship_drift_reference_ratio',
+  /** counter: payload events (--payload-log-url) dropped because the sink was slow or down. */
+  payloadEventsDropped: 'modelship_payload_events_dropped_total',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -35,6 +41,9 @@ export const LABEL = {
   code: 'code',
   sha256: 'sha256',
   opset: 'opset',
+  tensor: 'tensor',
+  feature: 'feature',
+  bin: 'bin',
 } as const;
 
 /** The `protocol` label's values. */
