@@ -8,7 +8,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
   type ExecutionMode, GRPC_PORT, type GraphOptimizationLevel, HTTP_PORT, type LogLevel, MODEL_REPOSITORY_PATH,
-  type OnnxFileInfo, PATHS, PORT_NAME, RUNTIME_GID, RUNTIME_UID, SERVE_SETTINGS, type Setting, type Spinning,
+  type DriftProfile, type OnnxFileInfo, PATHS, PORT_NAME, RUNTIME_GID, RUNTIME_UID, SERVE_SETTINGS, type Setting, type Spinning,
 } from '@modelship/contract';
 import { addIngress, Exposure } from './exposure';
 import { HardenedDeployment } from './hardened-deployment';
@@ -210,6 +210,14 @@ export class ModelService extends Construct {
   readonly labels: RecommendedLabels;
   /** The model's signature, when the source could read it at synth time (ModelSource.fromFile). */
   readonly signature?: OnnxFileInfo;
+  /**
+   * A drift profile lies beside the model (the source says so: `profile` of ModelSource.fromUri or fromFile,
+   * `{ profile: true }` of fromImage or fromPersistentVolumeClaim), so the runtime exports drift metrics and
+   * ModelMonitoring's drift alerts are on by default.
+   */
+  readonly hasDriftProfile: boolean;
+  /** The drift profile, when the source could read it at synth time (ModelSource.fromFile with `profile`). */
+  readonly driftProfile?: DriftProfile;
   readonly drainTimeoutSeconds: number;
   /** The name of `tlsSecret` when TLS is on: where a scraper finds the CA. */
   readonly tlsSecretName?: string;
@@ -236,6 +244,8 @@ export class ModelService extends Construct {
     };
     const source = props.model.bind(this, { modelName: this.modelName, modelVersion: checkModelVersion(props), runtimeImage, containerSecurityContext });
     this.signature = source.signature;
+    this.hasDriftProfile = props.model.hasDriftProfile;
+    this.driftProfile = source.driftProfile;
     const gpus = checkGpus(props, source);
 
     const deployment = this.createDeployment(props, source, { runtimeImage, containerSecurityContext, resources, gpus });

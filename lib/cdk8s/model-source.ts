@@ -8,7 +8,8 @@ import { Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
-  FETCH_SETTINGS, MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, type ModelUri, type OnnxFileInfo, parseModelUri, readOnnxFile,
+  checkDriftProfile, DRIFT_PROFILE_FILE_NAME, type DriftProfile, FETCH_SETTINGS, MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, type ModelUri, type OnnxFileInfo,
+  parseModelUri, readOnnxFile,
 } from '@modelship/contract';
 import { ModelCredentials } from './model-credentials';
 import { checkSha256, checkStorage, memoryBytes } from './validation';
@@ -34,6 +35,8 @@ export interface ModelSourceConfig {
   readonly initContainers?: kplus.ContainerProps[];
   /** The signature read from a local file at synth time, when there is one. */
   readonly signature?: OnnxFileInfo;
+  /** The drift profile read from a local file at synth time, when there is one (ModelSource.fromFile's `profile`). */
+  readonly driftProfile?: DriftProfile;
   /**
    * Bytes of the node's ephemeral storage the source's volume may fill for the pod's whole life (an emptyDir's
    * sizeLimit). The kubelet counts emptyDir usage against the pod, whose limit after the init containers is the
@@ -87,6 +90,39 @@ export interface FromUriOptions {
    * @default false
    */
   readonly plainHttp?: boolean;
+  /**
+   * The model's drift profile (`modelship profile` writes it), fetched by a second init container into
+   * `/models/<model>/<version>/profile.json`, beside the model, where the runtime looks for it; its sha256 is verified
+   * like the model's. Same scheme as the model's URI, so `credentials`, `endpoint`, `region` and `plainHttp` serve
+   * both. With it, ModelMonitoring's drift alerts are on by default.
+   * @default - no profile: the runtime exports no drift metrics, and ModelMonitoring's `drift` is off by default
+   */
+  readonly profile?: UriProfile;
+}
+
+/** Where the drift profile of a ModelSource.fromUri model is, and its digest. */
+export interface UriProfile {
+  readonly uri: string;
+  readonly sha256: string;
+}
+
+export interface FromFileOptions {
+  /**
+   * A local `profile.json` (`modelship profile` writes it), put into the model's ConfigMap beside `model.onnx`. Read
+   * and checked at synth: its format, and that every tensor it names is an input or output of the model, of that kind.
+   * @default - no profile: ModelMonitoring's `drift` is off by default
+   */
+  readonly profile?: string;
+}
+
+/** For sources that bring their own files (an image, a volume): whether a profile.json lies beside the model there. */
+export interface BroughtProfileOptions {
+  /**
+   * A `profile.json` lies beside each `model.onnx` in the image or on the volume (the runtime reads it there); it
+   * turns ModelMonitoring's drift alerts on by default. Nothing checks it at synth: the files are not at hand.
+   * @default false
+   */
+  readonly profile?: boolean;
 }
 
 export abstract class ModelSource {
@@ -118,8 +154,9 @@ export abstract class ModelSource {
       throw new Error(`ModelSource.fromUri: 'region' ('${options.region}') is not a region name; use e.g. 'eu-west-1'`);
     }
     options.credentials?.check(scheme);
+    const profile = options.profile === undefined ? undefined : checkUriProfile(options.profile, scheme);
     return new UriSource(uri, parsed, checkSha256('sha256', options.sha256), Math.ceil(memoryBytes(sizeLimit) / MIB), {
-      credentials: options.credentials, endpoint, region: options.region, plainHttp: options.plainHttp ?? false,
+      credentials: options.credentials, endpoint, region: options.region, plainHttp: options.plainHttp ?? false, profile,
     });
   }
 
@@ -127,26 +164,35 @@ export abstract class ModelSource {
    * A runtime image with the model baked in at `/models/<model>/<version>/model.onnx` (build it `FROM` the
    * modelship runtime image and `COPY` the model there), as is common with TF Serving images.
    */
-  static fromImage(image: string): ModelSource {
+  static fromImage(image: string, options: BroughtProfileOptions = {}): ModelSource {
     if (!image || /\s/.test(image)) throw new Error(`ModelSource.fromImage: '${image}' is not an image reference`);
-    return new ImageSource(image);
+    return new ImageSource(image, checkBroughtProfile('ModelSource.fromImage', options));
   }
 
   /** A model repository on a PersistentVolumeClaim, mounted read-only; `path` is the repository's folder in it. */
-  static fromPersistentVolumeClaim(claim: kplus.IPersistentVolumeClaim, path = ''): ModelSource {
+  static fromPersistentVolumeClaim(claim: kplus.IPersistentVolumeClaim, path = '', options: BroughtProfileOptions = {}): ModelSource {
     if (path.startsWith('/') || path.split('/').includes('..')) {
       throw new Error(`ModelSource.fromPersistentVolumeClaim: path '${path}' must be relative to the volume, without '..'`);
     }
-    return new ClaimSource(claim, path);
+    return new ClaimSource(claim, path, checkBroughtProfile('ModelSource.fromPersistentVolumeClaim', options));
   }
 
   /**
    * A small local model put into a ConfigMap's binaryData at synth time. Its signature is read then, and a file
    * over the ConfigMap limit is refused: larger models belong in an image, a volume or behind a URI.
    */
-  static fromFile(localPath: string): ModelSource {
-    return new FileSource(localPath);
+  static fromFile(localPath: string, options: FromFileOptions = {}): ModelSource {
+    if (options.profile !== undefined && (typeof options.profile !== 'string' || options.profile === '')) {
+      throw new Error(`ModelSource.fromFile: 'profile' (${JSON.stringify(options.profile)}) must be the path of a profile.json; remove it for no profile`);
+    }
+    return new FileSource(localPath, options.profile);
   }
+
+  /**
+   * A profile.json lies beside the model where the runtime reads it, so the runtime exports drift metrics:
+   * ModelMonitoring turns its drift alerts on by default.
+   */
+  readonly hasDriftProfile: boolean = false;
 
   /**
    * How the source is named in messages when it decides the served versions itself (an image, a volume): the
@@ -159,10 +205,32 @@ export abstract class ModelSource {
   abstract bind(scope: Construct, options: ModelSourceBindOptions): ModelSourceConfig;
 }
 
-const modelPath = (options: ModelSourceBindOptions) =>
-  `${MODEL_REPOSITORY_PATH}/${options.modelName}/${options.modelVersion}/${MODEL_FILE_NAME}`;
+const versionPath = (options: ModelSourceBindOptions, file: string) =>
+  `${MODEL_REPOSITORY_PATH}/${options.modelName}/${options.modelVersion}/${file}`;
+const modelPath = (options: ModelSourceBindOptions) => versionPath(options, MODEL_FILE_NAME);
 
 const MIB = 2 ** 20;
+
+/** A fromUri `profile`: a URI of the model's scheme (one set of credentials and endpoint serves both) and a digest. */
+function checkUriProfile(profile: UriProfile, scheme: string): UriProfile {
+  let parsed: ModelUri;
+  try {
+    parsed = parseModelUri(profile?.uri);
+  } catch (error) {
+    throw new Error(`ModelSource.fromUri: 'profile.uri' (${JSON.stringify(profile?.uri)}): ${(error as Error).message}`);
+  }
+  if (parsed.scheme !== scheme) {
+    throw new Error(`ModelSource.fromUri: 'profile.uri' ('${profile.uri}') is a ${parsed.scheme}:// URI, the model's is ${scheme}://; put the profile in the same store as the model, since 'credentials', 'endpoint', 'region' and 'plainHttp' serve both`);
+  }
+  return { uri: profile.uri, sha256: checkSha256('profile.sha256', profile.sha256) };
+}
+
+function checkBroughtProfile(source: string, options: BroughtProfileOptions): boolean {
+  if (options.profile !== undefined && typeof options.profile !== 'boolean') {
+    throw new Error(`${source}: 'profile' (${JSON.stringify(options.profile)}) must be true (a profile.json lies beside the model) or false`);
+  }
+  return options.profile ?? false;
+}
 
 /** An endpoint URL for s3:// or gs://: http(s), nothing after the host but a path. */
 function checkEndpoint(value: string, scheme: string): URL {
@@ -192,12 +260,16 @@ interface UriSourceOptions {
   readonly endpoint?: URL;
   readonly region?: string;
   readonly plainHttp: boolean;
+  readonly profile?: UriProfile;
 }
 
 class UriSource extends ModelSource {
+  override readonly hasDriftProfile: boolean;
+
   constructor(private readonly uri: string, private readonly parsed: ModelUri, private readonly sha256: string, private readonly sizeLimitMebibytes: number,
     private readonly options: UriSourceOptions) {
     super();
+    this.hasDriftProfile = options.profile !== undefined;
   }
 
   /**
@@ -228,23 +300,30 @@ class UriSource extends ModelSource {
     if (this.options.endpoint) env[this.parsed.scheme === 's3' ? 'AWS_ENDPOINT_URL_S3' : 'STORAGE_EMULATOR_HOST'] = kplus.EnvValue.fromValue(this.options.endpoint.href.replace(/\/$/, ''));
     if (this.options.region) env.AWS_REGION = kplus.EnvValue.fromValue(this.options.region);
     const egress = [...this.storePorts().map(anyHostTcp), ...(credentials?.egress ?? [])];
+    // `modelship fetch` checks a digest and writes atomically whatever the file is, so the profile takes the same step:
+    // a second init container, with the same store, credentials and flags, writing beside the model.
+    const fetch = (name: string, uri: string, sha256: string, dest: string): kplus.ContainerProps => ({
+      name,
+      image: options.runtimeImage,
+      args: [
+        'fetch', `--${FETCH_SETTINGS.uri.flag}`, uri, `--${FETCH_SETTINGS.sha256.flag}`, sha256, `--${FETCH_SETTINGS.dest.flag}`, dest,
+        ...(this.options.plainHttp ? [`--${FETCH_SETTINGS.plainHttp.flag}`, 'true'] : []),
+      ],
+      envVariables: Object.keys(env).length > 0 ? env : undefined,
+      securityContext: options.containerSecurityContext,
+      resources: { cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.units(1) }, memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) } },
+      volumeMounts: [{ path: MODEL_REPOSITORY_PATH, volume }, ...(credentials?.volumeMounts ?? [])],
+    });
+    const profile = this.options.profile;
     return {
       volume,
       ephemeralStorageBytes: this.sizeLimitMebibytes * MIB,
       egress: egress.filter((rule, i) => egress.findIndex((other) => JSON.stringify(other) === JSON.stringify(rule)) === i),
       serviceAccount: credentials?.serviceAccount,
-      initContainers: [{
-        name: 'fetch-model',
-        image: options.runtimeImage,
-        args: [
-          'fetch', `--${FETCH_SETTINGS.uri.flag}`, this.uri, `--${FETCH_SETTINGS.sha256.flag}`, this.sha256, `--${FETCH_SETTINGS.dest.flag}`, modelPath(options),
-          ...(this.options.plainHttp ? [`--${FETCH_SETTINGS.plainHttp.flag}`, 'true'] : []),
-        ],
-        envVariables: Object.keys(env).length > 0 ? env : undefined,
-        securityContext: options.containerSecurityContext,
-        resources: { cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.units(1) }, memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) } },
-        volumeMounts: [{ path: MODEL_REPOSITORY_PATH, volume }, ...(credentials?.volumeMounts ?? [])],
-      }],
+      initContainers: [
+        fetch('fetch-model', this.uri, this.sha256, modelPath(options)),
+        ...(profile ? [fetch('fetch-profile', profile.uri, profile.sha256, versionPath(options, DRIFT_PROFILE_FILE_NAME))] : []),
+      ],
     };
   }
 }
@@ -252,7 +331,7 @@ class UriSource extends ModelSource {
 class ImageSource extends ModelSource {
   override readonly bringsOwnVersions = 'ModelSource.fromImage';
 
-  constructor(private readonly image: string) {
+  constructor(private readonly image: string, override readonly hasDriftProfile: boolean) {
     super();
   }
 
@@ -264,7 +343,7 @@ class ImageSource extends ModelSource {
 class ClaimSource extends ModelSource {
   override readonly bringsOwnVersions = 'ModelSource.fromPersistentVolumeClaim';
 
-  constructor(private readonly claim: kplus.IPersistentVolumeClaim, private readonly path: string) {
+  constructor(private readonly claim: kplus.IPersistentVolumeClaim, private readonly path: string, override readonly hasDriftProfile: boolean) {
     super();
   }
 
@@ -278,8 +357,11 @@ class ClaimSource extends ModelSource {
 export const CONFIG_MAP_MODEL_LIMIT_BYTES = 1024 * 1024 - 16 * 1024;
 
 class FileSource extends ModelSource {
-  constructor(private readonly localPath: string) {
+  override readonly hasDriftProfile: boolean;
+
+  constructor(private readonly localPath: string, private readonly profilePath: string | undefined) {
     super();
+    this.hasDriftProfile = profilePath !== undefined;
   }
 
   bind(scope: Construct, options: ModelSourceBindOptions): ModelSourceConfig {
@@ -299,14 +381,53 @@ class FileSource extends ModelSource {
     } catch (error) {
       throw new Error(`ModelSource.fromFile: '${this.localPath}' is not an ONNX model: ${(error as Error).message}`);
     }
+    const profile = this.profilePath === undefined ? undefined : readProfile(this.profilePath, signature);
+    if (profile && size + profile.text.length > CONFIG_MAP_MODEL_LIMIT_BYTES) {
+      throw new Error(`ModelSource.fromFile: '${this.localPath}' (${size} bytes) and its 'profile' '${this.profilePath}' (${profile.text.length} bytes) are over the ${CONFIG_MAP_MODEL_LIMIT_BYTES}-byte ConfigMap limit together; use ModelSource.fromUri with 'profile', or fromImage or fromPersistentVolumeClaim with { profile: true }`);
+    }
     const configMap = new kplus.ConfigMap(scope, 'ModelFile', { immutable: true });
     configMap.addBinaryData(MODEL_FILE_NAME, bytes.toString('base64'));
+    if (profile) configMap.addData(DRIFT_PROFILE_FILE_NAME, profile.text);
     const volume = kplus.Volume.fromConfigMap(scope, 'ModelVolume', configMap, { name: 'models' });
     return {
       volume,
-      // The ConfigMap holds only model.onnx: mount it as the version directory.
+      // The ConfigMap holds model.onnx (and profile.json): mount it as the version directory.
       mountPath: `${MODEL_REPOSITORY_PATH}/${options.modelName}/${options.modelVersion}`,
       signature,
+      driftProfile: profile?.profile,
     };
   }
+}
+
+/**
+ * A local profile.json, checked whole against the model it goes with: a tensor the model does not have, or of the
+ * other kind, would give drift series no alert reads (or the wrong alert), so it fails the synth instead.
+ */
+function readProfile(path: string, signature: OnnxFileInfo): { readonly text: string; readonly profile: DriftProfile } {
+  const where = `ModelSource.fromFile: 'profile' ('${path}')`;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`${where} cannot be read: ${(error as NodeJS.ErrnoException).code}; give the path of the profile.json \`modelship profile\` wrote`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${where} is not JSON (${(error as Error).message}); give the profile.json \`modelship profile\` wrote`);
+  }
+  const profile = checkDriftProfile(value, where);
+  if (profile.modelSha256 !== undefined && profile.modelSha256.toLowerCase() !== signature.sha256) {
+    throw new Error(`${where} was made for the model with sha256 ${profile.modelSha256}, not this one (${signature.sha256}); write the profile again for this model with \`modelship profile\``);
+  }
+  const kinds = new Map<string, 'input' | 'output'>([...signature.outputs.map((t) => [t.name, 'output'] as const), ...signature.inputs.map((t) => [t.name, 'input'] as const)]);
+  for (const tensor of profile.tensors) {
+    const kind = kinds.get(tensor.name);
+    if (kind === undefined) {
+      throw new Error(`${where} names tensor '${tensor.name}', which the model does not have (inputs: ${signature.inputs.map((t) => t.name).join(', ')}; outputs: ${signature.outputs.map((t) => t.name).join(', ')}); write the profile again for this model`);
+    }
+    if (kind !== tensor.kind) throw new Error(`${where} calls tensor '${tensor.name}' an ${tensor.kind}, but it is an ${kind} of the model; write the profile again for this model`);
+  }
+  return { text, profile };
 }
