@@ -2,14 +2,15 @@
 export * as contract from '@modelship/contract';
 export { type ClusterIpOptions, Exposure, type IngressOptions, type LoadBalancerOptions, ModelService, type ModelServiceProps, type PayloadLogging, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
 export type { OnnxFileInfo, TensorSpec } from '@modelship/contract';
-export { ModelSource, type FromUriOptions, CONFIG_MAP_MODEL_LIMIT_BYTES } from './cdk8s/model-source';
+export { ModelSource, type FromUriOptions, type FromFileOptions, type BroughtProfileOptions, type UriProfile, CONFIG_MAP_MODEL_LIMIT_BYTES } from './cdk8s/model-source';
 export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions, type KedaInFlightOptions, type KedaActivation } from './cdk8s/model-autoscaler';
 export { ModelCredentials, type ModelCredentialsSecretOptions } from './cdk8s/model-credentials';
 export * as promql from './cdk8s/promql';
 export { LABEL_KEYS } from './cdk8s/labels';
 export {
   ModelMonitoring, type ModelMonitoringProps, type LatencyObjective, DEFAULT_RUNBOOK_BASE_URL, ScrapeTls, type ScrapeTlsOptions,
-  type ScrapeTlsFromServiceSecretOptions, type ScrapeTlsFromCaOptions, type PlainPrometheusMounts,
+  type ScrapeTlsFromServiceSecretOptions, type ScrapeTlsFromCaOptions, type PlainPrometheusMounts, type DriftMonitoringOptions,
 } from './cdk8s/model-monitoring';
 export { ALERT, DEFAULT_ALERT_DURATIONS, type AlertDurations, type AlertName } from './cdk8s/rules/alerts';
 export { SLO_WINDOWS, BURN_RATE_ALERTS, type Rule, type RuleGroup } from './cdk8s/rules/slo';
+export { DRIFT_PSI_FLOOR, DEFAULT_DRIFT_WINDOW, DEFAULT_DRIFT_THRESHOLD, driftPsiRecord, driftPsiExpr } from './cdk8s/rules/drift';

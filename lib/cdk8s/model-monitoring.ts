@@ -15,6 +15,7 @@ import type { ModelService } from './model-service';
 import { dashboardFileName, dashboardJson } from './dashboards/model-dashboard';
 import { podNamePattern } from './promql';
 import { ALERT, alertRules, DEFAULT_ALERT_DURATIONS, type AlertContext, type AlertDurations } from './rules/alerts';
+import { DEFAULT_DRIFT_THRESHOLD, DEFAULT_DRIFT_WINDOW, driftRecordingRules, type DriftRuleOptions } from './rules/drift';
 import { availabilitySlo, latencySlo, sloRecordingRules, type RuleGroup, type Slo } from './rules/slo';
 
 export interface LatencyObjective {
@@ -124,6 +125,34 @@ export interface PlainPrometheusMounts {
   readonly configMapsDirectory?: string;
 }
 
+/**
+ * Drift alerts: the population stability index (PSI) of each feature of each tensor the drift profile describes,
+ * served rows over `window` against the profile's reference shares (< 0.1 stable, 0.1–0.25 moderate, > 0.25
+ * significant).
+ */
+export interface DriftMonitoringOptions {
+  /**
+   * Record the PSI and alert on it. On without a profile, the rules find no series and stay quiet.
+   * @default - true when the service's model source has a drift profile (`service.hasDriftProfile`), false otherwise
+   */
+  readonly enabled?: boolean;
+  /** The PSI above which ModelServiceInputDrift and ModelServicePredictionDrift fire. @default 0.25 */
+  readonly threshold?: number;
+  /**
+   * The window the served distribution is counted over, a Prometheus duration. It names the recorded series,
+   * `modelship:drift_psi:<window>`, so that no reader takes one window's PSI for another's. Shorter windows react
+   * faster and wobble more on little traffic.
+   * @default '1h'
+   */
+  readonly window?: string;
+  /**
+   * How long the PSI must stay above the threshold before the alerts fire; the same as
+   * `alertFor.ModelServiceInputDrift` and `alertFor.ModelServicePredictionDrift` (give one or the other).
+   * @default '30m'
+   */
+  readonly for?: string;
+}
+
 export interface ModelMonitoringProps {
   readonly service: ModelService;
   /**
@@ -181,6 +210,12 @@ export interface ModelMonitoringProps {
    * @default - none
    */
   readonly extraLabels?: Readonly<Record<string, string>>;
+  /**
+   * Drift alerts and the PSI recording rule. The rules split inputs from outputs by the model's signature when the
+   * source read it at synth (ModelSource.fromFile); otherwise ModelServiceInputDrift covers every tensor.
+   * @default - on when the service's model source has a drift profile, with threshold 0.25, window '1h', for '30m'
+   */
+  readonly drift?: DriftMonitoringOptions;
   /** A Grafana dashboard in a ConfigMap labelled `grafana_dashboard: "1"` for the Grafana sidecar. @default true */
   readonly dashboard?: boolean;
   /**
@@ -204,6 +239,8 @@ export class ModelMonitoring extends Construct {
   /** Everything the alert rules need but the autoscaler, which is looked up when the rules are written. */
   private readonly alertContext: Omit<AlertContext, 'autoscaled'>;
   private readonly slos: { readonly availability: Slo; readonly latency: Slo };
+  /** The drift rules' settings, when drift is on. */
+  readonly drift?: DriftRuleOptions;
   private readonly service: ModelService;
   private readonly givenAutoscaler?: ModelAutoscaler;
 
@@ -227,7 +264,9 @@ export class ModelMonitoring extends Construct {
     this.givenAutoscaler = props.autoscaler;
     const cpuThreshold = checkShare('cpuThreshold', props.cpuThreshold ?? 0.8);
     const memoryThreshold = checkShare('memoryThreshold', props.memoryThreshold ?? 0.9);
-    const durations = { ...DEFAULT_ALERT_DURATIONS, ...props.alertFor };
+    const drift = driftOptions(props.drift, service);
+    this.drift = drift;
+    const durations = { ...DEFAULT_ALERT_DURATIONS, ...driftDurations(props), ...props.alertFor };
     for (const [name, value] of Object.entries(durations)) {
       if (!/^(\d+(ms|s|m|h|d|w|y))+$/.test(value)) throw new Error(`'alertFor.${name}' ('${value}') must be a Prometheus duration such as '5m' or '1h30m'`);
     }
@@ -238,7 +277,7 @@ export class ModelMonitoring extends Construct {
     const deploymentName = service.deployment.name;
     const workload = { deploymentName, podPattern: podNamePattern(deploymentName), containerName: service.deployment.containers[0].name };
     this.alertContext = {
-      selector, labels, cpuThreshold, memoryThreshold, durations, ...workload, runbookBaseUrl: props.runbookBaseUrl ?? DEFAULT_RUNBOOK_BASE_URL,
+      selector, labels, cpuThreshold, memoryThreshold, durations, ...workload, runbookBaseUrl: props.runbookBaseUrl ?? DEFAULT_RUNBOOK_BASE_URL, drift,
     };
 
     if (props.scrapeTls && !service.tlsEnabled) {
@@ -285,7 +324,7 @@ export class ModelMonitoring extends Construct {
     if (props.dashboard ?? true) {
       this.dashboard = new kplus.ConfigMap(this, 'Dashboard', {
         metadata: { labels: { ...service.labels, grafana_dashboard: '1' } },
-        data: { [dashboardFileName(selector)]: JSON.stringify(dashboardJson(service, selector, workload, slos)) },
+        data: { [dashboardFileName(selector)]: JSON.stringify(dashboardJson(service, selector, workload, slos, drift)) },
       });
     }
   }
@@ -305,6 +344,9 @@ export class ModelMonitoring extends Construct {
     const autoscaler = this.autoscaler;
     return [
       { name: `${prefix}-slo`, rules: [...sloRecordingRules(this.slos.availability, labels), ...sloRecordingRules(this.slos.latency, labels)] },
+      // Like the SLO records, the PSI is recorded in its own group ahead of the alerts that read it (the order promtool
+      // is told to evaluate in; Prometheus runs groups side by side, so an alert may read the previous evaluation's PSI).
+      ...(this.drift ? [{ name: `${prefix}-drift`, rules: driftRecordingRules(this.drift) }] : []),
       {
         name: `${prefix}-alerts`,
         rules: alertRules({ ...this.alertContext, autoscaled: autoscaler !== undefined || this.service.deployment.hasAutoscaler }, this.slos),
@@ -375,6 +417,42 @@ function metricsNeedToken(service: ModelService): boolean {
   const [, ...argv] = container.args ?? [];
   const settings = parseSettings(SERVE_SETTINGS, argv, env);
   return Boolean(settings.authTokenFile) && settings.authExempt !== 'health-and-metrics';
+}
+
+const DURATION = /^(\d+(ms|s|m|h|d|w|y))+$/;
+
+/** The drift rules' settings, or undefined when drift is off; options that would do nothing are refused. */
+function driftOptions(options: DriftMonitoringOptions | undefined, service: ModelService): DriftRuleOptions | undefined {
+  const enabled = options?.enabled ?? service.hasDriftProfile;
+  if (!enabled) {
+    const given = (['threshold', 'window', 'for'] as const).filter((key) => options?.[key] !== undefined);
+    if (given.length > 0) {
+      const why = options?.enabled === false ? "'drift.enabled' is false" : "the service's model source has no drift profile";
+      throw new Error(`'drift.${given[0]}' (${JSON.stringify(options![given[0]])}) has no effect: drift is off because ${why}; give the source a profile (ModelSource.fromUri/fromFile 'profile', fromImage/fromPersistentVolumeClaim { profile: true }) or set 'drift.enabled: true', or remove 'drift.${given[0]}'`);
+    }
+    return undefined;
+  }
+  const threshold = options?.threshold ?? DEFAULT_DRIFT_THRESHOLD;
+  if (!(Number.isFinite(threshold) && threshold > 0)) throw new Error(`'drift.threshold' (${threshold}) must be a PSI above 0, e.g. 0.25 (significant) or 0.1 (moderate)`);
+  const window = options?.window ?? DEFAULT_DRIFT_WINDOW;
+  // No 'ms': the window names the recorded series, and a sub-second window counts no rows anyway.
+  if (typeof window !== 'string' || !/^(\d+(s|m|h|d|w))+$/.test(window)) throw new Error(`'drift.window' ('${window}') must be a Prometheus duration such as '1h' or '6h'`);
+  const signature = service.signature;
+  return {
+    selector: service.seriesSelector, window, threshold,
+    tensors: signature ? { inputs: signature.inputs.map((t) => t.name), outputs: signature.outputs.map((t) => t.name) } : undefined,
+  };
+}
+
+/** `drift.for` as the two drift alerts' durations; refused next to `alertFor` for either, which would be two answers. */
+function driftDurations(props: ModelMonitoringProps): Partial<AlertDurations> {
+  const value = props.drift?.for;
+  if (value === undefined) return {};
+  const both = [ALERT.inputDrift, ALERT.predictionDrift] as const;
+  const clash = both.find((name) => props.alertFor?.[name] !== undefined);
+  if (clash) throw new Error(`'drift.for' ('${value}') and 'alertFor.${clash}' ('${props.alertFor![clash]}') both set how long drift must last; remove one of them`);
+  if (typeof value !== 'string' || !DURATION.test(value)) throw new Error(`'drift.for' ('${value}') must be a Prometheus duration such as '30m' or '2h'`);
+  return { [both[0]]: value, [both[1]]: value };
 }
 
 function checkShare(prop: string, value: number): number {

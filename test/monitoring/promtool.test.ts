@@ -18,7 +18,8 @@ import {
   ALERT, DEFAULT_ALERT_DURATIONS, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource, ScalingSignal,
   type AlertName, type ModelMonitoringProps, type Rule,
 } from 'modelship';
-import { METRIC } from '@modelship/contract';
+import { DRIFT_BINS, DRIFT_PROFILE_FORMAT, METRIC, type DriftProfile } from '@modelship/contract';
+import { MODELS } from '../helpers/paths';
 
 const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
 
@@ -36,7 +37,9 @@ interface Synthesized {
 
 function synthesize(props: Partial<ModelMonitoringProps> = {}): Synthesized {
   const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
-  const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+  // With a drift profile in the image, so the drift rules are there; the signature is not known, so there is no
+  // ModelServicePredictionDrift (the drift tests below use a model whose signature is).
+  const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1', { profile: true }) });
   const autoscaler = new ModelAutoscaler(chart, 'auto', { service });
   const monitoring = new ModelMonitoring(chart, 'mon', { service, autoscaler, ...props });
   const objects = Testing.synth(chart) as Manifest[];
@@ -64,7 +67,7 @@ function synthesize(props: Partial<ModelMonitoringProps> = {}): Synthesized {
  */
 function synthesizeScaleToZero(): Synthesized {
   const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
-  const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1') });
+  const service = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1', { profile: true }) });
   const monitoring = new ModelMonitoring(chart, 'mon', { service });
   new ModelAutoscaler(chart, 'auto', {
     service, minReplicas: 0,
@@ -282,7 +285,7 @@ function expectations(synth: Synthesized) {
         assert.ok(label[1] in labels, `annotation template ${whole} names a label the alert does not carry`);
         return labels[label[1]];
       }
-      if (/^\$value( \| humanizePercentage)?$/.test(inner) || inner === 'printf "%.0f" $value') {
+      if (/^\$value( \| humanizePercentage)?$/.test(inner) || inner === 'printf "%.0f" $value' || inner === 'printf "%.2f" $value') {
         assert.ok(value !== undefined, `annotation template ${whole} needs the expected value`);
         return value;
       }
@@ -351,7 +354,8 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
     const ruleCount = synth.monitoring.ruleGroups.reduce((n, g) => n + g.rules.length, 0);
     assert.equal(output.match(new RegExp(`SUCCESS: ${ruleCount} rules found`, 'g'))?.length, 2, output);
     const alerts = new Set(synth.monitoring.ruleGroups.flatMap((g) => g.rules.map((r) => r.alert).filter(Boolean)));
-    assert.deepEqual([...alerts].sort(), [...ALL_ALERTS].sort(), 'every alert of the contract is a rule');
+    // Without a signature, inputs and outputs cannot be told apart: ModelServiceInputDrift covers every tensor.
+    assert.deepEqual([...alerts].sort(), ALL_ALERTS.filter((a) => a !== ALERT.predictionDrift).sort(), 'every alert of the contract is a rule');
   });
 
   // -------------------------------------------------------------------------------------------------------------
@@ -759,5 +763,190 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
     // The same input against the default durations: all three still pending.
     const pending: TestGroup = { ...group, alert_rule_test: group.alert_rule_test!.map((t) => ({ ...t, exp_alerts: [] })) };
     await runTests('alert-for-defaults.test.yaml', [pending]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Drift: the PSI recording rule and the two drift alerts, on the mlp fixture (input `x`, output `y`), whose
+// signature ModelSource.fromFile reads, so inputs and outputs get their own alert.
+
+/** The PSI as the rule must compute it, from the same counts: shares of the window's rows, both floored at 1e-4. */
+function expectedPsi(counts: readonly number[], reference: readonly number[]): number {
+  const total = counts.reduce((a, b) => a + b, 0);
+  const floor = (x: number) => Math.max(x, 1e-4);
+  return counts.reduce((psi, count, bin) => {
+    const a = floor(count / total);
+    const r = floor(reference[bin]);
+    return psi + (a - r) * Math.log(a / r);
+  }, 0);
+}
+
+describe('ModelMonitoring drift rules under promtool', { concurrency: true }, () => {
+  let dir: string;
+  let keep = false;
+  const profileDir = mkdtempSync(join(tmpdir(), 'modelship-drift-profile-'));
+  // The profile the service is synthesized with; the rules read only the runtime's series, so one feature each will do.
+  const uniform = Array.from({ length: DRIFT_BINS - 1 }, (_, i) => i + 1);
+  const profile: DriftProfile = {
+    format: DRIFT_PROFILE_FORMAT, rows: 1000,
+    tensors: [
+      { name: 'x', kind: 'input', features: [{ index: 0, edges: uniform, ratios: Array(DRIFT_BINS).fill(0.1) }] },
+      { name: 'y', kind: 'output', features: [{ index: 0, edges: uniform, ratios: Array(DRIFT_BINS).fill(0.1) }] },
+    ],
+  };
+  const profilePath = join(profileDir, 'profile.json');
+  writeFileSync(profilePath, JSON.stringify(profile));
+
+  const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+  const service = new ModelService(chart, 'fraud', { model: ModelSource.fromFile(MODELS.mlp, { profile: profilePath }) });
+  const monitoring = new ModelMonitoring(chart, 'mon', { service });
+  const objects = Testing.synth(chart) as Manifest[];
+  const names = {
+    namespace: 'risk', service: objects.find((o) => o.kind === 'Service')!.metadata.name,
+    deployment: objects.find((o) => o.kind === 'Deployment')!.metadata.name, hpa: '',
+  };
+  const synth: Synthesized = { monitoring, objects, names };
+  const w = world(names);
+  const { alert } = expectations(synth);
+  const PSI = 'modelship:drift_psi:1h';
+
+  /** Rows per minute per bin: the shares times `rows`, whole numbers. */
+  const perMinute = (shares: readonly number[], rows: number) => shares.map((share) => Math.round(share * rows));
+  // Reference shares of x: uneven on purpose. y's reference has an empty bin 0, and its shifted output an empty bin 9.
+  const REF_X = [0.05, 0.1, 0.15, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05];
+  const SHIFT_X = [0, 0.02, 0.03, 0.05, 0.1, 0.1, 0.15, 0.2, 0.2, 0.15];
+  const REF_Y = [0, 0.1, 0.1, 0.2, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05];
+  const SHIFT_Y = [0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0];
+  const target = (pod: string) => ({ ...w.runtimeTarget(pod), model: 'fraud', version: '1' });
+
+  /**
+   * A feature's series on both pods (pod B at half pod A's traffic): the bin counter, `before` shares for `switchAt`
+   * minutes then `after` shares, and the reference gauge each pod exports. `bins` limits which bin series exist.
+   */
+  function feature(tensor: string, index: string, reference: readonly number[], before: readonly number[], after: readonly number[], switchAt: number, length: number, bins = [...Array(DRIFT_BINS).keys()]): Series[] {
+    return [[w.podA, 1000], [w.podB, 500]].flatMap(([pod, rows]) => [
+      ...bins.map((bin): Series => ({
+        name: METRIC.driftBins, labels: { ...target(pod as string), tensor, feature: index, bin: String(bin) },
+        values: counter(...([[perMinute(before, rows as number)[bin], switchAt], [perMinute(after, rows as number)[bin], length - switchAt]] as const).filter(([, steps]) => steps > 0)),
+      })),
+      ...reference.map((ratio, bin): Series => ({
+        name: METRIC.driftReferenceRatio, labels: { ...target(pod as string), tensor, feature: index, bin: String(bin) }, values: gauge([ratio, length + 1]),
+      })),
+    ]);
+  }
+
+  /**
+   * The PSI at `t` minutes of a feature that switched from `before` to `after` shares at `switchAt`, as promtool 2.42's
+   * increase() over 1h sees it: the samples from t-60 to t, a whole hour, so no extrapolation, and the same rows
+   * per minute in every bin's share.
+   */
+  const psiAt = (t: number, switchAt: number, reference: readonly number[], before: readonly number[], after: readonly number[]) => {
+    const shifted = Math.min(60, Math.max(0, t - switchAt));
+    return expectedPsi(before.map((b, bin) => (60 - shifted) * perMinute(before, 1500)[bin] + shifted * perMinute(after, 1500)[bin]), reference);
+  };
+  /** The first minute at which the PSI is above `threshold`. */
+  const crossing = (switchAt: number, reference: readonly number[], before: readonly number[], after: readonly number[], threshold = 0.25) => {
+    for (let t = 60; t <= switchAt + 60; t++) if (psiAt(t, switchAt, reference, before, after) > threshold) return t;
+    throw new Error('the shift never crosses the threshold');
+  };
+  const psiLabels = (tensor: string, index: string): Labels => ({ namespace: names.namespace, service: names.service, model: 'fraud', version: '1', tensor, feature: index });
+  /** The recorded PSI is `expected` within 1e-9: compared in PromQL, since promtool 2.42 compares sample values exactly. */
+  const psiIs = (evalMinutes: number, expected: Array<[tensor: string, index: string, psi: number]>): ExprTest => ({
+    expr: `abs(${PSI} - on (tensor, feature) group_left () (${expected.map(([tensor, index, psi]) => `label_replace(label_replace(vector(${psi}), "tensor", "${tensor}", "", ""), "feature", "${index}", "", "")`).join(' or ')})) < bool 1e-9`,
+    eval_time: minutes(evalMinutes),
+    exp_samples: expected.map(([tensor, index]) => ({ labels: seriesText({ name: '', labels: psiLabels(tensor, index), values: '' }), value: 1 })),
+  });
+  /** Every PSI sample is a finite number, and there are `count` of them: NaN fails `> -Inf`, so a NaN sample would be missed. */
+  const allFinite = (evalMinutes: number, count: number): ExprTest[] => [`count(${PSI})`, `count(${PSI} > -Inf < +Inf)`]
+    .map((expr) => ({ expr, eval_time: minutes(evalMinutes), exp_samples: [{ labels: '{}', value: count }] }));
+
+  before(() => {
+    assert.ok(existsSync(PROMTOOL), `${PROMTOOL} is missing: install Debian's 'prometheus' package (apt-get install -y prometheus)`);
+    dir = mkdtempSync(join(tmpdir(), 'modelship-promtool-drift-'));
+    writeFileSync(join(dir, 'rules.yaml'), monitoring.rulesFile());
+  });
+  after(() => {
+    rmSync(profileDir, { recursive: true, force: true });
+    if (keep) console.error(`promtool inputs kept in ${dir}`);
+    else if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  const run = async (file: string, tests: TestGroup[]) => {
+    const group_eval_order = monitoring.ruleGroups.map((g) => g.name);
+    writeFileSync(join(dir, file), YAML.stringify({ rule_files: ['rules.yaml'], evaluation_interval: '1m', group_eval_order, tests }, { lineWidth: 0 }));
+    try {
+      await assertPromtoolPasses(dir, 'test', 'rules', file);
+    } catch (error) {
+      keep = true;
+      throw error;
+    }
+  };
+
+  it('splits the alerts by the signature: x is an input, y an output', () => {
+    const rules = monitoring.ruleGroups.flatMap((g) => g.rules);
+    assert.deepEqual(rules.filter((r) => r.record?.startsWith('modelship:drift')).map((r) => r.record), [PSI]);
+    assert.match(rules.find((r) => r.alert === ALERT.inputDrift)!.expr, /tensor=~"x"/);
+    assert.match(rules.find((r) => r.alert === ALERT.predictionDrift)!.expr, /tensor=~"y"/);
+    assert.equal(rules.find((r) => r.alert === ALERT.inputDrift)!.for, '30m');
+  });
+
+  it('keeps the PSI near 0 on reference traffic, fires each drift alert 30m after a shift passes 0.25, with the PSI computed here', async () => {
+    const switchAt = 90;
+    const length = 200;
+    const crossX = crossing(switchAt, REF_X, REF_X, SHIFT_X);
+    const crossY = crossing(switchAt, REF_Y, REF_Y, SHIFT_Y);
+    const hold = 30;
+    const fired = (name: AlertName, tensor: string, t: number, reference: number[], after: number[]) =>
+      [alert(name, 'warning', psiLabels(tensor, '0'), psiAt(t, switchAt, reference, reference, after).toFixed(2))];
+    const group: TestGroup = {
+      interval: '1m',
+      input_series: input([
+        ...feature('x', '0', REF_X, REF_X, SHIFT_X, switchAt, length),
+        ...feature('y', '0', REF_Y, REF_Y, SHIFT_Y, switchAt, length),
+        // No row served for feature 1 of x in the whole test: no distribution, so no PSI sample (not NaN).
+        ...feature('x', '1', REF_X, Array(DRIFT_BINS).fill(0), Array(DRIFT_BINS).fill(0), switchAt, length),
+      ]),
+      promql_expr_test: [
+        // Reference traffic: PSI 0, whatever the split between pods.
+        psiIs(switchAt, [['x', '0', 0], ['y', '0', 0]]),
+        // A whole hour of the shifted traffic: the PSI of the shifted shares, above 0.25.
+        psiIs(switchAt + 65, [['x', '0', expectedPsi(SHIFT_X, REF_X)], ['y', '0', expectedPsi(SHIFT_Y, REF_Y)]]),
+        // Half-way through the shift, a mix of both.
+        psiIs(switchAt + 30, [['x', '0', psiAt(switchAt + 30, switchAt, REF_X, REF_X, SHIFT_X)], ['y', '0', psiAt(switchAt + 30, switchAt, REF_Y, REF_Y, SHIFT_Y)]]),
+        // Nothing infinite or NaN (empty bins on both sides of y), and no sample for the feature without rows.
+        ...allFinite(switchAt, 2),
+        ...allFinite(switchAt + 65, 2),
+      ],
+      alert_rule_test: [
+        { eval_time: minutes(switchAt), alertname: ALERT.inputDrift, exp_alerts: [] },
+        { eval_time: minutes(switchAt), alertname: ALERT.predictionDrift, exp_alerts: [] },
+        // Above the threshold, but not yet for 30 minutes: pending.
+        { eval_time: minutes(crossX + hold - 1), alertname: ALERT.inputDrift, exp_alerts: [] },
+        { eval_time: minutes(crossX + hold), alertname: ALERT.inputDrift, exp_alerts: fired(ALERT.inputDrift, 'x', crossX + hold, REF_X, SHIFT_X) },
+        { eval_time: minutes(crossY + hold - 1), alertname: ALERT.predictionDrift, exp_alerts: [] },
+        { eval_time: minutes(crossY + hold), alertname: ALERT.predictionDrift, exp_alerts: fired(ALERT.predictionDrift, 'y', crossY + hold, REF_Y, SHIFT_Y) },
+      ],
+    };
+    assert.ok(expectedPsi(SHIFT_X, REF_X) > 0.25 && expectedPsi(SHIFT_Y, REF_Y) > 0.25, 'the shifts are significant');
+    assert.ok(crossX > switchAt && crossY > switchAt);
+    await run('drift.test.yaml', [group]);
+  });
+
+  it('counts a bin the counter has no series for as empty, and stays quiet on reference traffic', async () => {
+    const length = 120;
+    const half = [0.2, 0.2, 0.2, 0.2, 0.2, 0, 0, 0, 0, 0];
+    const group: TestGroup = {
+      interval: '1m',
+      input_series: input([
+        // Rows only ever fell in bins 0 to 4, and the runtime exported only those bins' series.
+        ...feature('x', '2', Array(DRIFT_BINS).fill(0.1), half, half, length, length, [0, 1, 2, 3, 4]),
+        ...feature('x', '0', REF_X, REF_X, REF_X, length, length),
+      ]),
+      promql_expr_test: [psiIs(90, [['x', '2', expectedPsi(half, Array(DRIFT_BINS).fill(0.1))], ['x', '0', 0]]), ...allFinite(90, 2)],
+      alert_rule_test: [
+        { eval_time: '100m', alertname: ALERT.inputDrift, exp_alerts: [alert(ALERT.inputDrift, 'warning', psiLabels('x', '2'), expectedPsi(half, Array(DRIFT_BINS).fill(0.1)).toFixed(2))] },
+        { eval_time: '100m', alertname: ALERT.predictionDrift, exp_alerts: [] },
+      ],
+    };
+    await run('drift-missing-bins.test.yaml', [group]);
   });
 });

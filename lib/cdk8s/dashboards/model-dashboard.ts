@@ -6,9 +6,10 @@ import { createHash } from 'node:crypto';
 import { METRIC } from '@modelship/contract';
 import type { ModelService } from '../model-service';
 import { containerMatchers, deploymentMatchers, errorRatio, histogramQuantile, inFlightTotal, latencyQuantile, matchers, requestRate, type SeriesSelector } from '../promql';
+import { driftPsiRecord, type DriftRuleOptions } from '../rules/drift';
 import { recordedErrorRatio, round, type Slo } from '../rules/slo';
 
-interface Panel { title: string; unit: string; targets: Array<{ expr: string; legendFormat: string }> }
+interface Panel { title: string; unit: string; targets: Array<{ expr: string; legendFormat: string }>; threshold?: number; fullWidth?: boolean }
 
 /** The service's Deployment, pods and runtime container, as the alerts select them (AlertContext). */
 export interface DashboardWorkload {
@@ -17,7 +18,7 @@ export interface DashboardWorkload {
   readonly containerName: string;
 }
 
-export function dashboardJson(service: ModelService, selector: SeriesSelector, workload: DashboardWorkload, slos: { availability: Slo; latency: Slo }) {
+export function dashboardJson(service: ModelService, selector: SeriesSelector, workload: DashboardWorkload, slos: { availability: Slo; latency: Slo }, drift?: DriftRuleOptions) {
   const m = matchers(selector);
   const pods = containerMatchers(selector, workload.podPattern, workload.containerName);
   const budgetLeft = (slo: Slo) => `1 - (${recordedErrorRatio(slo, selector, '3d')} / ${round(1 - slo.objective)})`;
@@ -33,6 +34,20 @@ export function dashboardJson(service: ModelService, selector: SeriesSelector, w
     { title: 'Memory against limit', unit: 'percentunit', targets: [{ expr: `max by (pod) (container_memory_working_set_bytes{${pods}}) / max by (pod) (kube_pod_container_resource_limits{${pods},resource="memory"})`, legendFormat: '{{pod}}' }] },
     { title: 'Error budget left (3 days)', unit: 'percentunit', targets: [{ expr: budgetLeft(slos.availability), legendFormat: 'availability' }, { expr: budgetLeft(slos.latency), legendFormat: 'latency' }] },
   ];
+  // The drift row: one line per feature, full width (a model may have many), with the alerts' threshold drawn in.
+  if (drift) {
+    panels.push({
+      title: `Drift: PSI per feature over ${drift.window} (alert above ${drift.threshold})`, unit: 'short', threshold: drift.threshold, fullWidth: true,
+      targets: [{ expr: `${driftPsiRecord(drift.window)}${matchers(selector)}`, legendFormat: '{{tensor}}[{{feature}}] v{{version}}' }],
+    });
+  }
+  let y = 0;
+  const positions = panels.map((p, i) => {
+    const previous = panels[i - 1];
+    // Half-width panels two to a row; a full-width one starts a row of its own.
+    if (i > 0 && (p.fullWidth || previous.fullWidth || (i % 2 === 0))) y += 8;
+    return { h: 8, w: p.fullWidth ? 24 : 12, x: p.fullWidth ? 0 : (i % 2) * 12, y };
+  });
   return {
     title: `Model ${service.modelName} (${selector.service})`,
     uid: dashboardUid(selector),
@@ -41,8 +56,17 @@ export function dashboardJson(service: ModelService, selector: SeriesSelector, w
     time: { from: 'now-6h', to: 'now' },
     panels: panels.map((p, i) => ({
       id: i + 1, type: 'timeseries', title: p.title, datasource: { type: 'prometheus', uid: '${datasource}' },
-      gridPos: { h: 8, w: 12, x: (i % 2) * 12, y: Math.floor(i / 2) * 8 },
-      fieldConfig: { defaults: { unit: p.unit }, overrides: [] },
+      gridPos: positions[i],
+      fieldConfig: {
+        defaults: {
+          unit: p.unit,
+          ...(p.threshold === undefined ? {} : {
+            thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'red', value: p.threshold }] },
+            custom: { thresholdsStyle: { mode: 'line' } },
+          }),
+        },
+        overrides: [],
+      },
       targets: p.targets.map((t, j) => ({ refId: String.fromCharCode(65 + j), ...t })),
     })),
     templating: { list: [{ name: 'datasource', type: 'datasource', query: 'prometheus' }] },

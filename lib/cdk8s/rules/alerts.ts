@@ -4,6 +4,7 @@
  */
 import { METRIC } from '@modelship/contract';
 import { containerMatchers, deploymentMatchers, matchers, namespaceMatchers, type SeriesSelector } from '../promql';
+import { driftAlertExpr, type DriftRuleOptions } from './drift';
 import { burnRateAlertExprs, type Rule, type Slo } from './slo';
 
 export const ALERT = {
@@ -17,6 +18,8 @@ export const ALERT = {
   crashLooping: 'ModelServiceCrashLooping',
   replicasMismatch: 'ModelServiceReplicasMismatch',
   autoscalerMaxedOut: 'ModelServiceAutoscalerMaxedOut',
+  inputDrift: 'ModelServiceInputDrift',
+  predictionDrift: 'ModelServicePredictionDrift',
 } as const;
 export type AlertName = (typeof ALERT)[keyof typeof ALERT];
 
@@ -36,6 +39,9 @@ export const DEFAULT_ALERT_DURATIONS: AlertDurations = {
   ModelServiceCrashLooping: '5m',
   ModelServiceReplicasMismatch: '15m',
   ModelServiceAutoscalerMaxedOut: '15m',
+  // Drift is a trend, not an outage: half an hour of a shifted hour-long window is a shift, not a burst of odd requests.
+  ModelServiceInputDrift: '30m',
+  ModelServicePredictionDrift: '30m',
 };
 
 export interface AlertContext {
@@ -51,6 +57,8 @@ export interface AlertContext {
   readonly durations: AlertDurations;
   readonly runbookBaseUrl: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** Drift alerts, when ModelMonitoring's `drift` is on. */
+  readonly drift?: DriftRuleOptions;
 }
 
 export function alertRules(context: AlertContext, slos: { availability: Slo; latency: Slo }): Rule[] {
@@ -121,6 +129,30 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
       `kube_horizontalpodautoscaler_status_current_replicas{${hpa}} >= kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} and on (namespace, horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas{${hpa}} > kube_horizontalpodautoscaler_spec_min_replicas{${hpa}}) and on (namespace, horizontalpodautoscaler) kube_horizontalpodautoscaler_info{${target}}`,
       'warning', `The autoscaler of ${who} is pinned at its maximum`,
       `HPA {{ $labels.horizontalpodautoscaler }} has run at its maximum of {{ $value }} replicas for ${durations.ModelServiceAutoscalerMaxedOut}: demand exceeds what it may add. Raise maxReplicas or the per-pod capacity.`));
+  }
+  if (context.drift) rules.push(...driftAlerts(context.drift, alert, who));
+  return rules;
+}
+
+type AlertBuilder = (name: AlertName, expr: string, severity: string, summary: string, description: string) => Rule;
+
+/**
+ * The runtime's drift metrics do not say whether a tensor is an input or an output (the contract fixes their labels),
+ * so the model's signature, when the source read it at synth, splits them; without it, every tensor is one alert.
+ */
+function driftAlerts(drift: DriftRuleOptions, alert: AlertBuilder, who: string): Rule[] {
+  const feature = 'feature {{ $labels.feature }} of tensor {{ $labels.tensor }} (model {{ $labels.model }} version {{ $labels.version }})';
+  const psi = `PSI {{ printf "%.2f" $value }} over ${drift.window}, above ${drift.threshold}`;
+  const input = (tensors?: readonly string[]) => alert(ALERT.inputDrift, driftAlertExpr(drift, tensors), 'warning',
+    `What ${who} is asked no longer looks like its reference data`,
+    `The distribution of ${feature} served by ${who} has moved away from its drift profile: ${psi}. Predictions on data unlike the training data may be wrong without any error.`);
+  if (!drift.tensors) return [input()];
+  const rules: Rule[] = [];
+  if (drift.tensors.inputs.length > 0) rules.push(input(drift.tensors.inputs));
+  if (drift.tensors.outputs.length > 0) {
+    rules.push(alert(ALERT.predictionDrift, driftAlertExpr(drift, drift.tensors.outputs), 'warning',
+      `What ${who} predicts no longer looks like its reference`,
+      `The distribution of ${feature}, an output of ${who}, has moved away from its drift profile: ${psi}. The inputs, the world or the model changed.`));
   }
   return rules;
 }
