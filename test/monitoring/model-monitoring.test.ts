@@ -404,3 +404,73 @@ describe('the TLS and token scrape config on a real Prometheus and runtime', () 
     assert.match(byJob['other-name'].lastError, /certificate|x509/i);
   });
 });
+
+describe('ModelMonitoring drift', () => {
+  const withSource = (model: ModelSource, props: Partial<ModelMonitoringProps> = {}) => {
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const service = new ModelService(chart, 'fraud', { model });
+    const monitoring = new ModelMonitoring(chart, 'monitoring', { service, ...props });
+    return { service, monitoring, objects: Testing.synth(chart) as Manifest[], rules: monitoring.ruleGroups.flatMap((g) => g.rules) };
+  };
+  const driftRules = (rules: Array<{ record?: string; alert?: string }>) => rules.filter((r) => r.record?.startsWith('modelship:drift') || r.alert?.endsWith('Drift'));
+
+  it('is on by default when the source has a profile, off without one', () => {
+    const on = withSource(ModelSource.fromImage('r/m:1', { profile: true }));
+    assert.equal(on.service.hasDriftProfile, true);
+    assert.deepEqual(driftRules(on.rules).map((r) => r.record ?? r.alert), ['modelship:drift_psi:1h', ALERT.inputDrift]);
+    const off = withSource(ModelSource.fromImage('r/m:1'));
+    assert.equal(off.service.hasDriftProfile, false);
+    assert.deepEqual(driftRules(off.rules), []);
+    assert.deepEqual(driftRules(withSource(ModelSource.fromImage('r/m:1', { profile: true }), { drift: { enabled: false } }).rules), []);
+    assert.equal(driftRules(withSource(ModelSource.fromImage('r/m:1'), { drift: { enabled: true } }).rules).length, 2);
+  });
+
+  it('records the PSI per feature, matching bins on every label, and alerts with the threshold, window and for given', () => {
+    const { rules, objects } = withSource(ModelSource.fromImage('r/m:1', { profile: true }), { drift: { threshold: 0.1, window: '6h', for: '1h' } });
+    const record = rules.find((r) => r.record === 'modelship:drift_psi:6h')!;
+    assert.ok(record, 'the record names its window');
+    assert.match(record.expr, new RegExp(`increase\\(${METRIC.driftBins}\\{namespace="risk",service="[^"]+"\\}\\[6h\\]\\)`));
+    assert.match(record.expr, new RegExp(`${METRIC.driftReferenceRatio}\\{namespace="risk"`));
+    assert.match(record.expr, /clamp_min\(.*0\.0001\)/);
+    assert.match(record.expr, /^sum by \(namespace, service, model, version, tensor, feature\) /);
+    const input = rules.find((r) => r.alert === ALERT.inputDrift)!;
+    assert.match(input.expr, /^modelship:drift_psi:6h\{namespace="risk",service="[^"]+"\} > 0\.1$/);
+    assert.equal(input.for, '1h');
+    assert.equal(input.labels!.severity, 'warning');
+    assert.match(input.annotations!.runbook_url, /\/ModelServiceInputDrift\.md$/);
+    const dashboard = JSON.parse(Object.values(objects.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1')!.data!)[0]);
+    const panel = dashboard.panels.find((p: any) => p.title.startsWith('Drift'));
+    assert.equal(panel.targets[0].expr.startsWith('modelship:drift_psi:6h{'), true);
+    assert.deepEqual(panel.gridPos, { h: 8, w: 24, x: 0, y: 40 });
+  });
+
+  it('splits inputs from outputs by the signature of a local model', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelship-drift-'));
+    try {
+      const profile = join(dir, 'profile.json');
+      const feature = { index: 0, edges: [1, 2, 3, 4, 5, 6, 7, 8, 9], ratios: Array(10).fill(0.1) };
+      writeFileSync(profile, JSON.stringify({ format: 'modelship.drift-profile/v1', rows: 10, tensors: [{ name: 'x', kind: 'input', features: [feature] }, { name: 'y', kind: 'output', features: [feature] }] }));
+      const { rules } = withSource(ModelSource.fromFile(MODELS.mlp, { profile }));
+      assert.match(rules.find((r) => r.alert === ALERT.inputDrift)!.expr, /tensor=~"x"\} > 0\.25$/);
+      assert.match(rules.find((r) => r.alert === ALERT.predictionDrift)!.expr, /tensor=~"y"\} > 0\.25$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses options that would do nothing or contradict, quoting the prop, the value and the fix', () => {
+    const image = (profile: boolean) => ModelSource.fromImage('r/m:1', { profile });
+    assert.throws(() => withSource(image(false), { drift: { threshold: 0.1 } }),
+      /'drift\.threshold' \(0\.1\) has no effect: drift is off because the service's model source has no drift profile; give the source a profile .* or set 'drift\.enabled: true'/);
+    assert.throws(() => withSource(image(true), { drift: { threshold: 0 } }), /'drift\.threshold' \(0\) must be a PSI above 0/);
+    assert.throws(() => withSource(image(true), { drift: { window: '1 hour' } }), /'drift\.window' \('1 hour'\) must be a Prometheus duration such as '1h'/);
+    assert.throws(() => withSource(image(true), { drift: { for: '30 min' } }), /'drift\.for' \('30 min'\) must be a Prometheus duration/);
+    assert.throws(() => withSource(image(true), { drift: { for: '1h' }, alertFor: { ModelServiceInputDrift: '2h' } }),
+      /'drift\.for' \('1h'\) and 'alertFor\.ModelServiceInputDrift' \('2h'\) both set how long drift must last; remove one of them/);
+    assert.equal(withSource(image(true), { alertFor: { ModelServiceInputDrift: '2h' } }).rules.find((r) => r.alert === ALERT.inputDrift)!.for, '2h');
+  });
+
+  it('passes the prometheus-operator schemas with drift on', () => {
+    assertValidManifests(withSource(ModelSource.fromImage('r/m:1', { profile: true })).objects);
+  });
+});
