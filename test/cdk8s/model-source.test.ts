@@ -16,6 +16,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { FETCH_SETTINGS, parseSettings } from '@modelship/contract';
 import { ModelCredentials, ModelService, ModelSource, type FromUriOptions } from 'modelship';
 import { checkFetchOptions } from '../../runtime/src/fetch';
+import { MODELS } from '../helpers/paths';
 import { assertValidManifests } from '../helpers/k8s-schema';
 import { key, runChecks, type Manifest } from '../helpers/manifest-policy';
 
@@ -223,3 +224,85 @@ describe('ModelSource.fromFile on a file that is not a model', () => {
 function refuseWith(build: () => unknown, message: string): void {
   assert.throws(build, { message });
 }
+
+describe('drift profiles beside the model', () => {
+  const PROFILE_SHA = 'd'.repeat(64);
+  const feature = { index: 0, edges: [1, 2, 3, 4, 5, 6, 7, 8, 9], ratios: Array(10).fill(0.1) };
+  const mlpProfile = (tensors: unknown[] = [{ name: 'x', kind: 'input', features: [feature] }, { name: 'y', kind: 'output', features: [feature] }], extra = {}) =>
+    JSON.stringify({ format: 'modelship.drift-profile/v1', rows: 10, tensors, ...extra });
+  const withFile = <T>(text: string, body: (path: string) => T): T => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelship-profile-'));
+    try {
+      const path = join(dir, 'profile.json');
+      writeFileSync(path, text);
+      return body(path);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const serviceOf = (model: ModelSource) => {
+    const chart = new Chart(Testing.app(), 'test', { namespace: 'ml' });
+    const service = new ModelService(chart, 'fraud', { model });
+    return { service, objects: Testing.synth(chart) as Manifest[] };
+  };
+
+  it('fromUri: a second init container fetches the profile beside the model, digest-checked, with the same credentials and flags', () => {
+    const objects = synth('oci://registry.registry.svc:5000/models/fraud:3', {
+      plainHttp: true, credentials: ModelCredentials.fromSecret('k'), profile: { uri: 'oci://registry.registry.svc:5000/models/fraud-profile:3', sha256: PROFILE_SHA },
+    });
+    const [model, profile] = pod(objects).initContainers;
+    assert.equal(model.name, 'fetch-model');
+    assert.equal(profile.name, 'fetch-profile');
+    assert.deepEqual(profile.args, ['fetch', '--uri', 'oci://registry.registry.svc:5000/models/fraud-profile:3', '--sha256', PROFILE_SHA, '--dest', '/models/fraud/1/profile.json', '--plain-http', 'true']);
+    assert.deepEqual(profile.env, model.env);
+    assert.deepEqual(profile.volumeMounts, model.volumeMounts);
+    assertValidManifests(objects);
+    // What it writes, the runtime's fetch accepts: it checks the digest of any file, not only of models.
+    const env = Object.fromEntries((profile.env ?? []).map((e: { name: string; value?: string }) => [e.name, e.value ?? 'from-a-secret']));
+    const settings = parseSettings(FETCH_SETTINGS, profile.args.slice(1), env);
+    assert.doesNotThrow(() => checkFetchOptions({ ...settings, uri: settings.uri!, sha256: settings.sha256!, dest: settings.dest! }, env));
+    assert.equal(serviceOf(ModelSource.fromUri('https://m.example.com/m.onnx', { sha256: SHA, profile: { uri: 'https://m.example.com/profile.json', sha256: PROFILE_SHA } })).service.hasDriftProfile, true);
+    assert.equal(serviceOf(ModelSource.fromUri('https://m.example.com/m.onnx', { sha256: SHA })).service.hasDriftProfile, false);
+    assert.equal(pod(synth('https://m.example.com/m.onnx')).initContainers.length, 1);
+  });
+
+  it('fromUri refuses a profile in another store or without a digest', () => {
+    assert.throws(() => ModelSource.fromUri('s3://models/m.onnx', { sha256: SHA, profile: { uri: 'https://x.example.com/profile.json', sha256: PROFILE_SHA } }),
+      /'profile\.uri' \('https:\/\/x\.example\.com\/profile\.json'\) is a https:\/\/ URI, the model's is s3:\/\/; put the profile in the same store as the model/);
+    assert.throws(() => ModelSource.fromUri('s3://models/m.onnx', { sha256: SHA, profile: { uri: 's3://models/profile.json', sha256: 'nope' } }), /'profile\.sha256'/);
+  });
+
+  it('fromFile: the profile in the model\'s ConfigMap, checked against the signature', () => {
+    withFile(mlpProfile(), (path) => {
+      const { service, objects } = serviceOf(ModelSource.fromFile(MODELS.mlp, { profile: path }));
+      const configMap = objects.find((o) => o.kind === 'ConfigMap')!;
+      assert.deepEqual(JSON.parse(configMap.data['profile.json']).tensors.map((t: { name: string }) => t.name), ['x', 'y']);
+      assert.ok(configMap.binaryData['model.onnx']);
+      assert.equal(service.hasDriftProfile, true);
+      assert.equal(service.driftProfile?.tensors.length, 2);
+      assertValidManifests(objects);
+    });
+    assert.equal(serviceOf(ModelSource.fromFile(MODELS.mlp)).service.hasDriftProfile, false);
+  });
+
+  it('fromFile refuses a profile that is not one, or not this model\'s', () => {
+    withFile('{', (path) => assert.throws(() => serviceOf(ModelSource.fromFile(MODELS.mlp, { profile: path })), /'profile' \('.*profile\.json'\) is not JSON/));
+    withFile(mlpProfile([]).replace('"rows":10', '"rows":0'), (path) => assert.throws(() => serviceOf(ModelSource.fromFile(MODELS.mlp, { profile: path })), /'rows' \(0\) must be a positive integer; write it with `modelship profile`/));
+    withFile(mlpProfile([{ name: 'z', kind: 'input', features: [feature] }]), (path) => assert.throws(() => serviceOf(ModelSource.fromFile(MODELS.mlp, { profile: path })),
+      /names tensor 'z', which the model does not have \(inputs: x; outputs: y\)/));
+    withFile(mlpProfile([{ name: 'y', kind: 'input', features: [feature] }]), (path) => assert.throws(() => serviceOf(ModelSource.fromFile(MODELS.mlp, { profile: path })),
+      /calls tensor 'y' an input, but it is an output of the model/));
+    withFile(mlpProfile(undefined, { modelSha256: 'e'.repeat(64) }), (path) => assert.throws(() => serviceOf(ModelSource.fromFile(MODELS.mlp, { profile: path })),
+      /was made for the model with sha256 e{64}, not this one/));
+    assert.throws(() => serviceOf(ModelSource.fromFile(MODELS.mlp, { profile: '/nonexistent/profile.json' })), /'profile' \('\/nonexistent\/profile\.json'\) cannot be read: ENOENT/);
+  });
+
+  it('fromImage and fromPersistentVolumeClaim: { profile: true } says one lies beside the model', () => {
+    assert.equal(serviceOf(ModelSource.fromImage('r/m:1', { profile: true })).service.hasDriftProfile, true);
+    assert.equal(serviceOf(ModelSource.fromImage('r/m:1')).service.hasDriftProfile, false);
+    const chart = new Chart(Testing.app(), 'test', { namespace: 'ml' });
+    const claim = kplus.PersistentVolumeClaim.fromClaimName(chart, 'Claim', 'models-pvc');
+    assert.equal(new ModelService(chart, 'fraud', { model: ModelSource.fromPersistentVolumeClaim(claim, 'repo', { profile: true }) }).hasDriftProfile, true);
+    assert.throws(() => ModelSource.fromImage('r/m:1', { profile: 'yes' as unknown as boolean }), /ModelSource\.fromImage: 'profile' \("yes"\) must be true/);
+  });
+});
