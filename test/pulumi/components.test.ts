@@ -48,6 +48,10 @@ describe('modelship/pulumi', () => {
       service: { model: side.ModelSource.fromImage('registry/m:1'), tlsSecret: secret('fraud-tls'), authTokenSecret: secret('fraud-tokens') },
       monitoring: { scrapeTokenSecret: secret('fraud-tokens'), scrapeTokenKey: 'prometheus' },
     })],
+    ['a URI source with a drift profile, drift alerts with a lower threshold', (side) => ({
+      service: { model: side.ModelSource.fromUri('https://models.example.com/fraud/3/model.onnx', { sha256: 'b'.repeat(64), profile: { uri: 'https://models.example.com/fraud/3/profile.json', sha256: 'c'.repeat(64) } }) },
+      monitoring: { drift: { threshold: 0.1, window: '6h' } },
+    })],
     ['an image, fixed replicas, prometheus-adapter-free, no dashboard', (side) => ({
       service: { model: side.ModelSource.fromImage('registry/m:1'), replicas: 3, allowFrom: [{ podSelector: { matchLabels: { role: 'client' } } }] },
       monitoring: { dashboard: false, latencyObjective: { thresholdSeconds: 0.1, percent: 95 } },
