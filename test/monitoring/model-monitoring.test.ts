@@ -453,6 +453,7 @@ describe('ModelMonitoring drift', () => {
       const { rules } = withSource(ModelSource.fromFile(MODELS.mlp, { profile }));
       assert.match(rules.find((r) => r.alert === ALERT.inputDrift)!.expr, /tensor=~"x"\} > 0\.25$/);
       assert.match(rules.find((r) => r.alert === ALERT.predictionDrift)!.expr, /tensor=~"y"\} > 0\.25$/);
+      for (const name of [ALERT.inputDrift, ALERT.predictionDrift]) assert.ok(existsSync(join(REPO_ROOT, 'docs', 'runbooks', `${name}.md`)), `a runbook for ${name}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
