@@ -417,20 +417,23 @@ describe('ModelMonitoring drift', () => {
   it('is on by default when the source has a profile, off without one', () => {
     const on = withSource(ModelSource.fromImage('r/m:1', { profile: true }));
     assert.equal(on.service.hasDriftProfile, true);
-    assert.deepEqual(driftRules(on.rules).map((r) => r.record ?? r.alert), ['modelship:drift_psi:1h', ALERT.inputDrift]);
+    assert.deepEqual(driftRules(on.rules).map((r) => r.record ?? r.alert), ['modelship:drift_bin_share:1h', 'modelship:drift_psi:1h', ALERT.inputDrift]);
     const off = withSource(ModelSource.fromImage('r/m:1'));
     assert.equal(off.service.hasDriftProfile, false);
     assert.deepEqual(driftRules(off.rules), []);
     assert.deepEqual(driftRules(withSource(ModelSource.fromImage('r/m:1', { profile: true }), { drift: { enabled: false } }).rules), []);
-    assert.equal(driftRules(withSource(ModelSource.fromImage('r/m:1'), { drift: { enabled: true } }).rules).length, 2);
+    assert.equal(driftRules(withSource(ModelSource.fromImage('r/m:1'), { drift: { enabled: true } }).rules).length, 3);
   });
 
   it('records the PSI per feature, matching bins on every label, and alerts with the threshold, window and for given', () => {
     const { rules, objects } = withSource(ModelSource.fromImage('r/m:1', { profile: true }), { drift: { threshold: 0.1, window: '6h', for: '1h' } });
+    const share = rules.find((r) => r.record === 'modelship:drift_bin_share:6h')!;
     const record = rules.find((r) => r.record === 'modelship:drift_psi:6h')!;
-    assert.ok(record, 'the record names its window');
-    assert.match(record.expr, new RegExp(`increase\\(${METRIC.driftBins}\\{namespace="risk",service="[^"]+"\\}\\[6h\\]\\)`));
+    assert.ok(share && record, 'the records name their window');
+    assert.match(share.expr, new RegExp(`increase\\(${METRIC.driftBins}\\{namespace="risk",service="[^"]+"\\}\\[6h\\]\\)`));
+    assert.match(share.expr, /^clamp_min\(.*, 0\.0001\)$/);
     assert.match(record.expr, new RegExp(`${METRIC.driftReferenceRatio}\\{namespace="risk"`));
+    assert.match(record.expr, /modelship:drift_bin_share:6h\{namespace="risk"/);
     assert.match(record.expr, /clamp_min\(.*0\.0001\)/);
     assert.match(record.expr, /^sum by \(namespace, service, model, version, tensor, feature\) /);
     const input = rules.find((r) => r.alert === ALERT.inputDrift)!;

@@ -881,9 +881,13 @@ describe('ModelMonitoring drift rules under promtool', { concurrency: true }, ()
     }
   };
 
+  it('passes promtool check rules with the split drift alerts', async () => {
+    await assertPromtoolPasses(dir, 'check', 'rules', '--lint=all', '--lint-fatal', 'rules.yaml');
+  });
+
   it('splits the alerts by the signature: x is an input, y an output', () => {
     const rules = monitoring.ruleGroups.flatMap((g) => g.rules);
-    assert.deepEqual(rules.filter((r) => r.record?.startsWith('modelship:drift')).map((r) => r.record), [PSI]);
+    assert.deepEqual(rules.filter((r) => r.record?.startsWith('modelship:drift')).map((r) => r.record), ['modelship:drift_bin_share:1h', PSI]);
     assert.match(rules.find((r) => r.alert === ALERT.inputDrift)!.expr, /tensor=~"x"/);
     assert.match(rules.find((r) => r.alert === ALERT.predictionDrift)!.expr, /tensor=~"y"/);
     assert.equal(rules.find((r) => r.alert === ALERT.inputDrift)!.for, '30m');

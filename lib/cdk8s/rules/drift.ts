@@ -20,6 +20,7 @@ export const DEFAULT_DRIFT_THRESHOLD = 0.25;
 
 /** The labels of one feature's distribution; the PSI series carries these, the bin series `bin` as well. */
 const FEATURE_LABELS = ['namespace', 'service', LABEL.model, LABEL.version, LABEL.tensor, LABEL.feature] as const;
+const BIN_LABELS = [...FEATURE_LABELS, LABEL.bin].join(', ');
 
 /**
  * The recorded PSI's name. The window is part of it, as in `slo:sli_error:ratio_rate1h`: a PSI over 6 hours is not
@@ -27,27 +28,37 @@ const FEATURE_LABELS = ['namespace', 'service', LABEL.model, LABEL.version, LABE
  */
 export const driftPsiRecord = (window: string) => `modelship:drift_psi:${window}`;
 
+/** The recorded served share of each bin over `window`, floored: what the PSI compares with the reference. */
+export const driftShareRecord = (window: string) => `modelship:drift_bin_share:${window}`;
+
 /**
- * PromQL for the PSI of every feature of the selected service over `window`.
+ * PromQL for each bin's share of the rows the selected service served over `window`, floored at DRIFT_PSI_FLOOR.
  *
- * - Pods are summed: a feature's distribution is the service's, not a pod's; the reference is the same on every pod
- *   of a version, so `max` keeps one copy of it.
- * - The served share divides by the feature's total only where it is above 0: with no row in the window there is no
- *   distribution to compare (0/0 would be NaN), so no PSI sample, rather than a NaN that no alert compares.
+ * - Pods are summed: a feature's distribution is the service's, not a pod's.
+ * - The share divides by the feature's total only where it is above 0: with no row in the window there is no
+ *   distribution to compare (0/0 would be NaN), so no sample, rather than a NaN that no alert compares.
  * - A bin the counter has no series for yet counts as empty (`or` the reference's bins × 0), for features with rows.
- * - Both sides then carry the same labels, `bin` included, so they match one to one; the sum drops `bin`.
+ */
+export function driftShareExpr(selector: SeriesSelector, window: string): string {
+  const feature = FEATURE_LABELS.join(', ');
+  const m = matchers(selector);
+  const counts = `sum by (${BIN_LABELS}) (increase(${METRIC.driftBins}${m}[${window}]))`;
+  const total = `(sum by (${feature}) (increase(${METRIC.driftBins}${m}[${window}])) > 0)`;
+  const served = `${counts} / on (${feature}) group_left () ${total} or (${referenceExpr(selector)} * 0 and on (${feature}) ${total})`;
+  return `clamp_min(${served}, ${DRIFT_PSI_FLOOR})`;
+}
+
+/** The profile's share of each bin; the same on every pod of a version, so `max` keeps one copy. */
+const referenceExpr = (selector: SeriesSelector) => `max by (${BIN_LABELS}) (${METRIC.driftReferenceRatio}${matchers(selector)})`;
+
+/**
+ * PromQL for the PSI of every feature of the selected service, from the recorded shares (driftShareRecord). Both
+ * sides carry the same labels, `bin` included, so they match one to one; the sum drops `bin`.
  */
 export function driftPsiExpr(selector: SeriesSelector, window: string): string {
-  const feature = FEATURE_LABELS.join(', ');
-  const bin = [...FEATURE_LABELS, LABEL.bin].join(', ');
-  const m = matchers(selector);
-  const counts = `sum by (${bin}) (increase(${METRIC.driftBins}${m}[${window}]))`;
-  const total = `(sum by (${feature}) (increase(${METRIC.driftBins}${m}[${window}])) > 0)`;
-  const reference = `max by (${bin}) (${METRIC.driftReferenceRatio}${m})`;
-  const served = `(${counts} / on (${feature}) group_left () ${total} or (${reference} * 0 and on (${feature}) ${total}))`;
-  const a = `clamp_min(${served}, ${DRIFT_PSI_FLOOR})`;
-  const r = `clamp_min(${reference}, ${DRIFT_PSI_FLOOR})`;
-  return `sum by (${feature}) ((${a} - ${r}) * ln(${a} / ${r}))`;
+  const a = `${driftShareRecord(window)}${matchers(selector)}`;
+  const r = `clamp_min(${referenceExpr(selector)}, ${DRIFT_PSI_FLOOR})`;
+  return `sum by (${FEATURE_LABELS.join(', ')}) ((${a} - ${r}) * ln(${a} / ${r}))`;
 }
 
 export interface DriftRuleOptions {
@@ -58,9 +69,15 @@ export interface DriftRuleOptions {
   readonly tensors?: { readonly inputs: readonly string[]; readonly outputs: readonly string[] };
 }
 
-/** The PSI recording rule. */
+/**
+ * The served shares, then the PSI: in this order in one group, so the PSI reads this evaluation's shares. The shares
+ * are recorded (not inlined) because the PSI reads each twice, and each is two increase() over the whole window.
+ */
 export function driftRecordingRules(options: DriftRuleOptions): Rule[] {
-  return [{ record: driftPsiRecord(options.window), expr: driftPsiExpr(options.selector, options.window) }];
+  return [
+    { record: driftShareRecord(options.window), expr: driftShareExpr(options.selector, options.window) },
+    { record: driftPsiRecord(options.window), expr: driftPsiExpr(options.selector, options.window) },
+  ];
 }
 
 /** The PSI above the threshold, for the tensors named (all of them when `tensors` is undefined). */
