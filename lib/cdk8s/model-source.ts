@@ -382,8 +382,8 @@ class FileSource extends ModelSource {
       throw new Error(`ModelSource.fromFile: '${this.localPath}' is not an ONNX model: ${(error as Error).message}`);
     }
     const profile = this.profilePath === undefined ? undefined : readProfile(this.profilePath, signature);
-    if (profile && size + profile.text.length > CONFIG_MAP_MODEL_LIMIT_BYTES) {
-      throw new Error(`ModelSource.fromFile: '${this.localPath}' (${size} bytes) and its 'profile' '${this.profilePath}' (${profile.text.length} bytes) are over the ${CONFIG_MAP_MODEL_LIMIT_BYTES}-byte ConfigMap limit together; use ModelSource.fromUri with 'profile', or fromImage or fromPersistentVolumeClaim with { profile: true }`);
+    if (profile && size + Buffer.byteLength(profile.text) > CONFIG_MAP_MODEL_LIMIT_BYTES) {
+      throw new Error(`ModelSource.fromFile: '${this.localPath}' (${size} bytes) and its 'profile' '${this.profilePath}' (${Buffer.byteLength(profile.text)} bytes) are over the ${CONFIG_MAP_MODEL_LIMIT_BYTES}-byte ConfigMap limit together; use ModelSource.fromUri with 'profile', or fromImage or fromPersistentVolumeClaim with { profile: true }`);
     }
     const configMap = new kplus.ConfigMap(scope, 'ModelFile', { immutable: true });
     configMap.addBinaryData(MODEL_FILE_NAME, bytes.toString('base64'));
