@@ -698,6 +698,7 @@ function payloadSinkUrl(value: string): URL {
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
     throw new Error(`'payloadLogging.url' ('${value}') must be an http:// or https:// URL`);
   }
+  if (url.username !== '' || url.password !== '') throw new Error("'payloadLogging.url' must not hold credentials (user:password@): the runtime refuses them");
   return url;
 }
 

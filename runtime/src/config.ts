@@ -40,6 +40,8 @@ function checkHttpUrl(flag: string, value: string): void {
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
     throw new UsageError(`--${flag} must be an http:// or https:// URL, received ${JSON.stringify(value)}`);
   }
+  // fetch refuses a URL with credentials; say so now rather than drop every event. The value is not echoed.
+  if (url.username !== '' || url.password !== '') throw new UsageError(`--${flag} must not hold credentials (user:password@)`);
 }
 
 const MiB = 1024 * 1024;

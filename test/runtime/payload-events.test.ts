@@ -119,8 +119,17 @@ describe('payload events', () => {
       const grpcAnswer = await grpcInfer(runtime.grpcPort, {
         model_name: 'mlp', inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', '16'], contents: { fp32_contents: mlpInput(1) } }],
       });
-      await waitFor('four events', () => receiver.events.length >= 4 || undefined, 10_000, 50);
-      assert.equal(receiver.events.length, 4, 'one request and one response event per inference, sampled at 100% when no percent is given');
+      // The binary extension: the tensor's bytes after the JSON header.
+      const raw = Buffer.from(new Float32Array(mlpInput(1).map((v) => v + 1)).buffer);
+      const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], parameters: { binary_data_size: raw.length } }] }));
+      const binary = await fetch(`${runtime.url}/v2/models/mlp/infer`, {
+        method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+        body: Buffer.concat([header, raw]),
+      });
+      assert.equal(binary.status, 200);
+      await binary.arrayBuffer();
+      await waitFor('six events', () => receiver.events.length >= 6 || undefined, 10_000, 50);
+      assert.equal(receiver.events.length, 6, 'one request and one response event per inference, sampled at 100% when no percent is given');
 
       for (const event of receiver.events) {
         const h = event.headers;
@@ -135,7 +144,7 @@ describe('payload events', () => {
         assert.match(String(h['ce-id']), /^[0-9a-f-]{36}$/);
       }
       const ids = [...new Set(receiver.events.map((e) => String(e.headers['ce-id'])))];
-      assert.equal(ids.length, 2, 'the request and response events of one inference share their ce-id');
+      assert.equal(ids.length, 3, 'the request and response events of one inference share their ce-id');
 
       const typed = ids.map((id) => pairOf(receiver.events, id)).find((p) => p.response?.body.model_name === 'typed')!;
       assert.ok(typed.request && typed.response);
@@ -150,7 +159,11 @@ describe('payload events', () => {
         assert.deepEqual({ ...sent }, { name: output.name, datatype: output.datatype, shape: output.shape, data: output.data }, `output ${output.name} as answered`);
       }
 
-      const mlp = ids.map((id) => pairOf(receiver.events, id)).find((p) => p.response?.body.model_name === 'mlp')!;
+      const mlpPairs = ids.map((id) => pairOf(receiver.events, id)).filter((p) => p.response?.body.model_name === 'mlp');
+      const fromBinary = mlpPairs.find((p) => p.request?.body.inputs[0].data[0] === 1)!;
+      assert.deepEqual(fromBinary.request!.body.inputs, [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: mlpInput(1).map((v) => v + 1) }],
+        'a binary-extension request is sent as v2 JSON');
+      const mlp = mlpPairs.find((p) => p !== fromBinary)!;
       assert.ok(mlp.request && mlp.response, 'a gRPC inference sends its pair too');
       assert.deepEqual(mlp.request.body.inputs, [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: mlpInput(1) }], 'gRPC inputs as v2 JSON');
       const sentOutput = mlp.response.body.outputs[0];
@@ -217,7 +230,7 @@ describe('payload events', () => {
     try {
       await medianLatencyMs(runtime, 50);
       const withSink = await medianLatencyMs(runtime, 200);
-      assert.ok(withSink < withoutSink * 2 + 2, `median ${withSink.toFixed(2)} ms with a hanging sink, ${withoutSink.toFixed(2)} ms without`);
+      assert.ok(withSink < withoutSink * 2 + 3, `median ${withSink.toFixed(2)} ms with a hanging sink, ${withoutSink.toFixed(2)} ms without`);
       assert.ok(receiver.arrived() > 0, 'the sink was reached');
       // 500 events queued by the runs above, 4 stuck in flight: another 800 inferences overflow the 1000-event queue.
       const body = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: mlpInput(1) }] });
@@ -256,5 +269,10 @@ describe('payload events', () => {
       expectExit(result, 2);
       assert.match(oneLineReason(result), /--payload-log-url must be an http:\/\/ or https:\/\/ URL/);
     }
+    const withCredentials = await runCli(['serve', '--model', `mlp=${MODELS.mlp}`, '--payload-log-url', 'http://u:secret@sink/']);
+    expectExit(withCredentials, 2);
+    const reason = oneLineReason(withCredentials);
+    assert.match(reason, /--payload-log-url must not hold credentials/);
+    assert.ok(!reason.includes('secret'), 'the password is not echoed');
   });
 });
