@@ -106,15 +106,31 @@ export const SERVE_SETTINGS = {
   },
   payloadLogPercent: {
     kind: 'integer', flag: 'payload-log-percent', env: 'MODELSHIP_PAYLOAD_LOG_PERCENT', default: 0, min: 0, max: 100,
-    description: 'Percent of inferences whose inputs and outputs are logged (0: off)',
+    description: 'Percent of inferences whose inputs and outputs are logged (0: off, or every inference when --payload-log-url is set)',
   },
   payloadLogMaxBytes: {
     kind: 'integer', flag: 'payload-log-max-bytes', env: 'MODELSHIP_PAYLOAD_LOG_MAX_BYTES', default: 4096, min: 256, max: 1024 * 1024,
-    description: 'Most bytes of tensor data logged per payload record',
+    description: 'Most bytes of tensor data logged per payload record (per event with --payload-log-url)',
   },
   payloadLogRedact: {
     kind: 'list', flag: 'payload-log-redact', env: 'MODELSHIP_PAYLOAD_LOG_REDACT',
     description: 'Tensor names whose data is never logged, repeatable',
+  },
+  payloadLogUrl: {
+    kind: 'string', flag: 'payload-log-url', env: 'MODELSHIP_PAYLOAD_LOG_URL',
+    description: "http(s) URL that sampled inferences are POSTed to as CloudEvents, a request and a response event each, in the form KServe's payload logger sends; sampled payloads then go there instead of stdout. Every inference is sent unless --payload-log-percent samples fewer",
+  },
+  payloadLogSource: {
+    kind: 'string', flag: 'payload-log-source', env: 'MODELSHIP_PAYLOAD_LOG_SOURCE',
+    description: "The events' ce-source; unset: http://localhost:<--http-port>/",
+  },
+  payloadLogServiceName: {
+    kind: 'string', flag: 'payload-log-service-name', env: 'MODELSHIP_PAYLOAD_LOG_SERVICE_NAME',
+    description: "The events' ce-inferenceservicename; unset: the name of the model that served the inference",
+  },
+  payloadLogNamespace: {
+    kind: 'string', flag: 'payload-log-namespace', env: 'MODELSHIP_PAYLOAD_LOG_NAMESPACE',
+    description: "The events' ce-namespace (the constructs set it to the pod's namespace); unset: empty",
   },
   pollRepositorySeconds: {
     kind: 'integer', flag: 'poll-repository-seconds', env: 'MODELSHIP_POLL_REPOSITORY_SECONDS', default: 5, min: 0, max: 3600,

@@ -29,14 +29,30 @@ const PACKAGE_VERSION: string = require('../package.json').version;
 /** The runtime image the constructs deploy unless told otherwise. */
 export const DEFAULT_RUNTIME_IMAGE = `ghcr.io/modelship/runtime:${PACKAGE_VERSION}`;
 
-/** Which inferences the runtime logs, inputs and outputs, as JSON lines on stdout. */
+/**
+ * Which inferences the runtime logs, inputs and outputs: as JSON lines on stdout, or, with `url`, as CloudEvents
+ * POSTed to a sink in the form KServe's payload logger sends (docs/runtime.md, Payload events).
+ */
 export interface PayloadLogging {
-  /** Percent of inferences logged, 1 to 100. */
-  readonly percent: number;
-  /** Most bytes of tensor data per record. @default 4096 */
+  /**
+   * Percent of inferences logged, 1 to 100.
+   * @default - required without `url`; with it, every inference
+   */
+  readonly percent?: number;
+  /** Most bytes of tensor data per record (per event with `url`). @default 4096 */
   readonly maxBytes?: number;
   /** Tensor names whose data is never logged (personal data, say). @default - none */
   readonly redact?: string[];
+  /**
+   * http(s) URL of a sink that receives each logged inference as a request and a response CloudEvent, instead of
+   * stdout. The NetworkPolicy lets the pods reach its port (on any host: a NetworkPolicy cannot name hosts).
+   * @default - stdout
+   */
+  readonly url?: string;
+  /** The events' ce-inferenceservicename. @default - the model's name */
+  readonly serviceName?: string;
+  /** The events' ce-source, a URI. @default 'http://localhost:8080/' */
+  readonly source?: string;
 }
 
 export interface ModelServiceProps {
@@ -268,7 +284,8 @@ export class ModelService extends Construct {
     this.service = this.createService(props, exposure);
     if (exposure.ingress) this.ingress = addIngress(this, this.service, exposure.ingress);
     if (replicas > 1) this.ensureDisruptionBudget();
-    this.networkPolicy = this.createNetworkPolicy(ingressPeers(props.allowFrom, exposure), [DNS_EGRESS, ...(source.egress ?? []), ...(props.allowEgress ?? [])]);
+    this.networkPolicy = this.createNetworkPolicy(ingressPeers(props.allowFrom, exposure),
+      [DNS_EGRESS, ...(source.egress ?? []), ...payloadSinkEgress(props.payloadLogging), ...(props.allowEgress ?? [])]);
     this.node.addValidation({ validate: () => this.serviceNameClashes() });
   }
 
@@ -386,7 +403,10 @@ export class ModelService extends Construct {
         image: source.image ?? options.runtimeImage,
         imagePullPolicy: props.imagePullPolicy,
         args: ['serve', `--${SERVE_SETTINGS.modelRepository.flag}`, MODEL_REPOSITORY_PATH, ...runtimeArgs(props, options.resources, options.gpus, this.drainTimeoutSeconds), ...securityArgs(props)],
-        envVariables: props.env,
+        // The events' ce-namespace is the pod's, which only the downward API knows when the chart names none.
+        envVariables: props.payloadLogging?.url !== undefined
+          ? { [SERVE_SETTINGS.payloadLogNamespace.env]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE), ...props.env }
+          : props.env,
         ports: [{ name: PORT_NAME.http, number: HTTP_PORT }, { name: PORT_NAME.grpc, number: GRPC_PORT }],
         // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes.
         startup: readiness(5, 60),
@@ -641,10 +661,24 @@ function runtimeArgs(props: ModelServiceProps, resources: Resources, gpus: numbe
   // As many onnxruntime threads as the CPU limit has whole cores: more would be throttled by the quota.
   write('intraOpThreads', SERVE_SETTINGS.intraOpThreads, props.intraOpThreads ?? Math.max(1, Math.floor(cpuCores(resources.cpuLimit))));
   if (props.payloadLogging) {
-    write('payloadLogging.percent', SERVE_SETTINGS.payloadLogPercent, props.payloadLogging.percent);
-    if (props.payloadLogging.percent === 0) throw new Error("'payloadLogging.percent' (0) turns payload logging off; leave 'payloadLogging' unset instead");
-    write('payloadLogging.maxBytes', SERVE_SETTINGS.payloadLogMaxBytes, props.payloadLogging.maxBytes);
-    for (const name of props.payloadLogging.redact ?? []) args.push(`--${SERVE_SETTINGS.payloadLogRedact.flag}=${checkTensorName(name)}`);
+    const logging = props.payloadLogging;
+    if (logging.percent === undefined && logging.url === undefined) throw new Error("'payloadLogging' needs 'percent' (stdout records) or 'url' (a sink for events)");
+    write('payloadLogging.percent', SERVE_SETTINGS.payloadLogPercent, logging.percent);
+    if (logging.percent === 0) throw new Error("'payloadLogging.percent' (0) turns payload logging off; leave 'payloadLogging' unset instead");
+    write('payloadLogging.maxBytes', SERVE_SETTINGS.payloadLogMaxBytes, logging.maxBytes);
+    for (const name of logging.redact ?? []) args.push(`--${SERVE_SETTINGS.payloadLogRedact.flag}=${checkTensorName(name)}`);
+    if (logging.url !== undefined) args.push(`--${SERVE_SETTINGS.payloadLogUrl.flag}=${payloadSinkUrl(logging.url).href}`);
+    if (logging.serviceName !== undefined) {
+      if (logging.serviceName.length === 0) throw new Error("'payloadLogging.serviceName' must not be empty");
+      args.push(`--${SERVE_SETTINGS.payloadLogServiceName.flag}=${logging.serviceName}`);
+    }
+    if (logging.source !== undefined) {
+      if (!URL.canParse(logging.source)) throw new Error(`'payloadLogging.source' ('${logging.source}') must be a URI`);
+      args.push(`--${SERVE_SETTINGS.payloadLogSource.flag}=${logging.source}`);
+    }
+  } else if (props.env?.[SERVE_SETTINGS.payloadLogUrl.env] !== undefined) {
+    // A sink named through env would get no NetworkPolicy egress, and every event would be dropped.
+    throw new Error(`set the payload sink with 'payloadLogging.url', not env ${SERVE_SETTINGS.payloadLogUrl.env}: the NetworkPolicy must allow its port`);
   }
   args.push(`--${SERVE_SETTINGS.drainTimeoutSeconds.flag}=${drainTimeoutSeconds}`);
   if (gpus > 0) args.push(`--${SERVE_SETTINGS.executionProvider.flag}=cuda`);
@@ -666,6 +700,27 @@ function settingValue(prop: string, setting: Setting, value: number | string | b
     default:
       throw new Error(`'${prop}' is a list setting; it has its own prop`);
   }
+}
+
+/** The sink's URL, checked as the runtime checks --payload-log-url, so that a bad one fails at synth, not in the pod. */
+function payloadSinkUrl(value: string): URL {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    throw new Error(`'payloadLogging.url' ('${value}') must be an http:// or https:// URL`);
+  }
+  if (url.username !== '' || url.password !== '') throw new Error("'payloadLogging.url' must not hold credentials (user:password@): the runtime refuses them");
+  return url;
+}
+
+/**
+ * Egress to the payload sink's port. Its address is unknown at synth time (a Service name, an external host) and a
+ * NetworkPolicy cannot name hosts, so any destination on that port, as for the model download.
+ */
+function payloadSinkEgress(logging: PayloadLogging | undefined): kplus.k8s.NetworkPolicyEgressRule[] {
+  if (logging?.url === undefined) return [];
+  const url = payloadSinkUrl(logging.url);
+  const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+  return [{ ports: [{ port: kplus.k8s.IntOrString.fromNumber(port), protocol: 'TCP' }] }];
 }
 
 function checkTensorName(name: string): string {

@@ -27,7 +27,21 @@ export function parseServeSettings(argv: readonly string[], env: NodeJS.ProcessE
   if (result.modelRepository && result.model.length > 0) {
     throw new UsageError('give either --model-repository or --model, not both');
   }
+  // A bad sink address would otherwise only show as every event dropped, long after the start.
+  if (result.payloadLogUrl !== undefined) checkHttpUrl('payload-log-url', result.payloadLogUrl);
+  if (result.payloadLogSource !== undefined && !URL.canParse(result.payloadLogSource)) {
+    throw new UsageError(`--payload-log-source must be a URI (the events' ce-source), received ${JSON.stringify(result.payloadLogSource)}`);
+  }
   return result;
+}
+
+function checkHttpUrl(flag: string, value: string): void {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    throw new UsageError(`--${flag} must be an http:// or https:// URL, received ${JSON.stringify(value)}`);
+  }
+  // fetch refuses a URL with credentials; say so now rather than drop every event. The value is not echoed.
+  if (url.username !== '' || url.password !== '') throw new UsageError(`--${flag} must not hold credentials (user:password@)`);
 }
 
 const MiB = 1024 * 1024;

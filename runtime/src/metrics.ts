@@ -49,6 +49,12 @@ export class RuntimeMetrics {
     labelNames: [LABEL.model, LABEL.version, LABEL.sha256, LABEL.opset], registers: [this.registry],
   });
 
+  // No labels: drops are the sink's, whichever model the event was of; always exported, 0 without a sink.
+  readonly payloadEventsDropped = new Counter({
+    name: METRIC.payloadEventsDropped, help: 'Payload events (--payload-log-url) dropped: the queue was full or the sink failed.',
+    registers: [this.registry],
+  });
+
   private readonly versions = new Map<string, VersionMetrics>();
   /** The model_info label set of each loaded version, so that `forget` removes exactly the series it set. */
   private readonly infoLabels = new Map<string, Record<string, string>>();

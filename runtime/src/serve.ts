@@ -10,6 +10,7 @@ import { CodecPool } from './core/codec-pool';
 import { InferenceCore } from './core/inference';
 import { containerResources } from './resources';
 import { beforeDeadline } from './deadline';
+import { PayloadEventSink } from './payload-events';
 import { PayloadLogger } from './payload-log';
 import { RuntimeMetrics } from './metrics';
 import { ModelRegistry } from './model/registry';
@@ -40,6 +41,8 @@ export interface LoadFailure {
  * more main-thread time than the work it moves (docs/benchmarks.md, codec threads).
  */
 const CODEC_THREAD_FROM_BYTES = 16 * 1024;
+/** How long the payload sink may take to send what is queued when the server stops. */
+const EVENTS_FLUSH_MS = 2000;
 
 export async function serve(settings: ResolvedServeSettings, log: Logger, serverVersion: string): Promise<RunningServer> {
   // Certificates and tokens first: a wrong path ends the start before any model loads.
@@ -55,12 +58,20 @@ export async function serve(settings: ResolvedServeSettings, log: Logger, server
   }
   const metrics = new RuntimeMetrics();
   const registry = new ModelRegistry(entries, settings, metrics, log);
-  const payloads = settings.payloadLogPercent > 0
+  // With a sink, sampled payloads go there instead of stdout: one place to look, and no record written twice.
+  const events = settings.payloadLogUrl !== undefined
+    ? new PayloadEventSink({
+      url: settings.payloadLogUrl, percent: settings.payloadLogPercent, maxBytes: settings.payloadLogMaxBytes,
+      redact: settings.payloadLogRedact, source: settings.payloadLogSource ?? `http://localhost:${settings.httpPort}/`,
+      serviceName: settings.payloadLogServiceName, namespace: settings.payloadLogNamespace ?? '',
+    }, metrics.payloadEventsDropped, log.child({ component: 'payload-events' }))
+    : undefined;
+  const payloads = settings.payloadLogPercent > 0 && events === undefined
     ? new PayloadLogger({ percent: settings.payloadLogPercent, maxBytes: settings.payloadLogMaxBytes, redact: settings.payloadLogRedact }, log.child({ component: 'payload' }))
     : undefined;
   const limits = { maxTensorElements: settings.maxTensorElements, maxResponseBytes: settings.maxResponseBytes };
   const codecs = new CodecPool({ threads: containerResources().cpus, offloadFromBytes: CODEC_THREAD_FROM_BYTES });
-  const core = new InferenceCore(registry, metrics, limits, codecs, payloads);
+  const core = new InferenceCore(registry, metrics, limits, codecs, payloads, events);
   const http = createHttpServer(core, {
     maxBodyBytes: settings.maxBodyBytes, requestTimeoutSeconds: settings.requestTimeoutSeconds,
     maxConnections: settings.maxConnections, serverVersion, log, auth, tls,
@@ -117,6 +128,8 @@ export async function serve(settings: ResolvedServeSettings, log: Logger, server
 
   let stopping: Promise<boolean> | undefined;
   const shutdown = (reason: string) => (stopping ??= (clearInterval(polling), drain(http, grpc, core, settings.drainTimeoutSeconds, reason, log)
+    // The last requests' events are sent for a moment more; the sink is closed on any outcome of the drain.
+    .finally(() => events?.close(EVENTS_FLUSH_MS))
     .finally(() => {
       void codecs.close();
       // The file watchers hold no reference on the event loop, but nothing should reload after the doors closed.

@@ -235,6 +235,31 @@ describe('ModelService egress', () => {
     for (const [uri, port] of cases) assert.deepEqual(egress(ModelSource.fromUri(uri, { sha256: SHA })), [DNS, tcp(port)], uri);
   });
 
+  it('allows the payload sink\'s port, and sets the events\' namespace from the pod\'s', () => {
+    const cases: Array<[string, number]> = [
+      ['http://payload-sink.monitoring.svc/events', 80],
+      ['https://sink.example.com/', 443],
+      ['http://payload-sink.monitoring.svc:8081/', 8081],
+    ];
+    for (const [url, port] of cases) {
+      const objects = synth((c) => new ModelService(c, 's', { model: ModelSource.fromImage('registry/m:1'), payloadLogging: { url } }));
+      assert.deepEqual(one(objects, 'NetworkPolicy').spec.egress, [DNS, tcp(port)], url);
+      const runtime = one(objects, 'Deployment').spec.template.spec.containers[0];
+      assert.ok(runtime.args.includes(`--payload-log-url=${new URL(url).href}`), runtime.args.join(' '));
+      assert.ok(!runtime.args.some((a: string) => a.startsWith('--payload-log-percent')), 'no percent: every inference, as KServe\'s logger');
+      assert.deepEqual(runtime.env.find((e: any) => e.name === 'MODELSHIP_PAYLOAD_LOG_NAMESPACE'),
+        { name: 'MODELSHIP_PAYLOAD_LOG_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
+    }
+    const both = synth((c) => new ModelService(c, 's', { model: ModelSource.fromUri('https://m/x.onnx', { sha256: SHA }),
+      payloadLogging: { url: 'http://sink:9000/', percent: 10, serviceName: 'fraud', source: 'http://fraud.team-a.svc/' } }));
+    assert.deepEqual(one(both, 'NetworkPolicy').spec.egress, [DNS, tcp(443), tcp(9000)]);
+    const args = one(both, 'Deployment').spec.template.spec.containers[0].args;
+    for (const flag of ['--payload-log-url=http://sink:9000/', '--payload-log-percent=10', '--payload-log-service-name=fraud', '--payload-log-source=http://fraud.team-a.svc/']) {
+      assert.ok(args.includes(flag), `${flag} in ${args.join(' ')}`);
+    }
+    assert.deepEqual(egress(ModelSource.fromImage('registry/m:1')), [DNS], 'no sink, no egress for one');
+  });
+
   it('appends the rules given in allowEgress', () => {
     const proxy = { to: [{ ipBlock: { cidr: '10.0.0.0/8' } }], ports: [{ port: kplus.k8s.IntOrString.fromNumber(3128), protocol: 'TCP' }] };
     assert.deepEqual(egress(ModelSource.fromUri('https://m/x.onnx', { sha256: SHA }), { allowEgress: [proxy] }),
@@ -551,6 +576,10 @@ describe('what was accepted but wrong is refused with the fix', () => {
     ['a bad service name', (c) => new ModelService(c, 's', { model: image, serviceName: 'Fraud' }), /'serviceName' \('Fraud'\) must be 1 to 63 lower-case letters/],
     ['a setting outside its choices', (c) => new ModelService(c, 's', { model: image, graphOptimizationLevel: 'max' as never }), /'graphOptimizationLevel' \('max'\) must be one of 'disabled', 'basic', 'extended', 'all'/],
     ['payload logging at 0%', (c) => new ModelService(c, 's', { model: image, payloadLogging: { percent: 0 } }), /'payloadLogging.percent' \(0\) turns payload logging off/],
+    ['payload logging with neither percent nor url', (c) => new ModelService(c, 's', { model: image, payloadLogging: {} }), /'payloadLogging' needs 'percent' \(stdout records\) or 'url'/],
+    ['a payload sink that is not http(s)', (c) => new ModelService(c, 's', { model: image, payloadLogging: { url: 'ftp://sink/' } }), /'payloadLogging.url' \('ftp:\/\/sink\/'\) must be an http:\/\/ or https:\/\/ URL/],
+    ['a payload sink through env', (c) => new ModelService(c, 's', { model: image, env: { MODELSHIP_PAYLOAD_LOG_URL: kplus.EnvValue.fromValue('http://sink/') } }),
+      /set the payload sink with 'payloadLogging.url', not env MODELSHIP_PAYLOAD_LOG_URL/],
   ];
   for (const [name, build, message] of cases) {
     it(name, () => assert.throws(() => synth(build), message));

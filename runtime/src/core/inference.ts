@@ -11,6 +11,7 @@ import { InFlight } from '../in-flight';
 import type { RuntimeMetrics } from '../metrics';
 import type { ModelRegistry } from '../model/registry';
 import type { ModelVersion } from '../model/model-version';
+import type { PayloadEventSink } from '../payload-events';
 import type { PayloadLogger } from '../payload-log';
 import { dataBytes, type NamedTensor } from '../tensor/datatypes';
 import { publicShape, type ShapeLimits, type TensorSpec } from '../tensor/signature';
@@ -61,6 +62,7 @@ export class InferenceCore {
     readonly limits: InferenceLimits,
     private readonly codecs: CodecRunner,
     private readonly payloads?: PayloadLogger,
+    private readonly events?: PayloadEventSink,
   ) {}
 
   /** From now on readiness answers 503 (SIGTERM); the transports decide which requests are still served. */
@@ -115,9 +117,12 @@ export class InferenceCore {
       const { decoded, meta } = await this.codecs.decode(codec, wire, target.signature, this.limits);
       // Inputs move to the session worker without a copy, so a sampled record takes its share of them first.
       const sampled = this.payloads?.sample() ? this.payloads.capture(decoded.inputs, 0.5) : undefined;
+      // The sink only queues here; sending is its own loop's, so a slow sink never holds the answer back.
+      const event = this.events?.sample() ? this.events.request(target.name, decoded.inputs) : undefined;
       const result = await target.run(decoded.inputs, decoded.outputs);
       this.checkResponseSize(target, result.outputs);
       if (sampled) this.payloads!.write(target.name, target.version, sampled, result.outputs);
+      if (event) this.events!.response(event, target.version, result.outputs);
       // Compute time and batch size are per executed run, so the queue records them (model/registry.ts).
       series.queueDuration.observe(result.queueSeconds);
       return await this.codecs.encode(codec, { model: target.name, version: target.version, outputs: result.outputs }, meta);
