@@ -47,11 +47,17 @@ export function featureValue(tensor: Tensor, row: number, feature: number): numb
 export function countRows(profiled: DriftTensor, tensor: Tensor, counts: Uint32Array): void {
   const layout = rowsAndFeatures(tensor.shape);
   if (!layout || !isProfiled(tensor.datatype)) return;
+  const data = tensor.data as TypedArray;
+  // Plain number arrays: BigInt data needs Number() per element, the rest reads as numbers already.
+  const big = typeof data[0] === 'bigint';
   for (const [f, feature] of profiled.features.entries()) {
     if (feature.index >= layout.features) continue;
     const base = f * DRIFT_BINS;
+    const edges = feature.edges;
     for (let row = 0; row < layout.rows; row++) {
-      const bin = binOf(feature.edges, featureValue(tensor, row, feature.index));
+      // The common case (rank 1 and 2 of non-BigInt data) reads the element directly, on the session worker's time.
+      const value = layout.stride === 1 && !big ? (data[row * layout.features + feature.index] as number) : featureValue(tensor, row, feature.index);
+      const bin = binOf(edges, value);
       if (bin !== undefined) counts[base + bin]++;
     }
   }
