@@ -124,7 +124,7 @@ async function served(runtime: RuntimeProcess, model: string, send: StatusSender
 
 /**
  * The cost of drift counting: two copies of the tiny MLP in one runtime, one with a profile.json (20 features, 200
- * series) and one without, at 64 connections over v2 JSON, alternated twice so both see the same machine. The MLP
+ * series) and one without, at 64 connections over v2 JSON, alternated over 4 rounds so both see the same machine. The MLP
  * does the least compute per row of any workload here, so counting is the largest share of its run it can be.
  */
 async function measureDrift(log: (message: string) => void): Promise<Row[]> {
@@ -139,12 +139,13 @@ async function measureDrift(log: (message: string) => void): Promise<Row[]> {
     writeProfile(join(dir, 'models', 'mlp_drift', '1', 'profile.json'), (await profileModel(MODELS.mlp, join(dir, 'reference.jsonl'))).profile);
     const runtime = await startRuntime(['--model-repository', join(dir, 'models'), '--max-queue-size', '1024']);
     const concurrency = 64;
-    const rounds = 3;
+    const rounds = 4;
     const http = new HttpClient(runtime.url, concurrency);
     const measured: Record<'off' | 'on', { result: LoadResult; meanBatch: number }[]> = { off: [], on: [] };
     try {
       for (let round = 0; round < rounds; round++) {
-        for (const mode of ['off', 'on'] as const) {
+        // Each mode goes first in every other round: the first cell of a round runs on a cooler machine.
+        for (const mode of round % 2 === 0 ? ['off', 'on'] as const : ['on', 'off'] as const) {
           log(`drift ${mode}: tabular MLP, concurrency ${concurrency}, round ${round + 1} of ${rounds}`);
           const model = mode === 'on' ? 'mlp_drift' : 'mlp_plain';
           measured[mode].push(await served(runtime, model, jsonSender(http, `/v2/models/${model}/infer`, WORKLOADS[0].input), concurrency));
