@@ -98,8 +98,8 @@ export class ProfileBuilder {
   rows = 0;
 
   /**
-   * Adds one request's tensors (its inputs and outputs); `rows` is the request's row count, `limit` how many of
-   * them to take. Throws when a tensor's features differ from earlier rows.
+   * Adds one request's tensors (its inputs and outputs): its rows are dim 0 of its first input, of which `limit`
+   * at most are taken. Throws when a tensor's features differ from earlier rows.
    */
   add(inputs: readonly NamedTensor[], outputs: readonly NamedTensor[], limit = Infinity): void {
     const take = Math.min(limit, inputs[0]?.shape[0] ?? 0);

@@ -80,6 +80,16 @@ async function infer(runtime: RuntimeProcess, model: string, rows: readonly numb
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
 }
 
+/** identity_all's inputs, rank 1 (["n"]) of every datatype: 20 rows, values 0..19 shuffled. */
+const RANK1_VALUES = [7, 3, 19, 0, 12, 5, 16, 1, 9, 14, 2, 18, 6, 11, 4, 17, 8, 13, 10, 15];
+const RANK1_INPUTS = [
+  ['bool', 'BOOL'], ['uint8', 'UINT8'], ['uint16', 'UINT16'], ['uint32', 'UINT32'], ['uint64', 'UINT64'], ['int8', 'INT8'],
+  ['int16', 'INT16'], ['int32', 'INT32'], ['int64', 'INT64'], ['fp16', 'FP16'], ['fp32', 'FP32'], ['fp64', 'FP64'], ['bytes', 'BYTES'],
+].map(([suffix, datatype]) => ({
+  name: `in_${suffix}`, datatype, shape: [RANK1_VALUES.length],
+  data: datatype === 'BOOL' ? RANK1_VALUES.map((v) => v % 2 === 1) : datatype === 'BYTES' ? RANK1_VALUES.map(String) : RANK1_VALUES,
+}));
+
 describe('drift', () => {
   const dir = mkdtempSync(join(tmpdir(), 'modelship-drift-'));
   const repository = join(dir, 'models');
@@ -108,6 +118,12 @@ describe('drift', () => {
     version('baseline');
     writeFileSync(join(version('bad_format'), 'profile.json'), JSON.stringify({ ...profile, format: 'v0' }));
     writeFileSync(join(version('bad_tensor'), 'profile.json'), JSON.stringify({ ...profile, tensors: [{ ...profile.tensors[0], name: 'z' }] }));
+    writeFileSync(join(dir, 'rank1.jsonl'), `${JSON.stringify(RANK1_INPUTS)}\n`);
+    expectExit(await runCli(['profile', '--model', MODELS.identityAll, '--data', join(dir, 'rank1.jsonl'), '--out', join(dir, 'rank1.json')]), 0);
+    const rank1 = join(repository, 'rank1', '1');
+    mkdirSync(rank1, { recursive: true });
+    copyFileSync(MODELS.identityAll, join(rank1, 'model.onnx'));
+    copyFileSync(join(dir, 'rank1.json'), join(rank1, 'profile.json'));
     runtime = await startRuntime(['--model-repository', repository, '--drift-baseline-rows', '20', '--max-queue-delay-microseconds', '20000']);
   });
 
@@ -163,6 +179,23 @@ describe('drift', () => {
     const all = [...requests, ...shifted];
     const allY = (await Promise.all(all.map((rows) => outputsOf(session, rows)))).flat();
     assert.deepEqual(after, expectedCounts(profile, all.flat(), allY));
+  });
+
+  it('rank-1 tensors are one feature each, BigInt data included; FP16 and BYTES are not profiled', async () => {
+    const rank1 = JSON.parse(readFileSync(join(dir, 'rank1.json'), 'utf8')) as DriftProfile;
+    const names = rank1.tensors.map((t) => t.name).sort();
+    const numeric = ['bool', 'fp32', 'fp64', 'int16', 'int32', 'int64', 'int8', 'uint16', 'uint32', 'uint64', 'uint8'];
+    assert.deepEqual(names, [...numeric.map((t) => `in_${t}`), ...numeric.map((t) => `out_${t}`)].sort());
+    const int64 = rank1.tensors.find((t) => t.name === 'out_int64')!;
+    assert.deepEqual(int64.features.map((f) => f.index), [0]);
+    assert.deepEqual(int64.features[0].edges, [2, 4, 6, 8, 10, 12, 14, 16, 18]);
+    assert.deepEqual(int64.features[0].ratios, new Array(DRIFT_BINS).fill(0.1));
+    const answer = await postJson(`${runtime!.url}/v2/models/rank1/infer`, { inputs: RANK1_INPUTS });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const served = await scrapeDrift(runtime!, METRIC.driftBins, 'rank1');
+    for (const tensor of rank1.tensors) {
+      tensor.features[0].ratios.forEach((ratio, bin) => assert.equal(served.get(`${tensor.name}/0/${bin}`), ratio * RANK1_VALUES.length, `${tensor.name} bin ${bin}`));
+    }
   });
 
   it('a bad profile fails its version\'s load with the reason, and the other models serve', async () => {
