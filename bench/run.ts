@@ -6,10 +6,13 @@
  *   (d) the runtime over v2 JSON, v2 binary and v2 gRPC, at concurrency 1, 8 and 64;
  *   (e) transport floor — the bare node:http server moving the same bytes in and out as a binary OCR request, at
  *       concurrency 1: with (a) it bounds what any HTTP server could reach, compute plus transport;
- * plus an overload run at twice the sustainable rate. `--write` puts the tables into docs/benchmarks.md.
+ * plus an overload run at twice the sustainable rate, and the tiny MLP at 64 connections with drift counting on and
+ * off in the same runtime. `--write` puts the tables into docs/benchmarks.md; `--only drift` runs the drift row alone.
  * BENCH_SECONDS sets the seconds per measurement (default 3).
  */
 import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +26,8 @@ import { METRIC } from '@modelship/contract';
 import { binarySender, GrpcClient, HttpClient, jsonSender, ok, type StatusSender, type TensorInput, v2JsonBody, v2Request } from './clients';
 import { formatCrossover, measureCodecCrossover, type CrossoverRow } from './codec-crossover';
 import { writeReport } from './report';
+import { profileModel, writeProfile } from '../runtime/src/profile';
+import { countRows, ProfileBuilder } from '../runtime/src/drift';
 import { closedLoop, type LoadResult, openLoop, percentile } from './load';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -117,10 +122,94 @@ async function served(runtime: RuntimeProcess, model: string, send: StatusSender
   return { result, meanBatch: (after.sum - before.sum) / Math.max(1, after.count - before.count) };
 }
 
+/**
+ * The cost of drift counting: two copies of the tiny MLP in one runtime, one with a profile.json (20 features, 200
+ * series) and one without, at 64 connections over v2 JSON, alternated over 4 rounds so both see the same machine. The MLP
+ * does the least compute per row of any workload here, so counting is the largest share of its run it can be.
+ */
+async function measureDrift(log: (message: string) => void): Promise<Row[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'modelship-bench-drift-'));
+  try {
+    const reference = Array.from({ length: 50 }, (_, i) => JSON.stringify([{ name: 'x', datatype: 'FP32', shape: [4, 16], data: [...randomFloats(64, 1000 + i)] }]));
+    writeFileSync(join(dir, 'reference.jsonl'), `${reference.join('\n')}\n`);
+    for (const model of ['mlp_plain', 'mlp_drift']) {
+      mkdirSync(join(dir, 'models', model, '1'), { recursive: true });
+      copyFileSync(MODELS.mlp, join(dir, 'models', model, '1', 'model.onnx'));
+    }
+    writeProfile(join(dir, 'models', 'mlp_drift', '1', 'profile.json'), (await profileModel(MODELS.mlp, join(dir, 'reference.jsonl'))).profile);
+    const runtime = await startRuntime(['--model-repository', join(dir, 'models'), '--max-queue-size', '1024']);
+    const concurrency = 64;
+    const rounds = 4;
+    const http = new HttpClient(runtime.url, concurrency);
+    const measured: Record<'off' | 'on', { result: LoadResult; meanBatch: number }[]> = { off: [], on: [] };
+    try {
+      for (let round = 0; round < rounds; round++) {
+        // Each mode goes first in every other round: the first cell of a round runs on a cooler machine.
+        for (const mode of round % 2 === 0 ? ['off', 'on'] as const : ['on', 'off'] as const) {
+          log(`drift ${mode}: tabular MLP, concurrency ${concurrency}, round ${round + 1} of ${rounds}`);
+          const model = mode === 'on' ? 'mlp_drift' : 'mlp_plain';
+          measured[mode].push(await served(runtime, model, jsonSender(http, `/v2/models/${model}/infer`, WORKLOADS[0].input), concurrency));
+        }
+      }
+    } finally {
+      await http.close();
+      await runtime.stop();
+    }
+    // The rounds together: alternating spreads whatever else the machine does over both modes.
+    const together = (cells: { result: LoadResult; meanBatch: number }[]) => ({
+      result: {
+        ok: cells.reduce((sum, c) => sum + c.result.ok, 0), failed: cells.reduce((sum, c) => sum + c.result.failed, 0),
+        seconds: cells.reduce((sum, c) => sum + c.result.seconds, 0), latencies: cells.flatMap((c) => c.result.latencies).sort((a, b) => a - b),
+      },
+      meanBatch: cells.reduce((sum, c) => sum + c.meanBatch, 0) / cells.length,
+    });
+    const off = together(measured.off);
+    const on = together(measured.on);
+    const perRound = measured.on.map((cell, i) => (rps(cell.result) / rps(measured.off[i].result)).toFixed(2)).join(', ');
+    const label = 'tabular MLP 16→32→4, 1 row';
+    return [
+      { workload: label, path: `(d) runtime, v2 JSON, drift off (${rounds} rounds)`, concurrency, ...off },
+      {
+        workload: label, path: `(d) runtime, v2 JSON, drift on: 20 features (${rounds} rounds)`, concurrency, ...on,
+        baseline: { name: 'drift off', rps: rps(off.result) }, note: ` (rounds: ${perRound}); counting ${countNanoseconds().toFixed(0)} ns per row in-process`,
+      },
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Nanoseconds the session worker spends counting one served row of the MLP (x: 16 features, y: 4) into its bins. */
+function countNanoseconds(): number {
+  const builder = new ProfileBuilder();
+  const rows = 1000;
+  const x = { name: 'x', datatype: 'FP32' as const, shape: [rows, 16], data: randomFloats(rows * 16, 5) };
+  const y = { name: 'y', datatype: 'FP32' as const, shape: [rows, 4], data: randomFloats(rows * 4, 6) };
+  builder.add([x], [y]);
+  const profile = builder.build();
+  const counts = profile.tensors.map((t) => new Uint32Array(t.features.length * 10));
+  const iterations = 200;
+  // Once untimed, so that the timed loop runs optimized code, as a serving worker does after its first requests.
+  countRows(profile.tensors[0], x, counts[0]);
+  const started = performance.now();
+  for (let i = 0; i < iterations; i++) {
+    countRows(profile.tensors[0], x, counts[0]);
+    countRows(profile.tensors[1], y, counts[1]);
+  }
+  return ((performance.now() - started) * 1e6) / (iterations * rows);
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const rows: Row[] = [];
   const log = (message: string) => process.stderr.write(`${message}\n`);
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+  if (only === 'drift') {
+    const report = formatReport(await measureDrift(log), undefined, [], [], (performance.now() - started) / 1000);
+    process.stdout.write(`${report}\n`);
+    return;
+  }
+  if (only !== undefined) throw new Error(`--only takes 'drift', received '${only}'`);
 
   const limits = new Map<string, { compute: number; json: number }>();
   for (const workload of WORKLOADS) {
@@ -179,6 +268,7 @@ async function main(): Promise<void> {
         await http.close();
       }
     }
+    rows.push(...await measureDrift(log));
     log('overload: OCR detection 320 at twice the sustainable rate');
     overload = await measureOverload(rows);
     for (const form of ['JSON', 'binary'] as const) {

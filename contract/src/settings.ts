@@ -132,6 +132,10 @@ export const SERVE_SETTINGS = {
     kind: 'string', flag: 'payload-log-namespace', env: 'MODELSHIP_PAYLOAD_LOG_NAMESPACE',
     description: "The events' ce-namespace (the constructs set it to the pod's namespace); unset: empty",
   },
+  driftBaselineRows: {
+    kind: 'integer', flag: 'drift-baseline-rows', env: 'MODELSHIP_DRIFT_BASELINE_ROWS', default: 0, min: 0, max: 10_000_000,
+    description: 'For a model version without profile.json, take the drift profile from the first N rows served, then count drift against it (0: off)',
+  },
   pollRepositorySeconds: {
     kind: 'integer', flag: 'poll-repository-seconds', env: 'MODELSHIP_POLL_REPOSITORY_SECONDS', default: 5, min: 0, max: 3600,
     description: 'How often the model repository is scanned for new models and versions; 0 never rescans',
@@ -227,6 +231,16 @@ export const MODEL_CONFIG_KEYS = {
   execution_provider: 'executionProvider',
   warmup: 'warmup',
 } as const satisfies Record<keyof ModelConfigFile, ServeSettingKey>;
+
+/** `modelship profile`: a drift profile from reference data. */
+export const PROFILE_SETTINGS = {
+  model: { kind: 'string', flag: 'model', env: 'MODELSHIP_PROFILE_MODEL', description: 'The model file (.onnx) the reference data is for' },
+  data: {
+    kind: 'string', flag: 'data', env: 'MODELSHIP_PROFILE_DATA',
+    description: 'Reference inputs, one request per line: a v2 `inputs` array or a TF Serving `instances` array',
+  },
+  out: { kind: 'string', flag: 'out', env: 'MODELSHIP_PROFILE_OUT', description: `Where to write the profile; serve it as <model>/<version>/profile.json beside model.onnx` },
+} as const satisfies Record<string, Setting>;
 
 /** `modelship fetch`, the init container's command. */
 export const FETCH_SETTINGS = {

@@ -1,16 +1,17 @@
 /**
- * The `modelship` command: serve | inspect | fetch. A wrong flag or an unusable model ends the process with a
+ * The `modelship` command: serve | inspect | fetch | profile. A wrong flag or an unusable model ends the process with a
  * one-line reason on stderr and a non-zero exit code (2 for usage, 1 for everything else).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FETCH_SETTINGS, SERVE_SETTINGS, type Setting } from '@modelship/contract';
+import { FETCH_SETTINGS, PROFILE_SETTINGS, SERVE_SETTINGS, type Setting } from '@modelship/contract';
 import { parseSettings } from '@modelship/contract';
 import { PARSED_JSON_WEIGHT, parseServeSettings, type ResolvedServeSettings, type ServeSettings, withMemoryLimits } from './config';
 import { UsageError } from './errors';
 import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
+import { profileModel, writeProfile } from './profile';
 import { createLogger } from './logger';
 import { containerResources, type ContainerResources } from './resources';
 import { spinningFor } from './model/registry';
@@ -25,6 +26,7 @@ const COMMANDS = {
   modelship serve --model NAME=PATH.onnx [...]          serve files as version 1, without a repository`,
   inspect: '  modelship inspect PATH.onnx [--json]                  signature, opsets, IR, producer, metadata, sha256',
   fetch: '  modelship fetch --uri URI --sha256 HEX --dest PATH    download and verify a model (init container)',
+  profile: '  modelship profile --model PATH.onnx --data FILE --out profile.json   drift profile from reference inputs (JSON lines)',
 } as const;
 
 /** Each command's own help, for `modelship COMMAND --help` and `modelship help COMMAND`. */
@@ -32,6 +34,7 @@ const COMMAND_USAGE: Record<keyof typeof COMMANDS, string> = {
   serve: `Usage:\n${COMMANDS.serve}\n\nOptions:\n${describe(SERVE_SETTINGS)}\n`,
   inspect: `Usage:\n${COMMANDS.inspect}\n\nOptions:\n  --${'json'.padEnd(26)} print the report as JSON\n`,
   fetch: `Usage:\n${COMMANDS.fetch}\n\nOptions:\n${describe(FETCH_SETTINGS)}\n`,
+  profile: `Usage:\n${COMMANDS.profile}\n\nOptions:\n${describe(PROFILE_SETTINGS)}\n`,
 };
 
 const USAGE = `modelship ${VERSION}
@@ -40,12 +43,16 @@ Usage:
 ${COMMANDS.serve}
 ${COMMANDS.inspect}
 ${COMMANDS.fetch}
+${COMMANDS.profile}
 
 serve options:
 ${describe(SERVE_SETTINGS)}
 
 fetch options:
 ${describe(FETCH_SETTINGS)}
+
+profile options:
+${describe(PROFILE_SETTINGS)}
 `;
 
 function describe(table: Record<string, Setting>): string {
@@ -70,13 +77,15 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runInspect(rest);
       case 'fetch':
         return await runFetch(rest);
+      case 'profile':
+        return await runProfile(rest);
       case '--version':
       case 'version':
         process.stdout.write(`${VERSION}\n`);
         return 0;
       case 'help':
         if (rest.length > 0) {
-          if (!Object.hasOwn(COMMANDS, rest[0])) throw new UsageError(`no help for '${rest[0]}'; commands are serve, inspect and fetch`);
+          if (!Object.hasOwn(COMMANDS, rest[0])) throw new UsageError(`no help for '${rest[0]}'; commands are serve, inspect, fetch and profile`);
           process.stdout.write(COMMAND_USAGE[rest[0] as keyof typeof COMMANDS]);
           return 0;
         }
@@ -88,7 +97,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${command}'; expected serve, inspect or fetch (see modelship --help)`);
+        throw new UsageError(`unknown command '${command}'; expected serve, inspect, fetch or profile (see modelship --help)`);
     }
   } catch (error) {
     process.stderr.write(`modelship: ${(error as Error).message.split('\n')[0]}\n`);
@@ -163,6 +172,18 @@ async function runFetch(argv: readonly string[]): Promise<number> {
     if (!settings[key]) throw new UsageError(`fetch needs --${FETCH_SETTINGS[key].flag} (or ${FETCH_SETTINGS[key].env})`);
   }
   await fetchModel({ ...settings, uri: settings.uri!, sha256: settings.sha256!, dest: settings.dest! }, createLogger('info', 'modelship-fetch'));
+  return 0;
+}
+
+async function runProfile(argv: readonly string[]): Promise<number> {
+  const settings = parseSettings(PROFILE_SETTINGS, argv, process.env);
+  for (const key of ['model', 'data', 'out'] as const) {
+    if (!settings[key]) throw new UsageError(`profile needs --${PROFILE_SETTINGS[key].flag} (or ${PROFILE_SETTINGS[key].env})`);
+  }
+  const summary = await profileModel(settings.model!, settings.data!);
+  writeProfile(settings.out!, summary.profile);
+  const tensors = summary.profile.tensors.map((t) => `${t.kind} '${t.name}' ${t.features.length}`).join(', ');
+  process.stdout.write(`profiled ${summary.rows} row(s): ${summary.tensors} tensor(s), ${summary.features} feature(s) (${tensors}) -> ${settings.out}\n`);
   return 0;
 }
 

@@ -3,10 +3,12 @@
  * never drift from what is exported.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { BATCH_SIZE_BUCKETS, LABEL, LATENCY_BUCKETS_SECONDS, METRIC } from '@modelship/contract';
+import { BATCH_SIZE_BUCKETS, LABEL, LATENCY_BUCKETS_SECONDS, METRIC, type DriftProfile } from '@modelship/contract';
+import type { DriftCounts } from './model/messages';
 
 const VERSION_LABELS = [LABEL.model, LABEL.version] as const;
 const REQUEST_LABELS = [LABEL.model, LABEL.version, LABEL.protocol, LABEL.code] as const;
+const DRIFT_LABELS = [LABEL.model, LABEL.version, LABEL.tensor, LABEL.feature, LABEL.bin] as const;
 
 export class RuntimeMetrics {
   readonly registry = new Registry();
@@ -49,6 +51,14 @@ export class RuntimeMetrics {
     labelNames: [LABEL.model, LABEL.version, LABEL.sha256, LABEL.opset], registers: [this.registry],
   });
 
+  readonly driftBins = new Counter({
+    name: METRIC.driftBins, help: 'Served rows that fell in each bin of the drift profile, per tensor and feature.',
+    labelNames: DRIFT_LABELS, registers: [this.registry],
+  });
+  readonly driftReferenceRatio = new Gauge({
+    name: METRIC.driftReferenceRatio, help: 'The drift profile\'s reference share of each bin, per tensor and feature.',
+    labelNames: DRIFT_LABELS, registers: [this.registry],
+  });
   // No labels: drops are the sink's, whichever model the event was of; always exported, 0 without a sink.
   readonly payloadEventsDropped = new Counter({
     name: METRIC.payloadEventsDropped, help: 'Payload events (--payload-log-url) dropped: the queue was full or the sink failed.',
@@ -78,6 +88,7 @@ export class RuntimeMetrics {
     const info = this.infoLabels.get(key);
     if (info) this.modelInfo.remove(info);
     this.infoLabels.delete(key);
+    this.versions.get(key)?.forgetDrift();
     this.versions.delete(key);
   }
 
@@ -107,6 +118,9 @@ export class VersionMetrics {
   readonly computeDuration: Histogram.Internal<string>;
   readonly batchSize: Histogram.Internal<string>;
   private readonly requestSeries = new Map<string, RequestSeries>();
+  /** Per tensor of the drift profile, its bin counters feature after feature (the layout of DriftCounts). */
+  private driftSeries: Counter.Internal[][] = [];
+  private driftLabels: Record<string, string>[] = [];
 
   constructor(private readonly metrics: RuntimeMetrics, readonly labels: { readonly model: string; readonly version: string }) {
     this.inFlight = metrics.inFlight.labels(labels);
@@ -114,6 +128,39 @@ export class VersionMetrics {
     this.queueDuration = metrics.queueDuration.labels(labels);
     this.computeDuration = metrics.computeDuration.labels(labels);
     this.batchSize = metrics.batchSize.labels(labels);
+  }
+
+  /**
+   * Exports a drift profile: its reference shares, and each bin's counter at 0, so that the ratio of served rows
+   * per bin is defined from the first scrape. A profile holds features × 10 series per tensor.
+   */
+  setDriftProfile(profile: DriftProfile): void {
+    this.forgetDrift();
+    this.driftSeries = profile.tensors.map((tensor) => tensor.features.flatMap((feature) => feature.ratios.map((ratio, bin) => {
+      const labels = { ...this.labels, tensor: tensor.name, feature: String(feature.index), bin: String(bin) };
+      this.driftLabels.push(labels);
+      this.metrics.driftReferenceRatio.set(labels, ratio);
+      this.metrics.driftBins.inc(labels, 0);
+      return this.metrics.driftBins.labels(labels);
+    })));
+  }
+
+  /** Adds a run's per-bin counts (from the session worker) to the counters. */
+  addDrift(counts: DriftCounts): void {
+    for (const [t, tensor] of counts.entries()) {
+      const series = this.driftSeries[t];
+      if (!tensor || !series) continue;
+      for (let i = 0; i < tensor.length && i < series.length; i++) if (tensor[i] > 0) series[i].inc(tensor[i]);
+    }
+  }
+
+  forgetDrift(): void {
+    for (const labels of this.driftLabels) {
+      this.metrics.driftBins.remove(labels);
+      this.metrics.driftReferenceRatio.remove(labels);
+    }
+    this.driftLabels = [];
+    this.driftSeries = [];
   }
 
   /** Counts one finished request and its latency. */

@@ -5,12 +5,14 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { MODEL_CONFIG_FILE_NAMES, MODEL_FILE_NAME } from '@modelship/contract';
+import { DRIFT_PROFILE_FILE_NAME, MODEL_CONFIG_FILE_NAMES, MODEL_FILE_NAME } from '@modelship/contract';
 import { UsageError } from './errors';
 
 export interface VersionEntry {
   readonly version: number;
   readonly path: string;
+  /** Where the version's drift profile would be (read at load when it exists): repository versions only. */
+  readonly profilePath?: string;
 }
 
 export interface ModelEntry {
@@ -57,7 +59,7 @@ export function scanRepository(dir: string): ScanResult {
         skipped.push(`${versionDir}: version directories are positive integers`);
         continue;
       }
-      versions.push({ version: Number(child), path: join(versionDir, MODEL_FILE_NAME) });
+      versions.push({ version: Number(child), path: join(versionDir, MODEL_FILE_NAME), profilePath: join(versionDir, DRIFT_PROFILE_FILE_NAME) });
     }
     versions.sort((a, b) => a.version - b.version);
     const configPath = MODEL_CONFIG_FILE_NAMES.map((file) => join(modelDir, file)).find((file) => existsSync(file));

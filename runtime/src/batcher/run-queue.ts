@@ -8,6 +8,7 @@ import { InferenceError } from '../errors';
 import type { NamedTensor } from '../tensor/datatypes';
 import { Batch, canMerge, rowsOf, type QueuedRunResult, type RunJob } from './batch';
 import { BatchSizer } from './batch-sizer';
+import type { RunResult } from '../model/messages';
 
 export type { QueuedRunResult } from './batch';
 
@@ -22,6 +23,8 @@ export interface QueueObserver {
   run(rows: number, computeSeconds: number): void;
   /** The model's outputs did not follow a merged batch; batching is now off for it. */
   unbatchable(): void;
+  /** A run's served rows per drift bin, and the baseline profile when this run completed it (model/messages.ts). */
+  drift?(result: Pick<RunResult, 'drift' | 'baselineProfile'>): void;
 }
 
 export interface BatchPolicy {
@@ -127,6 +130,11 @@ export class RunQueue {
   }
 
   /** One session.run of `rows` rows of `inputs`' shape finished: its cost feeds the batch sizer and the metrics. */
+  /** Hands a run's drift counts (or new baseline profile) to whoever exports them. */
+  recordDrift(result: Pick<RunResult, 'drift' | 'baselineProfile'>): void {
+    if (result.drift || result.baselineProfile) this.observer.drift?.(result);
+  }
+
   recordRun(rows: number, computeSeconds: number, inputs: readonly NamedTensor[]): void {
     if (this.batchable) this.sizerFor(inputs).record(rows, computeSeconds);
     this.observer.run(rows, computeSeconds);

@@ -1,6 +1,6 @@
 /** The messages between the main thread and a session worker thread. */
 import type {
-  ExecutionMode, ExecutionProvider, GraphOptimizationLevel, OnnxFileInfo, Spinning,
+  DriftProfile, ExecutionMode, ExecutionProvider, GraphOptimizationLevel, OnnxFileInfo, Spinning,
 } from '@modelship/contract';
 import type { NamedTensor } from '../tensor/datatypes';
 import type { Signature } from '../tensor/signature';
@@ -17,13 +17,25 @@ export interface SessionSettings {
 }
 
 export type WorkerRequest =
-  | { readonly op: 'load'; readonly id: number; readonly key: string; readonly path: string; readonly settings: SessionSettings }
+  | { readonly op: 'load'; readonly id: number; readonly key: string; readonly path: string; readonly settings: SessionSettings; readonly drift?: DriftSetup }
   /**
    * One run of one or more requests. Several arrive already merged along dim 0 (batcher/batch.ts), `rows` giving
    * each request's share: one buffer per input crosses the thread boundary however many requests the batch holds.
    */
   | { readonly op: 'run'; readonly id: number; readonly key: string; readonly inputs: readonly NamedTensor[]; readonly rows: readonly number[]; readonly outputs: readonly string[] }
   | { readonly op: 'unload'; readonly id: number; readonly key: string };
+
+/**
+ * What the worker counts served rows against: a profile read from profile.json, or none yet and the number of
+ * rows to take one from (--drift-baseline-rows).
+ */
+export type DriftSetup = { readonly profile: DriftProfile } | { readonly baselineRows: number };
+
+/**
+ * A run's served rows per bin: one array per tensor of the profile, in its order, DRIFT_BINS counts per feature
+ * (undefined for a tensor the run did not have, e.g. an output not asked for).
+ */
+export type DriftCounts = readonly (Uint32Array | undefined)[];
 
 export interface LoadResult {
   readonly file: OnnxFileInfo;
@@ -54,6 +66,10 @@ export interface RunResult {
   readonly runs: readonly ExecutedRun[];
   /** Set when the model's outputs did not follow the merged batch, so it must not be batched again. */
   readonly unbatchable?: true;
+  /** The run's rows counted into the drift profile's bins, when there is a profile. */
+  readonly drift?: DriftCounts;
+  /** The profile taken from the first --drift-baseline-rows rows, in the run that completed it. */
+  readonly baselineProfile?: DriftProfile;
 }
 
 export type WorkerReply =

@@ -8,7 +8,9 @@ import { RunQueue, type QueueObserver, type QueuedRunResult } from '../batcher/r
 import { InFlight } from '../in-flight';
 import type { NamedTensor } from '../tensor/datatypes';
 import type { Signature } from '../tensor/signature';
-import type { LoadResult } from './messages';
+import { existsSync, readFileSync } from 'node:fs';
+import { checkDriftProfile, type DriftProfile } from '@modelship/contract';
+import type { DriftSetup, LoadResult } from './messages';
 import type { SessionWorkerClient } from './session-worker-client';
 
 /** UNLOADING: superseded by a newer version; finishing its requests before it is unloaded. */
@@ -22,6 +24,8 @@ export class ModelVersion {
   readonly queue: RunQueue;
   /** Requests being served by this version (the core counts them): what a retiring version waits for. */
   readonly inFlight = new InFlight();
+  /** The drift profile the version counts against, from profile.json or (later) its baseline rows. */
+  profile: DriftProfile | undefined;
 
   constructor(
     readonly name: string,
@@ -30,6 +34,8 @@ export class ModelVersion {
     readonly settings: ModelSettings,
     readonly worker: SessionWorkerClient,
     observer: QueueObserver,
+    /** profile.json beside the model (repository versions), and --drift-baseline-rows. */
+    readonly drift: { readonly profilePath?: string; readonly baselineRows: number } = { baselineRows: 0 },
   ) {
     this.queue = new RunQueue(this.key, settings.maxQueueSize, settings, worker, observer);
   }
@@ -51,10 +57,30 @@ export class ModelVersion {
   }
 
   async load(): Promise<LoadResult> {
-    this.loaded = await this.worker.load(this.key, this.path, this.settings);
+    const setup = this.driftSetup();
+    this.loaded = await this.worker.load(this.key, this.path, this.settings, setup);
+    this.profile = setup && 'profile' in setup ? setup.profile : undefined;
     this.queue.setBatching(this.settings.maxBatchSize > 1 && isBatchable(this.loaded.signature));
     this.state = 'READY';
     return this.loaded;
+  }
+
+  /**
+   * The profile file when there is one, checked whole (a bad one fails the load with its reason, as a bad config
+   * file does); else the baseline rows to take one from, when asked for.
+   */
+  private driftSetup(): DriftSetup | undefined {
+    const path = this.drift.profilePath;
+    if (path && existsSync(path)) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(readFileSync(path, 'utf8'));
+      } catch (error) {
+        throw new Error(`${path}: not a JSON drift profile: ${(error as Error).message}`);
+      }
+      return { profile: checkDriftProfile(parsed, path) };
+    }
+    return this.drift.baselineRows > 0 ? { baselineRows: this.drift.baselineRows } : undefined;
   }
 
   /** Stops taking new requests; those already queued finish. */

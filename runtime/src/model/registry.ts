@@ -57,23 +57,32 @@ export class ModelRegistry {
     // onnxruntime's own choice for 0 is a thread per core of the node, which a CPU quota turns into waiting threads.
     if (settings.intraOpThreads === 0) settings = { ...settings, intraOpThreads: this.resources.cpus };
     settings = { ...settings, intraOpSpinning: spinningFor(settings.intraOpSpinning, this.resources) };
-    const versions = entry.versions.map((v) => this.createVersion(entry.name, v.version, v.path, settings));
+    const versions = entry.versions.map((v) => this.createVersion(entry.name, v.version, v.path, settings, v.profilePath));
     return new Model(entry.name, versions, entry.problem);
   }
 
-  private createVersion(name: string, version: number, path: string, settings: ModelSettings): ModelVersion {
+  private createVersion(name: string, version: number, path: string, settings: ModelSettings, profilePath?: string): ModelVersion {
     const labels = { model: name, version: String(version) };
     const worker = this.workers.reduce((least, w) => (w.hosted < least.hosted ? w : least));
     worker.hosted++;
     const series = this.metrics.forVersion(name, version);
-    return new ModelVersion(name, version, path, settings, worker, {
+    const created: ModelVersion = new ModelVersion(name, version, path, settings, worker, {
       depth: (depth) => series.queueDepth.set(depth),
       run: (rows, seconds) => {
         series.batchSize.observe(rows);
         series.computeDuration.observe(seconds);
       },
       unbatchable: () => this.log.warn(labels, `model '${name}' version ${version}: its outputs do not follow a merged batch along dim 0; running its requests one by one from now on`),
-    });
+      drift: ({ drift, baselineProfile }) => {
+        if (baselineProfile) {
+          created.profile = baselineProfile;
+          series.setDriftProfile(baselineProfile);
+          this.log.info({ ...labels, rows: baselineProfile.rows, tensors: baselineProfile.tensors.length }, `model '${name}' version ${version}: drift profile taken from the first ${baselineProfile.rows} rows served`);
+        }
+        if (drift) series.addDrift(drift);
+      },
+    }, { profilePath, baselineRows: this.settings.driftBaselineRows });
+    return created;
   }
 
   /**
@@ -102,7 +111,7 @@ export class ModelRegistry {
       const fresh = entry.versions.filter((v) => !known.has(v.version));
       if (fresh.length === 0) continue;
       for (const found of fresh) {
-        const version = this.createVersion(entry.name, found.version, found.path, model.versions[0].settings);
+        const version = this.createVersion(entry.name, found.version, found.path, model.versions[0].settings, found.profilePath);
         model.versions.push(version);
         model.versions.sort((a, b) => a.version - b.version);
         this.log.info({ model: entry.name, version: String(found.version) }, `${version.key} appeared in the repository; loading`);
@@ -151,6 +160,7 @@ export class ModelRegistry {
       this.metrics.modelReady.set(labels, 1);
       this.metrics.modelLoadDuration.set(labels, loaded.loadSeconds);
       this.metrics.setModelInfo(version.name, version.version, loaded.file);
+      if (version.profile) this.metrics.forVersion(version.name, version.version).setDriftProfile(version.profile);
       if (loaded.warmupError) {
         this.log.warn({ ...labels }, `${version.key}: warm-up on zeros failed, serving anyway: ${loaded.warmupError}`);
       }

@@ -11,7 +11,7 @@ import type { Batch } from '../batcher/batch';
 import type { JobExecutor, RunQueue } from '../batcher/run-queue';
 import { InFlight } from '../in-flight';
 import { transferListOf } from '../tensor/datatypes';
-import type { LoadResult, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
+import type { DriftSetup, LoadResult, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
 
 type Pending = { resolve(value: unknown): void; reject(error: Error): void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -36,8 +36,8 @@ export class SessionWorkerClient implements JobExecutor {
     this.worker.on('exit', (code) => this.fail(new Error(`session worker ${index} exited with code ${code}`)));
   }
 
-  load(key: string, path: string, settings: SessionSettings): Promise<LoadResult> {
-    return this.call({ op: 'load', key, path, settings }) as Promise<LoadResult>;
+  load(key: string, path: string, settings: SessionSettings, drift?: DriftSetup): Promise<LoadResult> {
+    return this.call({ op: 'load', key, path, settings, drift }) as Promise<LoadResult>;
   }
 
   unload(key: string): Promise<void> {
@@ -98,6 +98,7 @@ export class SessionWorkerClient implements JobExecutor {
     }
     for (const run of result.runs) queue.recordRun(run.rows, run.seconds, inputs);
     if (result.unbatchable) queue.stopBatching();
+    queue.recordDrift(result);
     if (result.merged) batch.resolveMerged(result.merged);
     else batch.resolveEach(result.outcomes!, (message) => new InferenceError(500, `${queue.key} failed to execute: ${message}`));
   }

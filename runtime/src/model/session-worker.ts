@@ -8,17 +8,30 @@ import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import * as ort from './onnxruntime';
 import { DATATYPES, fromOrtType, type NamedTensor, type TensorData, transferListOf } from '../tensor/datatypes';
-import type { Signature, TensorSpec } from '../tensor/signature';
+import type { Signature } from '../tensor/signature';
 import { followsBatch, splitRows } from '../batcher/batch';
-import type { ExecutedRun, LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
-import { readOnnxFile, type OnnxFileInfo } from '@modelship/contract';
+import type { DriftCounts, DriftSetup, ExecutedRun, LoadResult, RequestOutcome, RunResult, SessionSettings, WorkerReply, WorkerRequest } from './messages';
+import { DRIFT_BINS, DRIFT_PROFILE_FILE_NAME, readOnnxFile, type DriftProfile, type OnnxFileInfo } from '@modelship/contract';
+import { dirname } from 'node:path';
+import { checkProfileAgainst, countRows, ProfileBuilder } from '../drift';
+import { signatureOf } from './signature-of';
 
 const sessions = new Map<string, ort.InferenceSession>();
+
+/**
+ * Each version's drift profile, or the baseline being collected until there is one. Counting happens here, where
+ * the tensors already are after a run: the main thread only adds a few small integer arrays to its counters.
+ */
+interface DriftState {
+  profile?: DriftProfile;
+  baseline?: { readonly rows: number; readonly builder: ProfileBuilder };
+}
+const driftStates = new Map<string, DriftState>();
 
 // onnxruntime prints its own coloured errors to stderr; failures reach the JSON log through the replies instead.
 const ORT_LOG_FATAL_ONLY = 4;
 
-async function load(key: string, path: string, settings: SessionSettings): Promise<LoadResult> {
+async function load(key: string, path: string, settings: SessionSettings, setup: DriftSetup | undefined): Promise<LoadResult> {
   const started = performance.now();
   const bytes = await readFile(path);
   let file: OnnxFileInfo;
@@ -38,10 +51,10 @@ async function load(key: string, path: string, settings: SessionSettings): Promi
     executionProviders: settings.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     logSeverityLevel: ORT_LOG_FATAL_ONLY,
   });
-  const signature: Signature = {
-    inputs: session.inputMetadata.map(specOf),
-    outputs: session.outputMetadata.map(specOf),
-  };
+  const signature = signatureOf(session);
+  // A profile that does not fit the model fails the load, before the session replaces a working one.
+  const drift = setup && 'profile' in setup ? setup.profile : undefined;
+  if (drift) checkProfileAgainst(drift, signature, `${dirname(path)}/${DRIFT_PROFILE_FILE_NAME}`);
   let warmupError: string | undefined;
   if (settings.warmup) {
     try {
@@ -52,17 +65,10 @@ async function load(key: string, path: string, settings: SessionSettings): Promi
   }
   await sessions.get(key)?.release();
   sessions.set(key, session);
+  if (drift) driftStates.set(key, { profile: drift });
+  else if (setup && 'baselineRows' in setup && setup.baselineRows > 0) driftStates.set(key, { baseline: { rows: setup.baselineRows, builder: new ProfileBuilder() } });
+  else driftStates.delete(key);
   return { file, signature, loadSeconds: (performance.now() - started) / 1000, warmupError };
-}
-
-function specOf(meta: ort.InferenceSession.ValueMetadata): TensorSpec {
-  if (!meta.isTensor) return { name: meta.name, datatype: undefined, ortType: 'non-tensor', shape: undefined };
-  return {
-    name: meta.name,
-    datatype: fromOrtType(meta.type)?.name,
-    ortType: meta.type,
-    shape: meta.shape.map((dim) => (typeof dim === 'number' && dim >= 0 ? dim : typeof dim === 'string' ? dim : '')),
-  };
 }
 
 /** Zeros for every input, dynamic dimensions set to 1: enough to make onnxruntime allocate and plan once. */
@@ -104,7 +110,7 @@ async function runOnce(session: ort.InferenceSession, inputs: readonly NamedTens
 async function run(key: string, inputs: readonly NamedTensor[], rows: readonly number[], outputNames: readonly string[]): Promise<RunResult> {
   const session = sessions.get(key);
   if (!session) throw new Error(`no session loaded for ${key}`);
-  if (rows.length === 1) return runEach(session, [inputs], outputNames, rows);
+  if (rows.length === 1) return runEach(key, session, [inputs], outputNames, rows);
   let merged: Awaited<ReturnType<typeof runOnce>> | undefined;
   try {
     merged = await runOnce(session, inputs, outputNames);
@@ -112,30 +118,68 @@ async function run(key: string, inputs: readonly NamedTensor[], rows: readonly n
     // Fall through to one run per request, which tells each request its own error.
   }
   const total = rows.reduce((a, b) => a + b, 0);
-  if (merged && followsBatch(merged.outputs, total)) return { merged: merged.outputs, runs: [{ rows: total, seconds: merged.seconds }] };
-  const alone = await runEach(session, splitRows(inputs, rows)!, outputNames, rows);
+  if (merged && followsBatch(merged.outputs, total)) {
+    // The merged tensors hold every request's rows once: counting them is counting each request.
+    const drift = driftOf(key, [{ inputs, outputs: merged.outputs }]);
+    return { merged: merged.outputs, runs: [{ rows: total, seconds: merged.seconds }], ...drift };
+  }
+  const alone = await runEach(key, session, splitRows(inputs, rows)!, outputNames, rows);
   return merged ? { ...alone, runs: [{ rows: total, seconds: merged.seconds }, ...alone.runs], unbatchable: true } : alone;
 }
 
-async function runEach(session: ort.InferenceSession, batch: readonly (readonly NamedTensor[])[], outputNames: readonly string[], rows: readonly number[]): Promise<RunResult> {
+async function runEach(key: string, session: ort.InferenceSession, batch: readonly (readonly NamedTensor[])[], outputNames: readonly string[], rows: readonly number[]): Promise<RunResult> {
   const outcomes: RequestOutcome[] = [];
   const runs: ExecutedRun[] = [];
+  const served: { inputs: readonly NamedTensor[]; outputs: readonly NamedTensor[] }[] = [];
   for (const [i, inputs] of batch.entries()) {
     try {
       const result = await runOnce(session, inputs, outputNames);
       runs.push({ rows: rows[i], seconds: result.seconds });
       outcomes.push({ outputs: result.outputs });
+      served.push({ inputs, outputs: result.outputs });
     } catch (error) {
       outcomes.push({ error: (error as Error).message });
     }
   }
-  return { outcomes, runs };
+  // Only requests that were answered count as served rows.
+  return { outcomes, runs, ...driftOf(key, served) };
+}
+
+/**
+ * The served rows of a run counted into the version's profile, or added to its baseline until that has its rows
+ * (a run that completes the baseline is not counted against it: counting starts with the next one).
+ */
+function driftOf(key: string, served: readonly { inputs: readonly NamedTensor[]; outputs: readonly NamedTensor[] }[]): Pick<RunResult, 'drift' | 'baselineProfile'> {
+  const state = driftStates.get(key);
+  if (!state || served.length === 0) return {};
+  if (state.profile) {
+    const counts: (Uint32Array | undefined)[] = state.profile.tensors.map(() => undefined);
+    for (const [t, profiled] of state.profile.tensors.entries()) {
+      for (const { inputs, outputs } of served) {
+        const tensor = (profiled.kind === 'input' ? inputs : outputs).find((candidate) => candidate.name === profiled.name);
+        if (!tensor) continue;
+        countRows(profiled, tensor, counts[t] ??= new Uint32Array(profiled.features.length * DRIFT_BINS));
+      }
+    }
+    return { drift: counts satisfies DriftCounts };
+  }
+  const baseline = state.baseline!;
+  try {
+    for (const { inputs, outputs } of served) baseline.builder.add(inputs, outputs, baseline.rows - baseline.builder.rows);
+  } catch {
+    // Rows whose features differ from the first ones cannot join the same profile; the baseline waits for others.
+    return {};
+  }
+  if (baseline.builder.rows < baseline.rows) return {};
+  const profile = baseline.builder.build();
+  driftStates.set(key, { profile });
+  return { baselineProfile: profile };
 }
 
 async function handle(message: WorkerRequest): Promise<[WorkerReply, ArrayBuffer[]]> {
   switch (message.op) {
     case 'load': {
-      const result = await load(message.key, message.path, message.settings);
+      const result = await load(message.key, message.path, message.settings, message.drift);
       return [{ id: message.id, ok: true, result }, []];
     }
     case 'run': {
@@ -146,6 +190,7 @@ async function handle(message: WorkerRequest): Promise<[WorkerReply, ArrayBuffer
     case 'unload': {
       await sessions.get(message.key)?.release();
       sessions.delete(message.key);
+      driftStates.delete(message.key);
       return [{ id: message.id, ok: true, result: null }, []];
     }
   }
