@@ -79,7 +79,7 @@ describe('drift on a real Prometheus: reference rows stay quiet, shifted rows fi
     }, 20_000);
     await sleep(2_500);
     const samples = await query(prometheus.url, `modelship:drift_psi:1h{${sel},tensor="x"}`);
-    return new Map(samples.map((s) => [s.labels.feature, s.value]));
+    return new Map(samples.map((s) => [s.metric.feature, s.value]));
   };
 
   before(async () => {
