@@ -5,6 +5,7 @@
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { GRPC_PORT, HTTP_PORT } from '@modelship/contract';
+import { checkDnsName } from './validation';
 
 export interface ClusterIpOptions {
   /** Annotations on the Service, e.g. for a service mesh or an external DNS controller. @default - none */
@@ -66,7 +67,7 @@ export class Exposure {
    * cluster on 8081; most ingress controllers need their own annotations to carry gRPC.
    */
   static ingress(options: IngressOptions): Exposure {
-    checkHostName(options.host);
+    checkDnsName('host', options.host);
     const path = options.path ?? '/';
     if (!path.startsWith('/')) throw new Error(`'path' ('${path}') must start with '/', e.g. '/fraud'`);
     return new Exposure(kplus.ServiceType.CLUSTER_IP, HTTP_PORT, undefined, undefined, { ...options, path });
@@ -98,13 +99,6 @@ export function addIngress(scope: Construct, service: kplus.Service, options: In
     rules: [{ host: options.host, path: options.path, pathType: kplus.HttpIngressPathType.PREFIX, backend: kplus.IngressBackend.fromService(service, { port: service.ports[0].port }) }],
     tls: options.tlsSecret ? [{ hosts: [options.host], secret: options.tlsSecret }] : undefined,
   });
-}
-
-function checkHostName(host: string): void {
-  const label = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
-  if (host.length > 253 || !host.split('.').every((part) => label.test(part))) {
-    throw new Error(`'host' ('${host}') must be a DNS name of lower-case labels, e.g. 'fraud.models.example.com'`);
-  }
 }
 
 function checkCidr(prop: string, range: string): void {

@@ -38,6 +38,14 @@ export function byteQuantity(value: string | Size): string {
   return kibibytes % 1024 === 0 ? `${kibibytes / 1024}Mi` : `${kibibytes}Ki`;
 }
 
+/** A DNS name: dot-separated DNS labels, at most 253 characters, e.g. an Ingress host. */
+export function checkDnsName(prop: string, value: string): string {
+  if (value.length > 253 || !value.split('.').every((label) => label.length <= 63 && DNS_LABEL.test(label))) {
+    throw new Error(`'${prop}' ('${value}') must be a DNS name of lower-case labels, e.g. 'fraud.models.example.com'`);
+  }
+  return value;
+}
+
 export function checkCpu(prop: string, value: string): string {
   if (!CPU.test(value) || Number.parseFloat(value) <= 0) {
     throw new Error(`'${prop}' ('${value}') is not a CPU quantity Kubernetes accepts; use cores ('2', '0.5') or millicores ('500m')`);

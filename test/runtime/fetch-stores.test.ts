@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -38,6 +39,20 @@ const OTHER = randomBytes(2048);
 /** Bigger than the sandbox's small volume; random, so nothing along the way can compress it. */
 const BIG = randomBytes(3 * MiB);
 const TIMEOUT_MS = 20_000;
+
+/** A store's "try again later": a 503 with the store's own error body. */
+function unavailable(res: ServerResponse, contentType: string, body: string): true {
+  res.writeHead(503, { 'content-type': contentType });
+  res.end(body);
+  return true;
+}
+
+/** A model download that dies after 10 bytes, as a dropped connection does. */
+function cutShort(res: ServerResponse): true {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': MODEL.length });
+  res.write(MODEL.subarray(0, 10), () => setTimeout(() => res.socket?.destroy(), 20));
+  return true;
+}
 /** The test machine's own cloud and registry settings must not reach the CLI. */
 const STORE_VARIABLES = ['AWS_', 'GOOGLE_', 'GCE_', 'STORAGE_EMULATOR_HOST', 'DOCKER_CONFIG', 'CLOUDSDK_'];
 
@@ -181,17 +196,8 @@ describe('modelship fetch s3:// (moto)', { skip: skipUnless('s3'), concurrency: 
 
   it('retries S3\'s 503 SlowDown and a body cut short, then succeeds', async () => {
     const front = await proxy((_req, res, index) => {
-      if (index === 0) {
-        res.writeHead(503, { 'content-type': 'application/xml' });
-        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
-        return true;
-      }
-      if (index === 1) {
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': MODEL.length });
-        res.write(MODEL.subarray(0, 10), () => setTimeout(() => res.socket?.destroy(), 20));
-        return true;
-      }
-      return false;
+      if (index === 0) return unavailable(res, 'application/xml', '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+      return index === 1 && cutShort(res);
     });
     const dest = newDest();
     const result = await fetchWith({ ...keys(moto.reader), AWS_ENDPOINT_URL_S3: front.url }, [...fetchArgs('s3://models/fraud/3/model.onnx', dest), '--retries', '3']);
@@ -418,17 +424,8 @@ describe('modelship fetch gs:// (fake-gcs-server)', { skip: skipUnless('gcs'), c
 
   it('retries a 503 and a body cut short, then succeeds', async () => {
     const front = await proxy((_req, res, index) => {
-      if (index === 0) {
-        res.writeHead(503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { code: 503, message: 'Backend Error' } }));
-        return true;
-      }
-      if (index === 1) {
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': MODEL.length });
-        res.write(MODEL.subarray(0, 10), () => setTimeout(() => res.socket?.destroy(), 20));
-        return true;
-      }
-      return false;
+      if (index === 0) return unavailable(res, 'application/json', JSON.stringify({ error: { code: 503, message: 'Backend Error' } }));
+      return index === 1 && cutShort(res);
     });
     const dest = newDest();
     const result = await fetchWith({ STORAGE_EMULATOR_HOST: front.url }, [...fetchArgs('gs://models/fraud/3/model.onnx', dest), '--retries', '3']);
@@ -587,17 +584,8 @@ describe('modelship fetch oci:// (docker-registry)', { skip: skipUnless('oci'), 
 
   it('retries a 503 on the manifest and a blob cut short, then succeeds', async () => {
     const front = await startProxy(`http://${openRegistry.host}`, (req, res, index) => {
-      if (index === 0) {
-        res.writeHead(503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'service unavailable' }] }));
-        return true;
-      }
-      if (req.url?.includes('/blobs/') && front.requests.filter((r) => r.url.includes('/blobs/')).length === 1) {
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': MODEL.length });
-        res.write(MODEL.subarray(0, 10), () => setTimeout(() => res.socket?.destroy(), 20));
-        return true;
-      }
-      return false;
+      if (index === 0) return unavailable(res, 'application/json', JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'service unavailable' }] }));
+      return Boolean(req.url?.includes('/blobs/')) && front.requests.filter((r) => r.url.includes('/blobs/')).length === 1 && cutShort(res);
     });
     proxies.push(front);
     const dest = newDest();

@@ -8,23 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-venv=.venv-stores
-requirements=test/stores/requirements.txt
-python=${PYTHON:-python3}
-stamp="$venv/requirements.sha256"
-wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [[ ! -x "$venv/bin/moto_server" || ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-  rm -rf "$venv"
-  if ! "$python" -m venv "$venv"; then
-    echo "install.sh: '$python -m venv' failed; use a Python 3.9+ with venv and pip (Debian: apt-get install python3-venv)" >&2
-    exit 1
-  fi
-  started=$SECONDS
-  # Wheels only: a package that would need compiling here fails at once instead of taking minutes.
-  "$venv/bin/python" -m pip install --quiet --no-input --disable-pip-version-check --only-binary=:all: -r "$requirements"
-  echo "$wanted" > "$stamp"
-  echo "install.sh: moto installed into $venv in $((SECONDS - started)) s"
-fi
+source test/pip-venv.sh
+pip_venv .venv-stores test/stores/requirements.txt 3.9 moto
 
 # The version is pinned here and checked against the binary's build info, so a bump rebuilds it.
 FAKE_GCS_SERVER_VERSION=v1.56.1

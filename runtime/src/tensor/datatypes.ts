@@ -2,7 +2,7 @@
  * Tensors as the runtime holds them: each datatype of the table in @modelship/contract (names, ONNX enum, TF name,
  * bounds) with the typed array its data lives in, and what the queue and the workers need of tensor values.
  */
-import { type Datatype, DATATYPE_SPECS, type DatatypeSpec } from '@modelship/contract';
+import { type Datatype, DATATYPE_SPECS, type DatatypeSpec, specOfOnnxType, specOfOrtType } from '@modelship/contract';
 
 export { type Datatype, isDatatype } from '@modelship/contract';
 
@@ -25,16 +25,15 @@ const ARRAYS: Readonly<Record<Datatype, ArrayConstructor | undefined>> = {
 
 export const DATATYPES = Object.fromEntries(Object.values(DATATYPE_SPECS).map((spec) => [spec.name, { ...spec, array: ARRAYS[spec.name] }])) as Readonly<Record<Datatype, DatatypeInfo>>;
 
-const BY_ORT = new Map(Object.values(DATATYPES).map((d) => [d.ort as string, d]));
-const BY_ONNX = new Map(Object.values(DATATYPES).map((d) => [d.onnx, d]));
-
 /** The datatype of an onnxruntime type name, or undefined for types the protocols cannot carry (e.g. bfloat16). */
 export function fromOrtType(type: string): DatatypeInfo | undefined {
-  return BY_ORT.get(type);
+  const spec = specOfOrtType(type);
+  return spec && DATATYPES[spec.name];
 }
 
 export function fromOnnxType(elemType: number): DatatypeInfo | undefined {
-  return BY_ONNX.get(elemType);
+  const spec = specOfOnnxType(elemType);
+  return spec && DATATYPES[spec.name];
 }
 
 /** Tensor data as onnxruntime-node takes it: BOOL as 0/1 bytes, FP16 as raw half-precision bits, BYTES as strings. */
