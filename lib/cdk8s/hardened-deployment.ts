@@ -5,9 +5,8 @@
  * the fields cdk8s-plus cannot express added to its result.
  */
 import * as kplus from 'cdk8s-plus-27';
-import type { Construct } from 'constructs';
 
-export interface PodHardening {
+interface PodHardening {
   /** Labels that pick this Deployment's pods, for the spread and anti-affinity terms. */
   readonly selectorLabels: Record<string, string>;
   /** The runtime container's resources, as the strings the user gave (cdk8s-plus would rewrite them in its units). */
@@ -20,10 +19,6 @@ export interface PodHardening {
 
 export class HardenedDeployment extends kplus.Deployment {
   private hardening?: PodHardening;
-
-  constructor(scope: Construct, id: string, props: kplus.DeploymentProps) {
-    super(scope, id, props);
-  }
 
   /** Called once the labels exist; until then the spec is cdk8s-plus's own. @internal */
   _harden(hardening: PodHardening): void {
@@ -38,7 +33,7 @@ export class HardenedDeployment extends kplus.Deployment {
 }
 
 /** The pod spec with every container hardened and ModelService's scheduling defaults where the user set none. */
-export function hardenPod(pod: kplus.k8s.PodSpec, hardening: PodHardening): kplus.k8s.PodSpec {
+function hardenPod(pod: kplus.k8s.PodSpec, hardening: PodHardening): kplus.k8s.PodSpec {
   const storage = kplus.k8s.Quantity.fromString(hardening.initContainerEphemeralStorage);
   const matchLabels = hardening.selectorLabels;
   return {

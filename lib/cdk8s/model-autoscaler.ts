@@ -7,6 +7,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { METRIC } from '@modelship/contract';
 import type { ModelService } from './model-service';
+import { httpUrl } from './network';
 import * as promql from './promql';
 import { checkPositiveInteger } from './validation';
 
@@ -83,13 +84,7 @@ export interface KedaInFlightOptions extends InFlightOptions {
 
 /** An http(s) URL: KEDA accepts an empty or relative address and then fails on every poll, out of sight. */
 function checkPrometheusAddress(address: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(address);
-  } catch {
-    url = undefined;
-  }
-  if (!url || !['http:', 'https:'].includes(url.protocol) || !url.hostname) {
+  if (!httpUrl(address)) {
     throw new Error(`'prometheusAddress' ('${address}') must be the http(s) URL of the Prometheus KEDA queries, e.g. 'http://prometheus-operated.monitoring.svc:9090'`);
   }
   return address;

@@ -7,10 +7,11 @@
 import * as kplus from 'cdk8s-plus-27';
 import type { Construct } from 'constructs';
 import type { ModelUriScheme } from '@modelship/contract';
+import { tcpEgress } from './network';
 import { checkDataKey } from './validation';
 
 /** Where the init container finds a credentials file mounted from a Secret. */
-export const MODEL_CREDENTIALS_DIR = '/etc/modelship/model-credentials';
+const MODEL_CREDENTIALS_DIR = '/etc/modelship/model-credentials';
 
 export interface ModelCredentialsSecretOptions {
   /**
@@ -56,11 +57,6 @@ function checkObjectName(what: string, name: string): string {
   }
   return name;
 }
-
-const tcp = (port: number, cidr?: string): kplus.k8s.NetworkPolicyEgressRule => ({
-  ...(cidr ? { to: [{ ipBlock: { cidr } }] } : {}),
-  ports: [{ port: kplus.k8s.IntOrString.fromNumber(port), protocol: 'TCP' }],
-});
 
 export abstract class ModelCredentials {
   /**
@@ -177,9 +173,9 @@ class ServiceAccountCredentials extends ModelCredentials {
     // The identity is fetched from where each platform hands it out, besides the store itself on 443.
     const egress = scheme === 's3'
       // IRSA trades the token at STS (https, any address); EKS Pod Identity asks its node agent.
-      ? [tcp(443), tcp(80, '169.254.170.23/32'), tcp(80, 'fd00:ec2::23/128')]
+      ? [tcpEgress(443), tcpEgress(80, '169.254.170.23/32'), tcpEgress(80, 'fd00:ec2::23/128')]
       // GKE Workload Identity: the metadata server, reached at 169.254.169.254 and, under Dataplane V2, 169.254.169.252:988.
-      : [tcp(80, '169.254.169.254/32'), tcp(988, '169.254.169.252/32')];
+      : [tcpEgress(80, '169.254.169.254/32'), tcpEgress(988, '169.254.169.252/32')];
     return { env: {}, volumeMounts: [], serviceAccount, egress };
   }
 }

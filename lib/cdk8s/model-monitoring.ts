@@ -242,7 +242,6 @@ export class ModelMonitoring extends Construct {
   /** The drift rules' settings, when drift is on. */
   readonly drift?: DriftRuleOptions;
   private readonly service: ModelService;
-  private readonly givenAutoscaler?: ModelAutoscaler;
 
   constructor(scope: Construct, id: string, props: ModelMonitoringProps) {
     super(scope, id);
@@ -261,7 +260,6 @@ export class ModelMonitoring extends Construct {
     if (props.autoscaler && props.autoscaler.service !== service) {
       throw new Error(`'autoscaler' (ModelAutoscaler '${props.autoscaler.node.path}') scales ModelService '${props.autoscaler.service.node.path}', not '${service.node.path}': pass the autoscaler of '${service.node.path}', or leave 'autoscaler' out and let it be found`);
     }
-    this.givenAutoscaler = props.autoscaler;
     const cpuThreshold = checkShare('cpuThreshold', props.cpuThreshold ?? 0.8);
     const memoryThreshold = checkShare('memoryThreshold', props.memoryThreshold ?? 0.9);
     const drift = driftOptions(props.drift, service);
@@ -318,8 +316,11 @@ export class ModelMonitoring extends Construct {
       spec: Lazy.any({ produce: () => ({ groups: this.ruleGroups }) }),
     });
     if (props.plainPrometheusFiles) {
-      const files = (key: keyof ReturnType<ModelMonitoring['prometheusFiles']>) => Lazy.any({ produce: () => this.prometheusFiles()[key] });
-      new kplus.ConfigMap(this, 'PrometheusFiles', { metadata: { labels: objectLabels }, data: { 'scrape-config.yaml': files('scrape-config.yaml'), 'rules.yaml': files('rules.yaml') } });
+      // Each file made by its own producer, at synth: the rules depend on the service's autoscaler.
+      new kplus.ConfigMap(this, 'PrometheusFiles', {
+        metadata: { labels: objectLabels },
+        data: { 'scrape-config.yaml': Lazy.any({ produce: () => this.scrapeConfigFile() }), 'rules.yaml': Lazy.any({ produce: () => this.rulesFile() }) },
+      });
     }
     if (props.dashboard ?? true) {
       this.dashboard = new kplus.ConfigMap(this, 'Dashboard', {
@@ -329,9 +330,9 @@ export class ModelMonitoring extends Construct {
     }
   }
 
-  /** The autoscaler the alerts watch: the one given, or the one that registered on the service. */
+  /** The service's ModelAutoscaler, which registers itself on the service (a given one is that one, checked above). */
   get autoscaler(): ModelAutoscaler | undefined {
-    return this.givenAutoscaler ?? this.service.autoscaler;
+    return this.service.autoscaler;
   }
 
   /**
@@ -341,7 +342,6 @@ export class ModelMonitoring extends Construct {
   get ruleGroups(): RuleGroup[] {
     const prefix = `modelship-${this.alertContext.selector.service}`;
     const { labels } = this.alertContext;
-    const autoscaler = this.autoscaler;
     return [
       { name: `${prefix}-slo`, rules: [...sloRecordingRules(this.slos.availability, labels), ...sloRecordingRules(this.slos.latency, labels)] },
       // Like the SLO records, the PSI is recorded in its own group ahead of the alerts that read it (the order promtool
@@ -349,7 +349,7 @@ export class ModelMonitoring extends Construct {
       ...(this.drift ? [{ name: `${prefix}-drift`, rules: driftRecordingRules(this.drift) }] : []),
       {
         name: `${prefix}-alerts`,
-        rules: alertRules({ ...this.alertContext, autoscaled: autoscaler !== undefined || this.service.deployment.hasAutoscaler }, this.slos),
+        rules: alertRules({ ...this.alertContext, autoscaled: this.service.deployment.hasAutoscaler }, this.slos),
       },
     ];
   }
@@ -391,7 +391,11 @@ export class ModelMonitoring extends Construct {
 
   /** `prometheus.yml`'s scrape part and the rule file, for a Prometheus configured by hand. */
   prometheusFiles(): { readonly 'scrape-config.yaml': string; readonly 'rules.yaml': string } {
-    return { 'scrape-config.yaml': YAML.stringify({ scrape_configs: [this.scrapeConfig()] }), 'rules.yaml': this.rulesFile() };
+    return { 'scrape-config.yaml': this.scrapeConfigFile(), 'rules.yaml': this.rulesFile() };
+  }
+
+  private scrapeConfigFile(): string {
+    return YAML.stringify({ scrape_configs: [this.scrapeConfig()] });
   }
 }
 

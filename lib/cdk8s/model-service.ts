@@ -13,6 +13,7 @@ import {
 import { addIngress, Exposure } from './exposure';
 import { HardenedDeployment } from './hardened-deployment';
 import { LABEL_KEYS, recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
+import { distinctRules, httpUrl, tcpEgress, urlPort } from './network';
 import type { ModelAutoscaler } from './model-autoscaler';
 import type { ModelSource, ModelSourceConfig } from './model-source';
 import * as promql from './promql';
@@ -473,7 +474,7 @@ export class ModelService extends Construct {
           ...(from && from.length > 0 ? { from } : {}),
           ports: [HTTP_PORT, GRPC_PORT].map((number) => ({ port: kplus.k8s.IntOrString.fromNumber(number), protocol: 'TCP' })),
         }],
-        egress,
+        egress: distinctRules(egress),
       },
     });
   }
@@ -704,8 +705,8 @@ function settingValue(prop: string, setting: Setting, value: number | string | b
 
 /** The sink's URL, checked as the runtime checks --payload-log-url, so that a bad one fails at synth, not in the pod. */
 function payloadSinkUrl(value: string): URL {
-  const url = URL.canParse(value) ? new URL(value) : undefined;
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+  const url = httpUrl(value);
+  if (!url) {
     throw new Error(`'payloadLogging.url' ('${value}') must be an http:// or https:// URL`);
   }
   if (url.username !== '' || url.password !== '') throw new Error("'payloadLogging.url' must not hold credentials (user:password@): the runtime refuses them");
@@ -718,9 +719,7 @@ function payloadSinkUrl(value: string): URL {
  */
 function payloadSinkEgress(logging: PayloadLogging | undefined): kplus.k8s.NetworkPolicyEgressRule[] {
   if (logging?.url === undefined) return [];
-  const url = payloadSinkUrl(logging.url);
-  const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
-  return [{ ports: [{ port: kplus.k8s.IntOrString.fromNumber(port), protocol: 'TCP' }] }];
+  return [tcpEgress(urlPort(payloadSinkUrl(logging.url)))];
 }
 
 function checkTensorName(name: string): string {

@@ -12,6 +12,7 @@ import {
   parseModelUri, readOnnxFile,
 } from '@modelship/contract';
 import { ModelCredentials } from './model-credentials';
+import { httpUrl, tcpEgress, urlPort } from './network';
 import { checkSha256, checkStorage, memoryBytes } from './validation';
 
 /** What the ModelService tells a source about where the model must end up. */
@@ -234,26 +235,14 @@ function checkBroughtProfile(source: string, options: BroughtProfileOptions): bo
 
 /** An endpoint URL for s3:// or gs://: http(s), nothing after the host but a path. */
 function checkEndpoint(value: string, scheme: string): URL {
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    // Named below.
-  }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || url.username) {
+  const url = httpUrl(value);
+  if (!url || url.search || url.hash || url.username) {
     const example = scheme === 's3' ? 'http://minio.storage.svc:9000' : 'http://fake-gcs.storage.svc:4443';
     throw new Error(`ModelSource.fromUri: 'endpoint' ('${value}') must be an http:// or https:// URL without query or credentials, e.g. '${example}'`);
   }
   return url;
 }
 
-/** The port of an http(s) URL: its own, else the scheme's. */
-function urlPort(url: URL): number {
-  if (url.port !== '') return Number(url.port);
-  return url.protocol === 'https:' ? 443 : 80;
-}
-
-const anyHostTcp = (port: number): kplus.k8s.NetworkPolicyEgressRule => ({ ports: [{ port: kplus.k8s.IntOrString.fromNumber(port), protocol: 'TCP' }] });
 
 interface UriSourceOptions {
   readonly credentials?: ModelCredentials;
@@ -299,7 +288,7 @@ class UriSource extends ModelSource {
     const env: Record<string, kplus.EnvValue> = { ...credentials?.env };
     if (this.options.endpoint) env[this.parsed.scheme === 's3' ? 'AWS_ENDPOINT_URL_S3' : 'STORAGE_EMULATOR_HOST'] = kplus.EnvValue.fromValue(this.options.endpoint.href.replace(/\/$/, ''));
     if (this.options.region) env.AWS_REGION = kplus.EnvValue.fromValue(this.options.region);
-    const egress = [...this.storePorts().map(anyHostTcp), ...(credentials?.egress ?? [])];
+    const egress = [...this.storePorts().map((port) => tcpEgress(port)), ...(credentials?.egress ?? [])];
     // `modelship fetch` checks a digest and writes atomically whatever the file is, so the profile takes the same step:
     // a second init container, with the same store, credentials and flags, writing beside the model.
     const fetch = (name: string, uri: string, sha256: string, dest: string): kplus.ContainerProps => ({
@@ -318,7 +307,7 @@ class UriSource extends ModelSource {
     return {
       volume,
       ephemeralStorageBytes: this.sizeLimitMebibytes * MIB,
-      egress: egress.filter((rule, i) => egress.findIndex((other) => JSON.stringify(other) === JSON.stringify(rule)) === i),
+      egress,
       serviceAccount: credentials?.serviceAccount,
       initContainers: [
         fetch('fetch-model', this.uri, this.sha256, modelPath(options)),

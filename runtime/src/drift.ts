@@ -13,12 +13,14 @@ import type { Signature } from './tensor/signature';
  * Whether a tensor's values can be binned: every datatype held as numbers. FP16 arrives as raw half-precision bits
  * and BYTES as strings, so neither is profiled.
  */
-export function isProfiled(datatype: string | undefined): boolean {
+function isProfiled(datatype: string | undefined): boolean {
   return datatype !== undefined && datatype !== 'BYTES' && datatype !== 'FP16';
 }
 
 /** Rows (dim 0) and features (dim 1, or 1 for rank 1) of a tensor; undefined for a scalar, which has no rows. */
-export function rowsAndFeatures(shape: readonly number[]): { rows: number; features: number; stride: number } | undefined {
+export interface Layout { readonly rows: number; readonly features: number; readonly stride: number }
+
+export function rowsAndFeatures(shape: readonly number[]): Layout | undefined {
   if (shape.length === 0) return undefined;
   let stride = 1;
   for (let axis = 2; axis < shape.length; axis++) stride *= shape[axis];
@@ -29,9 +31,7 @@ export function rowsAndFeatures(shape: readonly number[]): { rows: number; featu
  * The value of feature `feature` in row `row`: the element itself for rank 1 and 2, the mean over the remaining
  * axes above that (so that an image channel or a sequence step is one number per row).
  */
-export function featureValue(tensor: Tensor, row: number, feature: number): number {
-  const layout = rowsAndFeatures(tensor.shape)!;
-  const data = tensor.data as TypedArray;
+export function featureValue(data: TypedArray, layout: Layout, row: number, feature: number): number {
   const start = (row * layout.features + feature) * layout.stride;
   if (layout.stride === 1) return Number(data[start]);
   if (layout.stride === 0) return NaN;
@@ -56,7 +56,7 @@ export function countRows(profiled: DriftTensor, tensor: Tensor, counts: Uint32A
     const edges = feature.edges;
     for (let row = 0; row < layout.rows; row++) {
       // The common case (rank 1 and 2 of non-BigInt data) reads the element directly, on the session worker's time.
-      const value = layout.stride === 1 && !big ? (data[row * layout.features + feature.index] as number) : featureValue(tensor, row, feature.index);
+      const value = layout.stride === 1 && !big ? (data[row * layout.features + feature.index] as number) : featureValue(data, layout, row, feature.index);
       const bin = binOf(edges, value);
       if (bin !== undefined) counts[base + bin]++;
     }
@@ -116,9 +116,10 @@ export class ProfileBuilder {
           throw new Error(`${kind} '${tensor.name}' has ${layout.features} feature(s) (dim 1), where earlier rows had ${entry.features}`);
         }
         const rows = Math.min(take, layout.rows);
+        const data = tensor.data as TypedArray;
         for (let f = 0; f < layout.features; f++) {
           const values = entry.values[f];
-          for (let row = 0; row < rows; row++) values.push(featureValue(tensor, row, f));
+          for (let row = 0; row < rows; row++) values.push(featureValue(data, layout, row, f));
         }
       }
     }

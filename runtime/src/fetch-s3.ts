@@ -220,7 +220,7 @@ function encodeRfc3986(text: string): string {
 }
 
 /** The text of the first `<tag>` in an XML document (S3 and STS answer in XML), with the five entities decoded. */
-export function xmlText(xml: string, tag: string): string | undefined {
+function xmlText(xml: string, tag: string): string | undefined {
   const match = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml);
   if (!match) return undefined;
   return match[1].replace(/&(lt|gt|quot|apos|amp|#\d+|#x[0-9a-f]+);/gi, (entity, name: string) => {

@@ -16,6 +16,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { type ModelUri, parseModelUri } from '@modelship/contract';
 import type { Logger } from 'pino';
 import { UsageError } from './errors';
+import { redactUri } from './redact-uri';
 import { type Env, HttpStore, type ModelStore, PermanentError } from './fetch-http';
 import { GcsStore } from './fetch-gcs';
 import { OciStore } from './fetch-oci';
@@ -37,19 +38,6 @@ export interface FetchOptions {
 
 /** Local file-system failures: the next attempt would meet the same disk. */
 const PERMANENT_FS_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOTDIR', 'EEXIST', 'ENAMETOOLONG']);
-
-/**
- * The URI without its query string and credentials, for logs and errors: pre-signed URLs carry their signature
- * in the query, and a log line must not hand out read access to the model.
- */
-export function redactUri(uri: string): string {
-  try {
-    const url = new URL(uri);
-    return `${url.protocol}//${url.host}${url.pathname}${url.search ? '?<redacted>' : ''}`;
-  } catch {
-    return '<invalid URI>';
-  }
-}
 
 /**
  * Checks the options and the store's variables before anything is requested (a usage error, exit 2), and returns

@@ -13,15 +13,16 @@ import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { METRIC } from '@modelship/contract';
 import { elementCount, type NamedTensor } from './tensor/datatypes';
+import { redactUri } from './redact-uri';
 import { jsonElements } from './tensor/json';
 
-export const REQUEST_EVENT_TYPE = 'org.kubeflow.serving.inference.request';
-export const RESPONSE_EVENT_TYPE = 'org.kubeflow.serving.inference.response';
+const REQUEST_EVENT_TYPE = 'org.kubeflow.serving.inference.request';
+const RESPONSE_EVENT_TYPE = 'org.kubeflow.serving.inference.response';
 
 /** Events queued at most; a sink slower than the request rate loses the newest ones rather than holding memory. */
-export const QUEUE_EVENTS = 1000;
+const QUEUE_EVENTS = 1000;
 /** Body bytes queued at most: 1000 events of the largest --payload-log-max-bytes would otherwise be a gigabyte. */
-export const QUEUE_BYTES = 16 * 1024 * 1024;
+const QUEUE_BYTES = 16 * 1024 * 1024;
 /** POSTs in flight at once: enough to keep up with a sink on the same network, few enough not to flood one. */
 const SENDERS = 4;
 /** One POST's deadline: a sink that hangs must free its sender soon, or the queue fills and events are dropped. */
@@ -42,7 +43,7 @@ export interface PayloadEventSettings {
 }
 
 /** An inference whose request event is queued; its response event reuses the id. */
-export interface EventPair {
+interface EventPair {
   readonly id: string;
   readonly model: string;
 }
@@ -176,7 +177,7 @@ export class PayloadEventSink {
     const now = Date.now();
     if (now - this.lastFailureLog >= 60_000) {
       this.lastFailureLog = now;
-      this.log.warn({ url: redactedUrl(this.settings.url) }, `${reason}; payload events are being dropped (counted in ${METRIC.payloadEventsDropped})`);
+      this.log.warn({ url: redactUri(this.settings.url) }, `${reason}; payload events are being dropped (counted in ${METRIC.payloadEventsDropped})`);
     }
   }
 
@@ -223,12 +224,6 @@ function cappedElements(tensor: NamedTensor, budget: number): { text: string; tr
 function headerValue(value: string): string {
   return /^[\x21\x23-\x24\x26-\x7E]*$/.test(value) ? value : Array.from(new TextEncoder().encode(value), (b) =>
     b > 0x20 && b < 0x7f && b !== 0x22 && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
-}
-
-/** The URL without credentials or query, for the log. */
-function redactedUrl(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
 }
 
 function causeOf(error: Error): string {

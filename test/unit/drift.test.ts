@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { binOf, checkDriftProfile, DRIFT_BINS, type DriftTensor } from '@modelship/contract';
-import { checkProfileAgainst, countRows, decileEdges, featureValue, ProfileBuilder, profileFeature } from '../../runtime/src/drift';
-import type { NamedTensor } from '../../runtime/src/tensor/datatypes';
+import { checkProfileAgainst, countRows, decileEdges, featureValue, ProfileBuilder, profileFeature, rowsAndFeatures } from '../../runtime/src/drift';
+import type { NamedTensor, TypedArray } from '../../runtime/src/tensor/datatypes';
 
 /** A deterministic pseudo-random sequence in [-1, 1), so failures reproduce. */
 function values(count: number, seed = 7): number[] {
@@ -54,13 +54,13 @@ describe('drift profile math', () => {
 
   it('reads a rank-1 value, a rank-2 column and the mean of a rank-3 row over the remaining axes', () => {
     const rank1: NamedTensor = { name: 'a', datatype: 'FP64', shape: [3], data: new Float64Array([5, 6, 7]) };
-    assert.equal(featureValue(rank1, 2, 0), 7);
+    assert.equal(featureValue(rank1.data as TypedArray, rowsAndFeatures(rank1.shape)!, 2, 0), 7);
     const rank2: NamedTensor = { name: 'b', datatype: 'INT64', shape: [2, 3], data: new BigInt64Array([1n, 2n, 3n, 4n, 5n, 6n]) };
-    assert.equal(featureValue(rank2, 1, 2), 6);
+    assert.equal(featureValue(rank2.data as TypedArray, rowsAndFeatures(rank2.shape)!, 1, 2), 6);
     // [rows 2, features 2, 3]: row 1, feature 0 is elements 6..8.
     const rank3: NamedTensor = { name: 'c', datatype: 'FP32', shape: [2, 2, 3], data: new Float32Array([0, 0, 0, 1, 1, 1, 3, 6, 9, 2, 2, 2]) };
-    assert.equal(featureValue(rank3, 1, 0), 6);
-    assert.equal(featureValue(rank3, 0, 1), 1);
+    assert.equal(featureValue(rank3.data as TypedArray, rowsAndFeatures(rank3.shape)!, 1, 0), 6);
+    assert.equal(featureValue(rank3.data as TypedArray, rowsAndFeatures(rank3.shape)!, 0, 1), 1);
   });
 
   it('counts rank-1 and rank-3 rows into the bins an independent count finds', () => {

@@ -81,7 +81,7 @@ const GRAFANA_UID_MAX = 40;
  * prefixes (`<chart>-<id>-service-<hash>`), so a cut-off name alone makes two services one dashboard, each
  * overwriting the other; a hash of the whole identity keeps them apart, and the readable start says whose it is.
  */
-export function dashboardUid(selector: SeriesSelector): string {
+function dashboardUid(selector: SeriesSelector): string {
   const hash = createHash('sha256').update(`${selector.namespace ?? ''}/${selector.service}`).digest('hex').slice(0, 10);
   const readable = `modelship-${selector.service}`.slice(0, GRAFANA_UID_MAX - hash.length - 1).replace(/-+$/, '');
   return `${readable}-${hash}`;
