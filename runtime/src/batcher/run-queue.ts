@@ -129,12 +129,12 @@ export class RunQueue {
     return new Batch(batch);
   }
 
-  /** One session.run of `rows` rows of `inputs`' shape finished: its cost feeds the batch sizer and the metrics. */
   /** Hands a run's drift counts (or new baseline profile) to whoever exports them. */
   recordDrift(result: Pick<RunResult, 'drift' | 'baselineProfile'>): void {
     if (result.drift || result.baselineProfile) this.observer.drift?.(result);
   }
 
+  /** One session.run of `rows` rows of `inputs`' shape finished: its cost feeds the batch sizer and the metrics. */
   recordRun(rows: number, computeSeconds: number, inputs: readonly NamedTensor[]): void {
     if (this.batchable) this.sizerFor(inputs).record(rows, computeSeconds);
     this.observer.run(rows, computeSeconds);
