@@ -19,7 +19,8 @@
  * off-manifold rows); sampled attributions are estimates whose variance falls with nsamples; efficiency holds
  * exactly (to rounding) in both modes; for a model linear in its inputs any full-rank set of coalitions gives the
  * exact φ_i = w_i (x_i − baseline_i). No L1 feature selection (the shap package's l1_reg) is done. Sampled mode
- * needs nsamples ≥ M − 1 and a full-rank design; otherwise it throws. M (features) up to a few hundred.
+ * needs nsamples ≥ 2·(M − 1) (a coalition and its complement make one independent equation) and a full-rank
+ * design; otherwise it throws. M (features) up to a few hundred.
  */
 import { type BatchFunction, checkFiniteVector, checkPositiveInteger, mulberry32, runBatched } from './common';
 import { RankDeficientError, weightedLeastSquares } from './least-squares';
@@ -63,8 +64,10 @@ export async function kernelShap(f: BatchFunction, x: Float64Array, baseline: Fl
   const batchSize = options.batchSize === undefined ? Infinity : checkPositiveInteger(options.batchSize, 'batchSize');
 
   const exact = M <= MAX_EXACT_FEATURES && 2 ** M - 2 <= nsamples;
-  if (!exact && nsamples < M - 1) {
-    throw new RangeError(`nsamples (${nsamples}) must be at least M − 1 = ${M - 1} for ${M} features: the regression has M − 1 unknowns`);
+  // The regression has M − 1 unknowns, and a coalition drawn with its complement gives one independent equation,
+  // not two (its row is the other's negation once φ_{M−1} is eliminated).
+  if (!exact && nsamples < 2 * (M - 1)) {
+    throw new RangeError(`nsamples (${nsamples}) must be at least 2·(M − 1) = ${2 * (M - 1)} for ${M} features in sampled mode: the regression has M − 1 unknowns and paired coalitions give one equation per pair`);
   }
   const { masks, weights } = exact ? allCoalitions(M) : sampledCoalitions(M, nsamples, mulberry32(seed));
 
