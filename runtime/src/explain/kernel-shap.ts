@@ -8,7 +8,7 @@
  * rows: the empty one by regressing f(z) − f(baseline) without intercept, the full one (efficiency,
  * Σφ = f(x) − f(baseline)) by eliminating the last feature's φ, as the shap package does. The regression is solved
  * by Householder QR (least-squares.ts).
- *  - exact: when 2^M − 2 ≤ nsamples every coalition is evaluated, and the solution is the exact Shapley values
+ *  - exact: when 2^M − 2 ≤ nsamples (and M ≤ 20) every coalition is evaluated, and the solution is the exact Shapley values
  *    (to float rounding). Cost: 2^M model runs.
  *  - sampled: otherwise coalition sizes are taken whole from the smallest and largest inward while the budget
  *    affords them, and the rest are drawn by size (kernel weight per size), each draw paired with its complement,
@@ -20,7 +20,8 @@
  * exactly (to rounding) in both modes; for a model linear in its inputs any full-rank set of coalitions gives the
  * exact φ_i = w_i (x_i − baseline_i). No L1 feature selection (the shap package's l1_reg) is done. Sampled mode
  * needs nsamples ≥ 2·(M − 1) (a coalition and its complement make one independent equation) and a full-rank
- * design; otherwise it throws. M (features) up to a few hundred.
+ * design; otherwise it throws. M (features) up to a few hundred. Every row is built and held in memory before the
+ * model runs (about nsamples · M · 8 bytes, twice over for the regression), so a server must cap nsamples.
  */
 import { type BatchFunction, checkFiniteVector, checkPositiveInteger, mulberry32, runBatched } from './common';
 import { RankDeficientError, weightedLeastSquares } from './least-squares';
@@ -47,8 +48,8 @@ export interface KernelShapResult {
   modelRuns: number;
 }
 
-/** The largest M for exact mode: 2^M rows have to fit in memory anyway. */
-const MAX_EXACT_FEATURES = 24;
+/** The largest M for exact mode: its 2^M rows (and the regression's copy of them) are all held in memory. */
+const MAX_EXACT_FEATURES = 20;
 
 export async function kernelShap(f: BatchFunction, x: Float64Array, baseline: Float64Array, options: KernelShapOptions): Promise<KernelShapResult> {
   if (typeof f !== 'function') throw new TypeError('f must be a function (rows) => Promise<one number per row>');
