@@ -28,6 +28,10 @@ export const METRIC = {
   driftBins: 'modelship_drift_bin_total',
   /** gauge: the drift profile's reference share of each bin, labelled as driftBins. */
   driftReferenceRatio: 'modelship_drift_reference_ratio',
+  /** counter: explanations answered (`:explain`), labelled model, version, explainer, code; not inference requests. */
+  explainRequests: 'modelship_explain_requests_total',
+  /** histogram: seconds from an explanation's arrival to its answer, labelled model, version, explainer. */
+  explainDuration: 'modelship_explain_duration_seconds',
   /** counter: payload events (--payload-log-url) dropped because the sink was slow or down. */
   payloadEventsDropped: 'modelship_payload_events_dropped_total',
 } as const;
@@ -44,7 +48,12 @@ export const LABEL = {
   tensor: 'tensor',
   feature: 'feature',
   bin: 'bin',
+  explainer: 'explainer',
 } as const;
+
+/** The `explainer` label's values: the methods `:explain` offers. */
+export const EXPLAINER = { kernelShap: 'kernel_shap', occlusion: 'occlusion' } as const;
+export type Explainer = (typeof EXPLAINER)[keyof typeof EXPLAINER];
 
 /** The `protocol` label's values. */
 export const PROTOCOL = { rest: 'rest', grpc: 'grpc' } as const;

@@ -8,6 +8,8 @@ import type { DriftCounts } from './model/messages';
 
 const VERSION_LABELS = [LABEL.model, LABEL.version] as const;
 const REQUEST_LABELS = [LABEL.model, LABEL.version, LABEL.protocol, LABEL.code] as const;
+const EXPLAIN_LABELS = [LABEL.model, LABEL.version, LABEL.explainer] as const;
+const EXPLAIN_REQUEST_LABELS = [...EXPLAIN_LABELS, LABEL.code] as const;
 const DRIFT_LABELS = [LABEL.model, LABEL.version, LABEL.tensor, LABEL.feature, LABEL.bin] as const;
 
 export class RuntimeMetrics {
@@ -58,6 +60,16 @@ export class RuntimeMetrics {
   readonly driftReferenceRatio = new Gauge({
     name: METRIC.driftReferenceRatio, help: 'The drift profile\'s reference share of each bin, per tensor and feature.',
     labelNames: DRIFT_LABELS, registers: [this.registry],
+  });
+  // Kept apart from the inference series: an explanation is many model runs, and counting it as one request would
+  // distort the latency objective and the error ratio that the alerts and the autoscaler read.
+  readonly explainRequests = new Counter({
+    name: METRIC.explainRequests, help: 'Explanations answered (:explain), by explainer and HTTP status.',
+    labelNames: EXPLAIN_REQUEST_LABELS, registers: [this.registry],
+  });
+  readonly explainDuration = new Histogram({
+    name: METRIC.explainDuration, help: 'Seconds from an explanation\'s arrival to its answer.',
+    labelNames: EXPLAIN_LABELS, buckets: [...LATENCY_BUCKETS_SECONDS], registers: [this.registry],
   });
   // No labels: drops are the sink's, whichever model the event was of; always exported, 0 without a sink.
   readonly payloadEventsDropped = new Counter({
@@ -161,6 +173,13 @@ export class VersionMetrics {
     }
     this.driftLabels = [];
     this.driftSeries = [];
+  }
+
+  /** Counts one finished explanation and how long it took. */
+  explanation(explainer: string, code: number, seconds: number): void {
+    const labels = { ...this.labels, explainer };
+    this.metrics.explainRequests.inc({ ...labels, code: String(code) });
+    this.metrics.explainDuration.observe(labels, seconds);
   }
 
   /** Counts one finished request and its latency. */
