@@ -136,6 +136,18 @@ export const SERVE_SETTINGS = {
     kind: 'integer', flag: 'drift-baseline-rows', env: 'MODELSHIP_DRIFT_BASELINE_ROWS', default: 0, min: 0, max: 10_000_000,
     description: 'For a model version without profile.json, take the drift profile from the first N rows served, then count drift against it (0: off)',
   },
+  maxExplainSamples: {
+    kind: 'integer', flag: 'max-explain-samples', env: 'MODELSHIP_MAX_EXPLAIN_SAMPLES', default: 4096, min: 2, max: 65536,
+    description: "Most perturbed inputs one explanation may run (KernelSHAP's nsamples, occlusion's patch positions); more get 400. Bounds each explanation's time and memory",
+  },
+  maxExplainQueueSize: {
+    kind: 'integer', flag: 'max-explain-queue-size', env: 'MODELSHIP_MAX_EXPLAIN_QUEUE_SIZE', default: 4, min: 0, max: 1024,
+    description: 'Explanations per model version accepted at once; more get 429. 0 turns :explain off (404)',
+  },
+  explainTimeoutSeconds: {
+    kind: 'integer', flag: 'explain-timeout', env: 'MODELSHIP_EXPLAIN_TIMEOUT', default: 60, min: 1, max: 3600,
+    description: 'Seconds an explanation may take, waiting behind inference included (its runs only use a model when no inference is queued for it); past it, 503',
+  },
   pollRepositorySeconds: {
     kind: 'integer', flag: 'poll-repository-seconds', env: 'MODELSHIP_POLL_REPOSITORY_SECONDS', default: 5, min: 0, max: 3600,
     description: 'How often the model repository is scanned for new models and versions; 0 never rescans',

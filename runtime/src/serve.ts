@@ -69,7 +69,10 @@ export async function serve(settings: ResolvedServeSettings, log: Logger, server
   const payloads = settings.payloadLogPercent > 0 && events === undefined
     ? new PayloadLogger({ percent: settings.payloadLogPercent, maxBytes: settings.payloadLogMaxBytes, redact: settings.payloadLogRedact }, log.child({ component: 'payload' }))
     : undefined;
-  const limits = { maxTensorElements: settings.maxTensorElements, maxResponseBytes: settings.maxResponseBytes };
+  const limits = {
+    maxTensorElements: settings.maxTensorElements, maxResponseBytes: settings.maxResponseBytes,
+    explain: { maxSamples: settings.maxExplainSamples, maxQueueSize: settings.maxExplainQueueSize, timeoutSeconds: settings.explainTimeoutSeconds },
+  };
   const codecs = new CodecPool({ threads: containerResources().cpus, offloadFromBytes: CODEC_THREAD_FROM_BYTES });
   const core = new InferenceCore(registry, metrics, limits, codecs, payloads, events);
   const http = createHttpServer(core, {

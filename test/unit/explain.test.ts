@@ -1,44 +1,19 @@
 /**
- * The explainer math behind a future :explain endpoint — KernelSHAP and occlusion — against real onnxruntime
+ * The explainer math behind :explain — KernelSHAP and occlusion — against real onnxruntime
  * sessions run in-process: a linear model built here (attributions known in closed form), the tabular MLP fixture
  * (efficiency, reproducibility, exact against sampled) and the OCR detection model (occlusion maps).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { onnx } from 'onnx-proto';
 import { kernelShap } from '../../runtime/src/explain/kernel-shap';
 import { occlusion } from '../../runtime/src/explain/occlusion';
 import * as ort from '../../runtime/src/model/onnxruntime';
+import { writeLinearModel } from '../helpers/linear-model';
 import { MODELS } from '../helpers/paths';
 import { randomFloats, referenceSession } from '../helpers/reference';
-
-/** y = x·w + b as ONNX (MatMul + Add), x [N, M] float32, y [N, 1]. */
-function writeLinearModel(path: string, w: readonly number[], b: number): void {
-  const value = (name: string, dims: Array<number | string>) => ({
-    name,
-    type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-  });
-  writeFileSync(path, onnx.ModelProto.encode({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: {
-      name: 'linear',
-      node: [
-        { opType: 'MatMul', input: ['x', 'w'], output: ['xw'] },
-        { opType: 'Add', input: ['xw', 'b'], output: ['y'] },
-      ],
-      initializer: [
-        { name: 'w', dataType: 1, dims: [w.length, 1], floatData: [...w] },
-        { name: 'b', dataType: 1, dims: [1], floatData: [b] },
-      ],
-      input: [value('x', ['batch', w.length])],
-      output: [value('y', ['batch', 1])],
-    },
-  }).finish());
-}
 
 /** A session as the explainers' batch function: rows stacked into one [N, ...shape] float32 input, one output picked. */
 function batchFunction(session: ort.InferenceSession, shape: readonly number[], pick: (output: Float32Array, row: number) => number) {
@@ -208,8 +183,8 @@ describe('occlusion on the OCR detection model (64×64, the sum of the probabili
     assert.deepEqual(result.shape, [1, 3, H, W]);
     assert.equal(result.attributions.length, image.length);
     assert.equal(result.patches, 7 * 7);
-    assert.equal(result.modelRuns, 50);
-    assert.deepEqual(calls, [25, 25]);
+    assert.equal(result.modelRuns, 51, 'x, the baseline and 49 patches');
+    assert.deepEqual(calls, [25, 25, 1]);
     assert.deepEqual(result.attributions.subarray(0, H * W), result.attributions.subarray(2 * H * W), 'the same in every channel');
     const tiles: Array<{ ti: number; tj: number; mean: number }> = [];
     for (let ti = 0; ti < 4; ti++) {
@@ -222,8 +197,9 @@ describe('occlusion on the OCR detection model (64×64, the sum of the probabili
     tiles.sort((a, b) => Math.abs(b.mean) - Math.abs(a.mean));
     const largest = tiles[0];
     const smallest = tiles[tiles.length - 1];
-    const [base, big, small] = await f([image, zeroTile(largest.ti, largest.tj), zeroTile(smallest.ti, smallest.tj)]);
+    const [base, big, small, blank] = await f([image, zeroTile(largest.ti, largest.tj), zeroTile(smallest.ti, smallest.tj), new Float64Array(image.length)]);
     assert.ok(Math.abs(base - result.prediction) < 1e-3);
+    assert.ok(Math.abs(blank - result.baseValue) < 1e-3, 'the base value is the model on the all-zero image');
     assert.ok(Math.abs(base - big) > Math.abs(base - small), `|Δ| ${Math.abs(base - big)} (largest) vs ${Math.abs(base - small)} (smallest)`);
   });
 
@@ -236,6 +212,16 @@ describe('occlusion on the OCR detection model (64×64, the sum of the probabili
     const expected = base - occluded;
     const got = result.attributions[(16 + 5) * W + 32 + 7];
     assert.ok(Math.abs(got - expected) < 1e-3 * Math.max(1, Math.abs(expected)), `${got} vs ${expected}`);
+  });
+
+  it('takes occluded pixels from a baseline image when given one', async () => {
+    const f = async (rows: Float64Array[]) => Float64Array.from(rows, (r) => sum(r));
+    const background = Float64Array.from({ length: 4 * 4 }, (_, p) => p);
+    const result = await occlusion(f, new Float64Array(4 * 4).fill(100), [1, 1, 4, 4], { patch: 2, baseline: background });
+    assert.equal(result.baseValue, sum(background));
+    // The top-left patch holds background pixels 0, 1, 4 and 5: occluding it removes 400 and adds 10.
+    assert.equal(result.attributions[0], 390);
+    await assert.rejects(occlusion(f, new Float64Array(16), [1, 1, 4, 4], { patch: 2, baseline: new Float64Array(3) }), /baseline image has 3 elements but x has 16/);
   });
 
   it('covers the border with a last patch flush with it when the stride does not reach it', async () => {

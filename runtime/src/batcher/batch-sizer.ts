@@ -4,8 +4,10 @@
  * once its activations outgrow the caches (OCR detection on the benchmark machine: see the in-process batch rows
  * of docs/benchmarks.md), and merging then lowers throughput. So the sizer compares the measured compute time per row of each
  * power-of-two size class, and lets batches grow only while a larger class costs less per row than the one below
- * it (see `limit`); `max_batch_size` stays the ceiling. A queue keeps one sizer per row shape (run-queue.ts).
+ * it (see `limit`); `max_batch_size` stays the ceiling. A model version keeps one sizer per row shape (BatchSizers),
+ * which its inference queue reads to size batches and explanations read to size their runs of perturbed rows.
  */
+import type { NamedTensor } from '../tensor/datatypes';
 
 /** Samples kept per size class; the estimate is their minimum, which ignores runs slowed by a busy machine or by onnxruntime allocating for a new shape. */
 const SAMPLES_PER_CLASS = 8;
@@ -69,9 +71,44 @@ export class BatchSizer {
     return Math.min(this.maxBatchSize, sizeClass(limit) * 4 - 1);
   }
 
+  /**
+   * The learned seconds per row of batches at the limit: the cost of the largest size class measured that the
+   * limit allows; undefined before any run.
+   */
+  get secondsPerRow(): number | undefined {
+    const limit = this.limit;
+    const measured = [...this.samples.keys()].filter((size) => size <= limit);
+    return measured.length === 0 ? undefined : this.cost(Math.max(...measured))!.cost;
+  }
+
   private cost(size: number): { readonly cost: number; readonly judged: boolean } | undefined {
     const kept = this.samples.get(size);
     return kept && kept.length > 0 ? { cost: Math.min(...kept), judged: kept.length >= SAMPLES_TO_JUDGE } : undefined;
+  }
+}
+
+/** Row shapes whose batch costs are remembered. */
+const MAX_ROW_SHAPES = 64;
+
+/**
+ * One batch sizer per row shape (the inputs' dims after the first): how a batch's cost grows depends on the size
+ * of its rows (a 640×640 image outgrows the caches sooner than a 64×64 one), and a batch only ever holds one shape.
+ */
+export class BatchSizers {
+  private readonly sizers = new Map<string, BatchSizer>();
+
+  constructor(private readonly maxBatchSize: number) {}
+
+  for(inputs: readonly NamedTensor[]): BatchSizer {
+    const key = inputs.map((input) => input.shape.slice(1).join('x')).join('|');
+    let sizer = this.sizers.get(key);
+    if (!sizer) {
+      // Bounded, since clients choose the shapes: the oldest sizer goes and its shape learns again if it returns.
+      if (this.sizers.size >= MAX_ROW_SHAPES) this.sizers.delete(this.sizers.keys().next().value!);
+      sizer = new BatchSizer(this.maxBatchSize);
+      this.sizers.set(key, sizer);
+    }
+    return sizer;
   }
 }
 

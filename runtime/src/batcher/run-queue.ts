@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { InferenceError } from '../errors';
 import type { NamedTensor } from '../tensor/datatypes';
 import { Batch, canMerge, rowsOf, type QueuedRunResult, type RunJob } from './batch';
-import { BatchSizer } from './batch-sizer';
+import { BatchSizers } from './batch-sizer';
 import type { RunResult } from '../model/messages';
 
 export type { QueuedRunResult } from './batch';
@@ -34,17 +34,16 @@ export interface BatchPolicy {
   readonly maxQueueDelayMicroseconds: number;
 }
 
-/** Row shapes whose batch costs a queue remembers. */
-const MAX_ROW_SHAPES = 64;
+/**
+ * What a queue's runs are for. `serve`: requests being answered. `explain`: an explanation's perturbed inputs,
+ * which run only when no `serve` queue of the same session worker has work (so they never delay inference by more
+ * than the one run in progress), are never merged with each other, and are not served traffic (no drift counts).
+ */
+export type QueuePurpose = 'serve' | 'explain';
 
 export class RunQueue {
   private readonly jobs: RunJob[] = [];
   private rowsQueued = 0;
-  /**
-   * One batch sizer per row shape (the inputs' dims after the first): how a batch's cost grows depends on the size
-   * of its rows (a 640×640 image outgrows the caches sooner than a 64×64 one), and a batch only ever holds one shape.
-   */
-  private readonly sizers = new Map<string, BatchSizer>();
   /** Set once the model is known to have a batch dimension (after load); cleared if it proves otherwise. */
   private batchable = false;
 
@@ -54,6 +53,9 @@ export class RunQueue {
     private readonly policy: BatchPolicy,
     private readonly executor: JobExecutor,
     private readonly observer: QueueObserver,
+    /** Learned per row shape from every run of the model version, whichever queue it came from. */
+    readonly sizers: BatchSizers = new BatchSizers(policy.maxBatchSize),
+    readonly purpose: QueuePurpose = 'serve',
   ) {}
 
   /** Whether requests may share a run: set from the loaded model's signature. */
@@ -83,15 +85,34 @@ export class RunQueue {
     }
   }
 
-  submit(inputs: readonly NamedTensor[], outputs: readonly string[]): Promise<QueuedRunResult> {
+  /** Queues one run; `signal` withdraws it (rejecting with the signal's reason) while it still waits. */
+  submit(inputs: readonly NamedTensor[], outputs: readonly string[], signal?: AbortSignal): Promise<QueuedRunResult> {
     this.checkCapacity();
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<QueuedRunResult>((resolve, reject) => {
       const rows = this.batchable ? rowsOf(inputs) : undefined;
-      this.jobs.push({ inputs, outputs, rows, enqueuedAt: performance.now(), resolve, reject });
+      const withdraw = () => this.withdraw(job, signal!.reason);
+      const settled = () => signal?.removeEventListener('abort', withdraw);
+      const job: RunJob = {
+        inputs, outputs, rows, enqueuedAt: performance.now(),
+        resolve: (result) => { settled(); resolve(result); },
+        reject: (error) => { settled(); reject(error); },
+      };
+      signal?.addEventListener('abort', withdraw, { once: true });
+      this.jobs.push(job);
       this.rowsQueued += rows ?? this.policy.maxBatchSize;
       this.observer.depth(this.jobs.length);
       this.executor.notify(this);
     });
+  }
+
+  private withdraw(job: RunJob, reason: unknown): void {
+    const index = this.jobs.indexOf(job);
+    if (index < 0) return;
+    this.jobs.splice(index, 1);
+    this.rowsQueued -= job.rows ?? this.policy.maxBatchSize;
+    this.observer.depth(this.jobs.length);
+    job.reject(reason instanceof Error ? reason : new Error(String(reason)));
   }
 
   /**
@@ -100,7 +121,7 @@ export class RunQueue {
    */
   waitMilliseconds(now = performance.now()): number {
     const head = this.jobs[0];
-    if (!head || !this.batchable || head.rows === undefined || this.rowsQueued >= this.sizerFor(head.inputs).limit) return 0;
+    if (!head || !this.batchable || head.rows === undefined || this.rowsQueued >= this.sizers.for(head.inputs).limit) return 0;
     return Math.max(0, head.enqueuedAt + this.policy.maxQueueDelayMicroseconds / 1000 - now);
   }
 
@@ -115,7 +136,7 @@ export class RunQueue {
     const batch = [head];
     let rows = head.rows ?? this.policy.maxBatchSize;
     if (this.batchable && head.rows !== undefined) {
-      const limit = this.sizerFor(head.inputs).nextLimit();
+      const limit = this.sizers.for(head.inputs).nextLimit();
       while (this.jobs.length > 0) {
         const next = this.jobs[0];
         if (next.rows === undefined || rows + next.rows > limit
@@ -136,20 +157,8 @@ export class RunQueue {
 
   /** One session.run of `rows` rows of `inputs`' shape finished: its cost feeds the batch sizer and the metrics. */
   recordRun(rows: number, computeSeconds: number, inputs: readonly NamedTensor[]): void {
-    if (this.batchable) this.sizerFor(inputs).record(rows, computeSeconds);
+    this.sizers.for(inputs).record(rows, computeSeconds);
     this.observer.run(rows, computeSeconds);
-  }
-
-  private sizerFor(inputs: readonly NamedTensor[]): BatchSizer {
-    const key = inputs.map((input) => input.shape.slice(1).join('x')).join('|');
-    let sizer = this.sizers.get(key);
-    if (!sizer) {
-      // Bounded, since clients choose the shapes: the oldest sizer goes and its shape learns again if it returns.
-      if (this.sizers.size >= MAX_ROW_SHAPES) this.sizers.delete(this.sizers.keys().next().value!);
-      sizer = new BatchSizer(this.policy.maxBatchSize);
-      this.sizers.set(key, sizer);
-    }
-    return sizer;
   }
 
   /** Fails every waiting job, e.g. when the worker that would run them is gone. */

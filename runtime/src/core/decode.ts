@@ -22,7 +22,7 @@ export function decodeRequest(request: InferRequest, signature: Signature, limit
   const outputs = checkOutputNames(signature, request.outputs);
   const inputs = checked.map(({ input, datatype, shape, where }) =>
     ({ name: input.name, datatype, shape, data: input.data.decode(datatype, shape, where) }));
-  return { inputs, outputs };
+  return { inputs, outputs, parameters: request.parameters };
 }
 
 /** The input's datatype: the model's, which the request must name exactly when it names one. */

@@ -6,7 +6,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import { PLATFORM, type Protocol } from '@modelship/contract';
-import { InferenceError } from '../errors';
+import { InferenceError, notFound } from '../errors';
+import { explain, explainerFor, type ExplanationAnswer } from '../explain/explanation';
+import { parseExplainParameters } from '../explain/parameters';
 import { InFlight } from '../in-flight';
 import type { RuntimeMetrics } from '../metrics';
 import type { ModelRegistry } from '../model/registry';
@@ -21,6 +23,16 @@ import type { Codec } from './request';
 export interface InferenceLimits extends ShapeLimits {
   /** Largest raw size of the outputs one request may be answered with. */
   readonly maxResponseBytes: number;
+  readonly explain: ExplainSettings;
+}
+
+export interface ExplainSettings {
+  /** --max-explain-samples: perturbed inputs per explanation. */
+  readonly maxSamples: number;
+  /** --max-explain-queue-size: explanations per model version at once; 0 turns :explain off. */
+  readonly maxQueueSize: number;
+  /** --explain-timeout */
+  readonly timeoutSeconds: number;
 }
 
 /** Which model and version a request addresses, and by which protocol (for the metrics). */
@@ -137,6 +149,62 @@ export class InferenceCore {
     }
   }
 
+  /**
+   * Refuses an explanation before its body is read, when the answer is already known: 404 for an unknown model or
+   * version or with explanations turned off, 429 when the version already runs as many as it may.
+   */
+  admitExplanation(addressed: Addressed): void {
+    const target = this.registry.resolve(addressed.model, addressed.version);
+    try {
+      this.checkExplainCapacity(target);
+    } catch (error) {
+      const { status } = error as InferenceError;
+      if (status === 429) this.metrics.forVersion(target.name, target.version).explanation('none', status, 0);
+      throw error;
+    }
+  }
+
+  private checkExplainCapacity(target: ModelVersion): void {
+    const { maxQueueSize } = this.limits.explain;
+    if (maxQueueSize === 0) throw notFound('explanations are turned off on this server (--max-explain-queue-size 0)');
+    if (target.explanations.count >= maxQueueSize) {
+      throw new InferenceError(429, `${target.key} is already running ${target.explanations.count} explanation(s), its limit (--max-explain-queue-size); retry later`, 1);
+    }
+  }
+
+  /**
+   * One explanation: the request decoded and checked as an inference would be, then many runs of perturbed inputs
+   * at a lower priority than inference (explain/explanation.ts). Counted in the explanation metrics only, so that
+   * the inference latency objective and error ratio stay about inference.
+   */
+  async explain<Wire, Meta, Encoded>(codec: Codec<Wire, Meta, Encoded>, wire: Wire, addressed: Addressed): Promise<ExplanationAnswer> {
+    const started = performance.now();
+    const target = this.registry.resolve(addressed.model, addressed.version);
+    const { timeoutSeconds, maxSamples } = this.limits.explain;
+    const deadline = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const finished: Array<() => void> = [];
+    let explainer = 'none';
+    let code = 200;
+    try {
+      this.checkExplainCapacity(target);
+      finished.push(target.explanations.start(), target.inFlight.start());
+      timer = setTimeout(() => deadline.abort(new InferenceError(503, `the explanation did not finish within ${timeoutSeconds} s (--explain-timeout): its runs wait while inference keeps ${target.key} busy, and take longer with more samples; retry later or ask for fewer`, 1)), timeoutSeconds * 1000);
+      const { decoded } = await this.codecs.decode(codec, wire, target.signature, this.limits);
+      const parameters = parseExplainParameters(decoded.parameters, maxSamples);
+      explainer = explainerFor(target, decoded.inputs, parameters);
+      return await explain(target, decoded.inputs, parameters, { maxSamples }, deadline.signal);
+    } catch (error) {
+      const refused = asInferenceError(error);
+      code = refused instanceof InferenceError ? refused.status : 500;
+      throw refused;
+    } finally {
+      clearTimeout(timer);
+      for (const finish of finished) finish();
+      this.metrics.forVersion(target.name, target.version).explanation(explainer, code, (performance.now() - started) / 1000);
+    }
+  }
+
   /** Metadata of the version a request names (or the default one), for every protocol's metadata endpoint. */
   modelMetadata(model: string, version: string | undefined): ModelMetadata {
     const versions = this.registry.get(model).versions.map((v) => String(v.version));
@@ -190,6 +258,16 @@ export class InferenceCore {
       throw new InferenceError(400, `${target.key} would answer with ${bytes} bytes of outputs, over the limit of ${this.limits.maxResponseBytes} (--max-response-bytes); ask for smaller inputs or fewer outputs`);
     }
   }
+}
+
+/**
+ * The explainers check their own arguments with RangeError and TypeError (explain/common.ts): everything reaching
+ * them came from the request, so those are the client's to fix.
+ */
+function asInferenceError(error: unknown): InferenceError | Error {
+  if (error instanceof InferenceError) return error;
+  if (error instanceof RangeError || error instanceof TypeError) return new InferenceError(400, `cannot explain this request: ${error.message}`);
+  return error as Error;
 }
 
 function tensorMetadata(spec: TensorSpec): TensorMetadata {

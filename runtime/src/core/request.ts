@@ -33,6 +33,8 @@ export interface InferRequest {
   readonly inputs: readonly RequestedInput[];
   /** The outputs asked for; every output when undefined or empty. */
   readonly outputs?: readonly string[];
+  /** The request-level `parameters` as the body spelled them (an explanation's settings), unchecked. */
+  readonly parameters?: unknown;
 }
 
 /** A request whose inputs passed every check and were decoded. */
@@ -40,6 +42,8 @@ export interface DecodedRequest {
   readonly inputs: NamedTensor[];
   /** The output names to compute, resolved against the signature. */
   readonly outputs: string[];
+  /** As InferRequest's, passed through for the explain path to read. */
+  readonly parameters?: unknown;
 }
 
 export interface InferResponse {

@@ -3,12 +3,12 @@
  * function.
  *
  * Method. A patch (ph × pw, across all channels) slides over the image with the given stride; each position yields
- * a copy of x with the patch set to a baseline value. The attribution of a pixel is the mean, over the patches that
+ * a copy of x with the patch taken from the baseline (one value, or a baseline image of x's shape). The attribution of a pixel is the mean, over the patches that
  * cover it, of f(x) − f(occluded); it is the same in every channel, and the output has x's shape. Positions run
  * 0, stride, 2·stride, … and, when the last one stops short of the border, one more flush with it, so every pixel is
  * covered by at least one patch.
  *
- * Cost: number of patches + 1 model runs (x itself), where the number of patches is
+ * Cost: number of patches + 2 model runs (x itself and the baseline), where the number of patches is
  * (⌈(H − ph) / sh⌉ + 1) · (⌈(W − pw) / sw⌉ + 1). Rows go to f in batches of batchSize (default 32): each is a full
  * copy of the image.
  *
@@ -23,8 +23,8 @@ export interface OcclusionOptions {
   patch: number | readonly [number, number];
   /** Step between patch positions (default: the patch size, i.e. non-overlapping patches). */
   stride?: number | readonly [number, number];
-  /** Value the occluded pixels take (default 0). */
-  baseline?: number;
+  /** What the occluded pixels take: one value, or the pixels of a baseline image shaped like x (default 0). */
+  baseline?: number | Float64Array;
   /** Most rows per call of f (default 32). */
   batchSize?: number;
 }
@@ -35,9 +35,11 @@ export interface OcclusionResult {
   shape: number[];
   /** f(x). */
   prediction: number;
+  /** f(baseline): the model on the fully occluded image. */
+  baseValue: number;
   /** Patch positions evaluated. */
   patches: number;
-  /** Rows run through the model: patches + 1. */
+  /** Rows run through the model: patches + 2. */
   modelRuns: number;
 }
 
@@ -56,8 +58,7 @@ export async function occlusion(f: BatchFunction, x: Float64Array, shape: readon
   const [ph, pw] = pair(options.patch, 'patch');
   if (ph > H || pw > W) throw new RangeError(`patch (${ph}×${pw}) is larger than the image (${H}×${W})`);
   const [sh, sw] = options.stride === undefined ? [ph, pw] : pair(options.stride, 'stride');
-  const value = options.baseline ?? 0;
-  if (!Number.isFinite(value)) throw new RangeError(`baseline must be a finite number, got ${String(value)}`);
+  const background = baselineImage(options.baseline ?? 0, input.length);
   const batchSize = options.batchSize === undefined ? 32 : checkPositiveInteger(options.batchSize, 'batchSize');
 
   const positions: Array<[number, number]> = [];
@@ -68,22 +69,26 @@ export async function occlusion(f: BatchFunction, x: Float64Array, shape: readon
     const [top, left] = positions[k];
     const row = Float64Array.from(input);
     for (let c = 0; c < C; c++) {
-      for (let i = top; i < top + ph; i++) row.fill(value, c * H * W + i * W + left, c * H * W + i * W + left + pw);
+      for (let i = top; i < top + ph; i++) {
+        const start = c * H * W + i * W + left;
+        row.set(background.subarray(start, start + pw), start);
+      }
     }
     return row;
   };
-  const outputs = new Float64Array(positions.length + 1);
-  for (let start = -1; start < positions.length; start += batchSize) {
+  // Row 0 is x, row 1 the baseline, then one row per patch position.
+  const outputs = new Float64Array(positions.length + 2);
+  for (let start = -2; start < positions.length; start += batchSize) {
     const rows: Float64Array[] = [];
-    for (let k = start; k < Math.min(start + batchSize, positions.length); k++) rows.push(k < 0 ? input : occluded(k));
-    outputs.set(await runBatched(f, rows, rows.length, 'occlusion'), start + 1);
+    for (let k = start; k < Math.min(start + batchSize, positions.length); k++) rows.push(k === -2 ? input : k === -1 ? background : occluded(k));
+    outputs.set(await runBatched(f, rows, rows.length, 'occlusion'), start + 2);
   }
   const prediction = outputs[0];
 
   const sum = new Float64Array(H * W);
   const count = new Uint32Array(H * W);
   positions.forEach(([top, left], k) => {
-    const delta = prediction - outputs[k + 1];
+    const delta = prediction - outputs[k + 2];
     for (let i = top; i < top + ph; i++) {
       for (let j = left; j < left + pw; j++) { sum[i * W + j] += delta; count[i * W + j]++; }
     }
@@ -93,7 +98,17 @@ export async function occlusion(f: BatchFunction, x: Float64Array, shape: readon
     const mean = sum[p] / count[p];
     for (let c = 0; c < C; c++) attributions[c * H * W + p] = mean;
   }
-  return { attributions, shape: [...shape], prediction, patches: positions.length, modelRuns: positions.length + 1 };
+  return { attributions, shape: [...shape], prediction, baseValue: outputs[1], patches: positions.length, modelRuns: positions.length + 2 };
+}
+
+function baselineImage(baseline: number | Float64Array, length: number): Float64Array {
+  if (typeof baseline === 'number') {
+    if (!Number.isFinite(baseline)) throw new RangeError(`baseline must be a finite number, got ${String(baseline)}`);
+    return new Float64Array(length).fill(baseline);
+  }
+  const image = checkFiniteVector(baseline, 'baseline');
+  if (image.length !== length) throw new RangeError(`the baseline image has ${image.length} elements but x has ${length}; they must match`);
+  return image;
 }
 
 function pair(value: unknown, name: string): [number, number] {

@@ -22,7 +22,11 @@ export type WorkerRequest =
    * One run of one or more requests. Several arrive already merged along dim 0 (batcher/batch.ts), `rows` giving
    * each request's share: one buffer per input crosses the thread boundary however many requests the batch holds.
    */
-  | { readonly op: 'run'; readonly id: number; readonly key: string; readonly inputs: readonly NamedTensor[]; readonly rows: readonly number[]; readonly outputs: readonly string[] }
+  | {
+    readonly op: 'run'; readonly id: number; readonly key: string; readonly inputs: readonly NamedTensor[]; readonly rows: readonly number[]; readonly outputs: readonly string[];
+    /** False for an explanation's perturbed inputs: they are not served traffic, so no drift bin or baseline takes them. */
+    readonly countDrift: boolean;
+  }
   | { readonly op: 'unload'; readonly id: number; readonly key: string };
 
 /**

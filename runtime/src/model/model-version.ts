@@ -4,6 +4,7 @@
 import type { ModelSettings } from '../config';
 import { InferenceError } from '../errors';
 import { isBatchable } from '../batcher/batch';
+import { BatchSizers } from '../batcher/batch-sizer';
 import { RunQueue, type QueueObserver, type QueuedRunResult } from '../batcher/run-queue';
 import { InFlight } from '../in-flight';
 import type { NamedTensor } from '../tensor/datatypes';
@@ -22,8 +23,15 @@ export class ModelVersion {
   reason: string | undefined;
   loaded: LoadResult | undefined;
   readonly queue: RunQueue;
+  /**
+   * The perturbed inputs of explanations: run on the same session only when `queue` is empty, never counted as
+   * served traffic. Its runs teach the same batch sizers, which also size them.
+   */
+  readonly explainQueue: RunQueue;
   /** Requests being served by this version (the core counts them): what a retiring version waits for. */
   readonly inFlight = new InFlight();
+  /** Explanations accepted and not yet answered (the core bounds them by --max-explain-queue-size). */
+  readonly explanations = new InFlight();
   /** The drift profile the version counts against, from profile.json or (later) its baseline rows. */
   profile: DriftProfile | undefined;
 
@@ -37,7 +45,12 @@ export class ModelVersion {
     /** profile.json beside the model (repository versions), and --drift-baseline-rows. */
     readonly drift: { readonly profilePath?: string; readonly baselineRows: number } = { baselineRows: 0 },
   ) {
-    this.queue = new RunQueue(this.key, settings.maxQueueSize, settings, worker, observer);
+    const sizers = new BatchSizers(settings.maxBatchSize);
+    this.queue = new RunQueue(this.key, settings.maxQueueSize, settings, worker, observer, sizers);
+    // An explanation waits for one run at a time (explain/explanation.ts), so its queue holds at most one job per
+    // accepted explanation; its runs are counted in the explanation metrics, not the inference ones.
+    const unobserved: QueueObserver = { depth: () => {}, run: () => {}, unbatchable: () => {} };
+    this.explainQueue = new RunQueue(this.key, settings.maxQueueSize, settings, worker, unobserved, sizers, 'explain');
   }
 
   get key(): string {

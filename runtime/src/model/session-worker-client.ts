@@ -21,7 +21,10 @@ export class SessionWorkerClient implements JobExecutor {
   private readonly pending = new Map<number, Pending>();
   /** Calls (runs, loads, unloads) the worker has not answered yet. */
   private readonly calls = new InFlight();
+  /** Serve queues with work, in round-robin order. */
   private readonly ready: RunQueue[] = [];
+  /** Explain queues with work: taken only when no serve queue has any (run-queue.ts, QueuePurpose). */
+  private readonly background: RunQueue[] = [];
   private nextId = 1;
   private running = false;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -46,7 +49,8 @@ export class SessionWorkerClient implements JobExecutor {
 
   /** Called by a queue that received a job. */
   notify(queue: RunQueue): void {
-    if (!this.ready.includes(queue)) this.ready.push(queue);
+    const waiting = queue.purpose === 'serve' ? this.ready : this.background;
+    if (!waiting.includes(queue)) waiting.push(queue);
     this.pump();
   }
 
@@ -66,7 +70,8 @@ export class SessionWorkerClient implements JobExecutor {
   }
 
   private pump(): void {
-    if (this.running || this.ready.length === 0) return;
+    if (this.running) return;
+    if (this.ready.length === 0) return this.pumpBackground();
     // Round-robin between the models on this worker; a queue still waiting to fill a batch lets others go first.
     const now = performance.now();
     const index = this.ready.findIndex((queue) => queue.waitMilliseconds(now) === 0);
@@ -76,8 +81,19 @@ export class SessionWorkerClient implements JobExecutor {
       return;
     }
     const [queue] = this.ready.splice(index, 1);
+    this.start(queue, this.ready);
+  }
+
+  /** The worker is free and no serve queue has work: an explanation's run may go. */
+  private pumpBackground(): void {
+    const queue = this.background.shift();
+    if (queue) this.start(queue, this.background);
+  }
+
+  /** Takes the next batch of `queue` (taken off `waiting`) and runs it; the queue goes back last if it has more. */
+  private start(queue: RunQueue, waiting: RunQueue[]): void {
     const batch = queue.takeBatch();
-    if (queue.depth > 0) this.ready.push(queue);
+    if (queue.depth > 0) waiting.push(queue);
     if (!batch) return this.pump();
     this.running = true;
     void this.execute(queue, batch).finally(() => {
@@ -91,7 +107,8 @@ export class SessionWorkerClient implements JobExecutor {
     const inputs = batch.inputs;
     let result: RunResult;
     try {
-      result = (await this.call({ op: 'run', key: queue.key, inputs, rows: batch.rows, outputs: batch.outputs }, transferListOf(inputs))) as RunResult;
+      const countDrift = queue.purpose === 'serve';
+      result = (await this.call({ op: 'run', key: queue.key, inputs, rows: batch.rows, outputs: batch.outputs, countDrift }, transferListOf(inputs))) as RunResult;
     } catch (error) {
       batch.reject(error instanceof InferenceError ? error : new InferenceError(500, `${queue.key} failed to execute: ${(error as Error).message}`));
       return;
@@ -126,7 +143,7 @@ export class SessionWorkerClient implements JobExecutor {
     this.exited = error;
     for (const pending of this.pending.values()) pending.reject(new InferenceError(503, error.message));
     this.pending.clear();
-    for (const queue of this.ready.splice(0)) queue.failAll(new InferenceError(503, error.message));
+    for (const queue of [...this.ready.splice(0), ...this.background.splice(0)]) queue.failAll(new InferenceError(503, error.message));
     this.onExit(error);
   }
 }

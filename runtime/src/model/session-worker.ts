@@ -107,10 +107,11 @@ async function runOnce(session: ort.InferenceSession, inputs: readonly NamedTens
  * not follow the batch, each request runs alone on its own rows, so that one request's bad values never fail its
  * neighbours.
  */
-async function run(key: string, inputs: readonly NamedTensor[], rows: readonly number[], outputNames: readonly string[]): Promise<RunResult> {
+async function run(key: string, inputs: readonly NamedTensor[], rows: readonly number[], outputNames: readonly string[], countDrift: boolean): Promise<RunResult> {
   const session = sessions.get(key);
   if (!session) throw new Error(`no session loaded for ${key}`);
-  if (rows.length === 1) return runEach(key, session, [inputs], outputNames, rows);
+  const driftOf = countDrift ? countServed : () => ({});
+  if (rows.length === 1) return runEach(key, session, [inputs], outputNames, rows, driftOf);
   let merged: Awaited<ReturnType<typeof runOnce>> | undefined;
   try {
     merged = await runOnce(session, inputs, outputNames);
@@ -123,11 +124,13 @@ async function run(key: string, inputs: readonly NamedTensor[], rows: readonly n
     const drift = driftOf(key, [{ inputs, outputs: merged.outputs }]);
     return { merged: merged.outputs, runs: [{ rows: total, seconds: merged.seconds }], ...drift };
   }
-  const alone = await runEach(key, session, splitRows(inputs, rows)!, outputNames, rows);
+  const alone = await runEach(key, session, splitRows(inputs, rows)!, outputNames, rows, driftOf);
   return merged ? { ...alone, runs: [{ rows: total, seconds: merged.seconds }, ...alone.runs], unbatchable: true } : alone;
 }
 
-async function runEach(key: string, session: ort.InferenceSession, batch: readonly (readonly NamedTensor[])[], outputNames: readonly string[], rows: readonly number[]): Promise<RunResult> {
+type DriftOf = typeof countServed;
+
+async function runEach(key: string, session: ort.InferenceSession, batch: readonly (readonly NamedTensor[])[], outputNames: readonly string[], rows: readonly number[], driftOf: DriftOf): Promise<RunResult> {
   const outcomes: RequestOutcome[] = [];
   const runs: ExecutedRun[] = [];
   const served: { inputs: readonly NamedTensor[]; outputs: readonly NamedTensor[] }[] = [];
@@ -149,7 +152,7 @@ async function runEach(key: string, session: ort.InferenceSession, batch: readon
  * The served rows of a run counted into the version's profile, or added to its baseline until that has its rows
  * (a run that completes the baseline is not counted against it: counting starts with the next one).
  */
-function driftOf(key: string, served: readonly { inputs: readonly NamedTensor[]; outputs: readonly NamedTensor[] }[]): Pick<RunResult, 'drift' | 'baselineProfile'> {
+function countServed(key: string, served: readonly { inputs: readonly NamedTensor[]; outputs: readonly NamedTensor[] }[]): Pick<RunResult, 'drift' | 'baselineProfile'> {
   const state = driftStates.get(key);
   if (!state || served.length === 0) return {};
   if (state.profile) {
@@ -183,7 +186,7 @@ async function handle(message: WorkerRequest): Promise<[WorkerReply, ArrayBuffer
       return [{ id: message.id, ok: true, result }, []];
     }
     case 'run': {
-      const result = await run(message.key, message.inputs, message.rows, message.outputs);
+      const result = await run(message.key, message.inputs, message.rows, message.outputs, message.countDrift);
       const outputs = result.merged ?? result.outcomes!.flatMap((outcome) => ('outputs' in outcome ? outcome.outputs : []));
       return [{ id: message.id, ok: true, result }, transferListOf(outputs)];
     }

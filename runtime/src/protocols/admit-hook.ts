@@ -3,14 +3,25 @@
  * already known (InferenceCore.admit: unknown model or version, full queue).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { InferenceCore } from '../core/inference';
+import type { Addressed, InferenceCore } from '../core/inference';
+
+type Target = (request: FastifyRequest) => { model: string; version?: string } | undefined;
 
 /** `target` names the model and version a request addresses, or undefined when its path names none. */
-export function admitHook(core: InferenceCore, target: (request: FastifyRequest) => { model: string; version?: string } | undefined) {
+export function admitHook(core: InferenceCore, target: Target) {
+  return hook(target, (addressed) => core.admit(addressed));
+}
+
+/** The same for explanations, which have their own limit (InferenceCore.admitExplanation). */
+export function explainAdmitHook(core: InferenceCore, target: Target) {
+  return hook(target, (addressed) => core.admitExplanation(addressed));
+}
+
+function hook(target: Target, admit: (addressed: Addressed) => void) {
   return (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void => {
     try {
       const addressed = target(request);
-      if (addressed) core.admit({ protocol: 'rest', ...addressed });
+      if (addressed) admit({ protocol: 'rest', ...addressed });
       done();
     } catch (error) {
       done(error as Error);

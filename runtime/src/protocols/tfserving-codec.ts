@@ -47,7 +47,8 @@ function translatePredictBody(body: unknown, signature: Signature): { request: I
     return { name, datatype: MODEL_DATATYPE, shape, data: jsonSource(value) };
   });
   return {
-    request: { inputs },
+    // TF Serving has no `parameters`; KServe's v1 protocol carries an explanation's settings there.
+    request: { inputs, parameters: body.parameters },
     meta: { format: hasInstances ? 'row' : 'columnar', rows: hasInstances ? (body.instances as unknown[]).length : undefined },
   };
 }

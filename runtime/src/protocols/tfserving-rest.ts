@@ -1,6 +1,7 @@
 /**
  * TensorFlow Serving's REST API, so the requests people already send to TF Serving work unchanged:
- * `:predict` in the row (`instances`) and columnar (`inputs`) forms, model status and model metadata.
+ * `:predict` in the row (`instances`) and columnar (`inputs`) forms, model status and model metadata; and KServe's
+ * v1 `:explain`, the same body plus `parameters`.
  * Bytes to and from the core (tfserving-codec.ts translates predict bodies); nothing else.
  * @see https://www.tensorflow.org/tfx/serving/api_rest
  */
@@ -10,7 +11,7 @@ import type { InferenceCore, ModelMetadata } from '../core/inference';
 import type { ModelVersion } from '../model/model-version';
 import { DATATYPES } from '../tensor/datatypes';
 import { publicShape, type TensorSpec } from '../tensor/signature';
-import { admitHook } from './admit-hook';
+import { admitHook, explainAdmitHook } from './admit-hook';
 import { jsonPayload } from './json-body';
 import { tfServingCodec } from './tfserving-codec';
 
@@ -23,16 +24,22 @@ interface VersionParams { model: string; version?: string }
 
 export function registerTfServingRoutes(app: FastifyInstance, core: InferenceCore): void {
   // Refuse before the body is read when the answer is already known (see InferenceCore.admit).
-  const admit = admitHook(core, (request) => {
+  const addressed = (method: string) => (request: FastifyRequest) => {
     const match = PREDICT_PATH.exec((request.params as { '*': string })['*']);
-    return match && match[3] === 'predict' ? { model: match[1], version: match[2] } : undefined;
-  });
-  app.post<{ Params: { '*': string } }>('/v1/models/*', { config: { endpoint: 'inference' }, onRequest: admit }, async (request, reply) => {
+    return match && match[3] === method ? { model: match[1], version: match[2] } : undefined;
+  };
+  const onRequest = [admitHook(core, addressed('predict')), explainAdmitHook(core, addressed('explain'))];
+  app.post<{ Params: { '*': string } }>('/v1/models/*', { config: { endpoint: 'inference' }, onRequest }, async (request, reply) => {
     const match = PREDICT_PATH.exec(request.params['*']);
-    if (!match) throw notFound(`no route for POST ${request.url}; expected /v1/models/<model>[/versions/<version>]:predict`);
+    if (!match) throw notFound(`no route for POST ${request.url}; expected /v1/models/<model>[/versions/<version>]:predict (or :explain)`);
     const [, model, version, method] = match;
-    if (method !== 'predict') throw badRequest(`':${method}' is not supported; this server answers ':predict'`);
-    const json = await core.infer(tfServingCodec, request.body as Buffer | undefined, { protocol: 'rest', model, version });
+    const body = request.body as Buffer | undefined;
+    if (method === 'explain') {
+      const answer = await core.explain(tfServingCodec, body, { protocol: 'rest', model, version });
+      return reply.type('application/json').send(JSON.stringify(answer));
+    }
+    if (method !== 'predict') throw badRequest(`':${method}' is not supported; this server answers ':predict' and ':explain'`);
+    const json = await core.infer(tfServingCodec, body, { protocol: 'rest', model, version });
     return reply.type('application/json').send(jsonPayload(json));
   });
 

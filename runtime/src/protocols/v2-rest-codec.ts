@@ -79,7 +79,7 @@ function translateInferBody(wire: V2RestWire): { request: InferRequest; meta: V2
   binaryInputs.finish();
   const asked = requestedOutputs(outputs);
   return {
-    request: { inputs: requested, outputs: asked.names },
+    request: { inputs: requested, outputs: asked.names, parameters },
     meta: { id, binaryOutputs: { all: requestBinaryOutput(parameters), byName: asked.binary } },
   };
 }

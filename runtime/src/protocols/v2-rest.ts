@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PATHS } from '@modelship/contract';
 import { SERVER_NAME, type InferenceCore, type ModelMetadata } from '../core/inference';
 import { BINARY_CONTENT_TYPE, BINARY_EXTENSION, binaryResponseBody, HEADER_LENGTH } from './binary-extension';
-import { admitHook } from './admit-hook';
+import { admitHook, explainAdmitHook } from './admit-hook';
 import { jsonPayload } from './json-body';
 import { v2RestCodec, type V2RestAnswer } from './v2-rest-codec';
 
@@ -46,6 +46,19 @@ export function registerV2Routes(app: FastifyInstance, core: InferenceCore, serv
   const options = { config: { endpoint: 'inference' as const, binaryTensorData: true }, onRequest: [jsonWithoutContentType, admit] };
   app.post<{ Params: VersionParams }>('/v2/models/:model/infer', options, infer);
   app.post<{ Params: VersionParams }>('/v2/models/:model/versions/:version/infer', options, infer);
+
+  // The infer body plus `parameters` that choose and tune the explainer (explain/parameters.ts); answered as JSON.
+  const explain = async (request: FastifyRequest<{ Params: VersionParams }>, reply: FastifyReply) => {
+    const { headers } = request;
+    const answer = await core.explain(v2RestCodec, {
+      body: request.body as Buffer | undefined, headerLength: headers[HEADER_LENGTH], contentType: headers['content-type'],
+    }, { protocol: 'rest', model: request.params.model, version: request.params.version });
+    return reply.type('application/json').send(JSON.stringify(answer));
+  };
+  const admitExplanation = explainAdmitHook(core, (request) => request.params as VersionParams);
+  const explainOptions = { ...options, onRequest: [jsonWithoutContentType, admitExplanation] };
+  app.post<{ Params: VersionParams }>('/v2/models/:model/explain', explainOptions, explain);
+  app.post<{ Params: VersionParams }>('/v2/models/:model/versions/:version/explain', explainOptions, explain);
 }
 
 /**

@@ -125,7 +125,7 @@ export function requireDatatype(spec: TensorSpec): Datatype {
   return spec.datatype;
 }
 
-export function listNames(specs: readonly TensorSpec[]): string {
+export function listNames(specs: readonly { readonly name: string }[]): string {
   return specs.map((spec) => `'${spec.name}'`).join(', ') || '(none)';
 }
 
