@@ -52,10 +52,13 @@ export function latencyQuantile(selector: SeriesSelector, quantile: number, wind
   return histogramQuantile(METRIC.requestDuration, selector, quantile, window);
 }
 
-/** A quantile of one of the runtime's histograms (`metric` without the `_bucket` suffix), over the service's pods. */
-export function histogramQuantile(metric: string, selector: SeriesSelector, quantile: number, window = '5m'): string {
+/**
+ * A quantile of one of the runtime's histograms (`metric` without the `_bucket` suffix), over the service's pods:
+ * one series, or one per value of the `by` labels (e.g. per explainer).
+ */
+export function histogramQuantile(metric: string, selector: SeriesSelector, quantile: number, window = '5m', by: readonly string[] = []): string {
   if (!(quantile > 0 && quantile < 1)) throw new Error(`quantile (${quantile}) must be between 0 and 1, e.g. 0.99`);
-  return `histogram_quantile(${quantile}, sum by (le) (rate(${metric}_bucket${matchers(selector)}[${window}])))`;
+  return `histogram_quantile(${quantile}, sum by (${['le', ...by].join(', ')}) (rate(${metric}_bucket${matchers(selector)}[${window}])))`;
 }
 
 /** Requests accepted and not yet answered, summed over the service's pods. */

@@ -75,6 +75,21 @@ describe('ModelMonitoring', () => {
     assert.ok(rules.find((r) => r.alert === ALERT.autoscalerMaxedOut)!.expr.includes(`scaletargetref_kind="Deployment",scaletargetref_name="${service.deployment.name}"`));
   });
 
+  it('keeps explanations out of the SLO: no recording rule or alert reads the explanation series', () => {
+    // Each explanation runs many perturbed inputs at a lower priority than inference: counted in the objectives, a
+    // few explanations would burn the latency budget while every inference is fast.
+    assert.ok([METRIC.explainRequests, METRIC.explainDuration].every((m) => m.startsWith('modelship_explain_')), 'the prefix names the explanation series');
+    const chart = new Chart(Testing.app(), 'fraud-detection', { namespace: 'risk' });
+    const explained = new ModelService(chart, 'fraud', { model: ModelSource.fromImage('r/m:1', { profile: true }) });
+    // Every group there can be: SLO, drift and alerts, with the autoscaler's alert.
+    const all = new ModelMonitoring(chart, 'monitoring', { service: explained, autoscaler: new ModelAutoscaler(chart, 'auto', { service: explained }) });
+    const allRules = all.ruleGroups.flatMap((g) => g.rules);
+    assert.equal(all.ruleGroups.length, 3);
+    assert.ok(allRules.some((r) => r.record) && allRules.some((r) => r.alert));
+    for (const rule of allRules) assert.doesNotMatch(JSON.stringify(rule), /modelship_explain_/, rule.alert ?? rule.record);
+    assert.doesNotMatch(all.rulesFile(), /modelship_explain_/);
+  });
+
   it('passes the prometheus-operator CRD schemas', () => {
     assertValidManifests(objects);
     assertValidManifests(build({ podMonitor: true, plainPrometheusFiles: true }).objects);
@@ -84,7 +99,7 @@ describe('ModelMonitoring', () => {
     const dashboard = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1')!;
     const json = JSON.parse(Object.values(dashboard.data!)[0]);
     const titles = json.panels.map((p: { title: string }) => p.title);
-    for (const title of ['Requests per second', 'Server error ratio', 'Latency', 'Mean batch size', 'In flight and queued', 'Replicas', 'CPU against limit', 'Memory against limit', 'Error budget left (3 days)']) {
+    for (const title of ['Requests per second', 'Server error ratio', 'Latency', 'Mean batch size', 'In flight and queued', 'Replicas', 'CPU against limit', 'Memory against limit', 'Error budget left (3 days)', 'Explanations per second', 'Explanation latency']) {
       assert.ok(titles.includes(title), title);
     }
     const files = monitoring.prometheusFiles();
@@ -444,7 +459,8 @@ describe('ModelMonitoring drift', () => {
     const dashboard = JSON.parse(Object.values(objects.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1')!.data!)[0]);
     const panel = dashboard.panels.find((p: any) => p.title.startsWith('Drift'));
     assert.equal(panel.targets[0].expr.startsWith('modelship:drift_psi:6h{'), true);
-    assert.deepEqual(panel.gridPos, { h: 8, w: 24, x: 0, y: 40 });
+    // Below the six rows of half-width panels (inference, resources, error budget, explanations).
+    assert.deepEqual(panel.gridPos, { h: 8, w: 24, x: 0, y: 48 });
   });
 
   it('splits inputs from outputs by the signature of a local model', () => {

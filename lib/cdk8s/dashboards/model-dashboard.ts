@@ -1,15 +1,18 @@
 /**
  * The Grafana dashboard of a ModelService: traffic, errors, latency, the queue and batches, replicas, resources
- * against limits, and error budget left — every query built from the contract's metric names.
+ * against limits, error budget left, and explanations — every query built from the contract's metric names.
  */
 import { createHash } from 'node:crypto';
-import { METRIC } from '@modelship/contract';
+import { LABEL, METRIC } from '@modelship/contract';
 import type { ModelService } from '../model-service';
 import { containerMatchers, deploymentMatchers, errorRatio, histogramQuantile, inFlightTotal, latencyQuantile, matchers, requestRate, type SeriesSelector } from '../promql';
 import { driftPsiRecord, type DriftRuleOptions } from '../rules/drift';
 import { recordedErrorRatio, round, type Slo } from '../rules/slo';
 
-interface Panel { title: string; unit: string; targets: Array<{ expr: string; legendFormat: string }>; threshold?: number; fullWidth?: boolean }
+interface Panel { title: string; unit: string; targets: Array<{ expr: string; legendFormat: string }>; description?: string; threshold?: number; fullWidth?: boolean }
+
+/** The explanation panels' description: why their traffic and latency are absent from the error budget panel. */
+const EXPLANATIONS_OUTSIDE_SLO = 'Explanations (:explain) run at a lower priority than inference and are not counted in the availability or latency objective.';
 
 /** The service's Deployment, pods and runtime container, as the alerts select them (AlertContext). */
 export interface DashboardWorkload {
@@ -33,6 +36,16 @@ export function dashboardJson(service: ModelService, selector: SeriesSelector, w
     { title: 'CPU against limit', unit: 'percentunit', targets: [{ expr: `sum by (pod) (rate(container_cpu_usage_seconds_total{${pods}}[5m])) / sum by (pod) (kube_pod_container_resource_limits{${pods},resource="cpu"})`, legendFormat: '{{pod}}' }] },
     { title: 'Memory against limit', unit: 'percentunit', targets: [{ expr: `max by (pod) (container_memory_working_set_bytes{${pods}}) / max by (pod) (kube_pod_container_resource_limits{${pods},resource="memory"})`, legendFormat: '{{pod}}' }] },
     { title: 'Error budget left (3 days)', unit: 'percentunit', targets: [{ expr: budgetLeft(slos.availability), legendFormat: 'availability' }, { expr: budgetLeft(slos.latency), legendFormat: 'latency' }] },
+    // Explanations have series of their own, which the SLO rules never read: each runs many perturbed inputs at a
+    // lower priority than inference, so its latency says nothing about the latency objective.
+    {
+      title: 'Explanations per second', unit: 'reqps', description: EXPLANATIONS_OUTSIDE_SLO,
+      targets: [{ expr: `sum by (${LABEL.explainer}, ${LABEL.code}) (rate(${METRIC.explainRequests}${m}[5m]))`, legendFormat: `{{${LABEL.explainer}}} {{${LABEL.code}}}` }],
+    },
+    {
+      title: 'Explanation latency', unit: 's', description: EXPLANATIONS_OUTSIDE_SLO,
+      targets: [0.5, 0.99].map((q) => ({ expr: histogramQuantile(METRIC.explainDuration, selector, q, '5m', [LABEL.explainer]), legendFormat: `{{${LABEL.explainer}}} p${q * 100}` })),
+    },
   ];
   // The drift row: one line per feature, full width (a model may have many), with the alerts' threshold drawn in.
   if (drift) {
@@ -55,7 +68,8 @@ export function dashboardJson(service: ModelService, selector: SeriesSelector, w
     schemaVersion: 39,
     time: { from: 'now-6h', to: 'now' },
     panels: panels.map((p, i) => ({
-      id: i + 1, type: 'timeseries', title: p.title, datasource: { type: 'prometheus', uid: '${datasource}' },
+      id: i + 1, type: 'timeseries', title: p.title, ...(p.description === undefined ? {} : { description: p.description }),
+      datasource: { type: 'prometheus', uid: '${datasource}' },
       gridPos: positions[i],
       fieldConfig: {
         defaults: {
