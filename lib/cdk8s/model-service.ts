@@ -131,6 +131,15 @@ export interface ModelServiceProps {
   /** Requests that may wait per model version before 429s. @default 256 */
   readonly maxQueueSize?: number;
   /**
+   * Explanations (`:explain`) per model version at once, before 429s; 0 turns `:explain` off (404), for a service
+   * whose callers must not run many inferences with one request. @default 4
+   */
+  readonly maxExplainQueueSize?: number;
+  /** Most perturbed inputs one explanation may run (KernelSHAP's `nsamples`, occlusion's patch positions). @default 4096 */
+  readonly maxExplainSamples?: number;
+  /** Seconds an explanation may take, its wait behind inference included, before 503. @default 60 */
+  readonly explainTimeoutSeconds?: number;
+  /**
    * Largest request body. @default - derived by the runtime from `memoryLimit`, so that one request cannot take
    * more than its share of the pod's memory (at most 64 MiB; docs/runtime.md, Memory per request)
    */
@@ -648,7 +657,8 @@ function securityArgs(props: ModelServiceProps): string[] {
 
 /** The props that are runtime settings of the same name (@modelship/contract's table), written only when given. */
 const SETTING_PROPS = [
-  'maxBatchSize', 'maxQueueDelayMicroseconds', 'maxQueueSize', 'maxBodyBytes', 'maxResponseBytes', 'requestTimeoutSeconds',
+  'maxBatchSize', 'maxQueueDelayMicroseconds', 'maxQueueSize', 'maxExplainQueueSize', 'maxExplainSamples', 'explainTimeoutSeconds',
+  'maxBodyBytes', 'maxResponseBytes', 'requestTimeoutSeconds',
   'interOpThreads', 'intraOpSpinning', 'graphOptimizationLevel', 'executionMode', 'warmup', 'logLevel',
 ] as const satisfies ReadonlyArray<keyof ModelServiceProps & keyof typeof SERVE_SETTINGS>;
 

@@ -120,9 +120,12 @@ describe('ModelService', () => {
   it('passes runtime settings as the runtime\'s own flags, and asks for GPUs', () => {
     const d = one(synth((chart) => new ModelService(chart, 'm', {
       model: ModelSource.fromImage('registry/m:1'), maxBatchSize: 8, maxQueueDelayMicroseconds: 500, maxQueueSize: 64,
-      maxBodyBytes: 1048576, intraOpThreads: 2, gpus: 1,
+      maxExplainQueueSize: 0, maxExplainSamples: 1024, explainTimeoutSeconds: 20, maxBodyBytes: 1048576, intraOpThreads: 2, gpus: 1,
     })), 'Deployment').spec.template.spec.containers[0];
-    for (const arg of ['--max-batch-size=8', '--max-queue-delay-microseconds=500', '--max-queue-size=64', '--max-body-bytes=1048576', '--intra-op-threads=2', '--execution-provider=cuda']) {
+    for (const arg of [
+      '--max-batch-size=8', '--max-queue-delay-microseconds=500', '--max-queue-size=64', '--max-explain-queue-size=0',
+      '--max-explain-samples=1024', '--explain-timeout=20', '--max-body-bytes=1048576', '--intra-op-threads=2', '--execution-provider=cuda',
+    ]) {
       assert.ok(d.args.includes(arg), arg);
     }
     assert.equal(d.image, 'registry/m:1');

@@ -5,7 +5,7 @@
  * own queue, sample limit and deadline; and every bad parameter refused with a 400 that names it.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -49,6 +49,8 @@ describe(':explain', () => {
         features: MEDIANS.map((median, index) => ({ index, edges: [-4, -3, -2, -1, 0, 1, 2, 3, 4].map((k) => median + k / 8), ratios: Array(10).fill(0.1) })),
       }],
     }));
+    mkdirSync(join(dir, 'repo', 'my_model', '1'), { recursive: true });
+    copyFileSync(MODELS.linearRegression, join(dir, 'repo', 'my_model', '1', 'model.onnx'));
     runtime = await startRuntime(['--model-repository', join(dir, 'repo'), '--session-workers', '1']);
   });
   after(async () => {
@@ -80,6 +82,18 @@ describe(':explain', () => {
     assert.equal(status, 200, JSON.stringify(body));
     assert.equal(body.explainer, 'kernel_shap', 'the default for a tabular input');
     body.attributions[0].data.forEach((phi: number, i: number) => assert.ok(Math.abs(phi - W[i] * (0 - MEDIANS[i])) < 1e-4, `φ${i} = ${phi}`));
+  });
+
+  it('explains the seed\'s one-feature regression from its TF Serving request: all of f(x) − f(0) is the feature\'s', async () => {
+    const { status, body } = await postJson(`${runtime.url}/v1/models/my_model:explain`, { instances: [3.0] });
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.exact, true);
+    assert.equal(body.model_runs, 2, 'the input and the baseline, nothing else to perturb');
+    assert.deepEqual(body.attributions.map((a: { shape: number[] }) => a.shape), [[1, 1]]);
+    assert.ok(Math.abs(body.attributions[0].data[0] - (body.prediction - body.base_value)) < 1e-9);
+    const { body: predicted } = await postJson(`${runtime.url}/v1/models/my_model:predict`, { instances: [3.0, 0] });
+    assert.ok(Math.abs(predicted.predictions[0][0] - body.prediction) < 1e-6);
+    assert.ok(Math.abs(predicted.predictions[1][0] - body.base_value) < 1e-6, 'no profile: the baseline is zeros');
   });
 
   it('refuses bad parameters with a 400 that names the parameter and the fix', async () => {

@@ -109,7 +109,8 @@ async function explainKernelShap(
     throw badRequest(`kernel_shap explains at most ${MAX_KERNEL_SHAP_FEATURES} features and this request has ${M}; use "explainer": "occlusion" for images and other large tensors`);
   }
   const exactCount = M <= 20 ? 2 ** M - 2 : Infinity;
-  const nsamples = parameters.nsamples ?? Math.min(limits.maxSamples, Math.min(exactCount, 2 * M + SAMPLED_BUDGET_BASE));
+  // At least 2, which kernelShap asks of any budget: one feature has no coalition besides the empty and full ones.
+  const nsamples = parameters.nsamples ?? Math.max(2, Math.min(limits.maxSamples, exactCount, 2 * M + SAMPLED_BUDGET_BASE));
   if (nsamples < exactCount && nsamples < 2 * (M - 1)) {
     throw badRequest(`parameters.nsamples (${nsamples}) must be at least 2·(M − 1) = ${2 * (M - 1)} for ${M} features${2 * (M - 1) > limits.maxSamples ? `, which is over this server's maximum of ${limits.maxSamples} (--max-explain-samples)` : ''}`);
   }
