@@ -266,6 +266,44 @@ describe(':explain by occlusion on the OCR detection model, beside inference', (
   });
 });
 
+describe(':explain of integer, boolean and string inputs, and of a model without a batch dimension', () => {
+  let runtime: RuntimeProcess;
+  before(async () => { runtime = await startRuntime(['--model', `typed=${MODELS.typed}`, '--model', `fixed=${MODELS.staticBatch}`]); });
+  after(async () => { assert.equal(await runtime.stop(), 0); });
+
+  it('attributes an INT64 row sum to its ids, nothing to the BOOL mask, and keeps the string input as sent', async () => {
+    const { status, body } = await explainAt(runtime, 'typed', {
+      inputs: [
+        { name: 'ids', datatype: 'INT64', shape: [1, 3], data: [5, -2, 7] },
+        { name: 'mask', datatype: 'BOOL', shape: [1, 3], data: [true, false, true] },
+        { name: 'text', datatype: 'BYTES', shape: [1], data: ['kept'] },
+      ],
+      parameters: { output: 'ids_sum', baseline: { ids: [1, 1, 1], mask: [0, 0, 0] } },
+    });
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.exact, true, 'six features');
+    assert.deepEqual(body.attributions.map((a: { name: string; shape: number[] }) => [a.name, a.shape]), [['ids', [1, 3]], ['mask', [1, 3]]]);
+    assert.deepEqual(body.attributions[0].data.map((v: number) => Math.round(v * 1e6) / 1e6), [4, -3, 6]);
+    assert.deepEqual(body.attributions[1].data.map((v: number) => Math.round(v * 1e6) / 1e6), [0, 0, 0]);
+    assert.equal(body.prediction, 10);
+    assert.equal(body.base_value, 3);
+  });
+
+  it('runs each perturbed input alone for a model with a fixed first dimension', async () => {
+    const x = Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? i : -i) / 4);
+    const { status, body } = await explainAt(runtime, 'fixed', {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [4, 3], data: x }], parameters: { output_index: 6, nsamples: 40 },
+    });
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.deepEqual(body.attributions[0].shape, [4, 3], 'the whole request is the row');
+    assert.equal(body.model_runs, 42);
+    // y = relu(x): element 6 depends on x[6] alone, so it takes all of f(x) − f(0) and every other feature none.
+    body.attributions[0].data.forEach((phi: number, i: number) => assert.ok(Math.abs(phi - (i === 6 ? 1.5 : 0)) < 1e-6, `φ${i} = ${phi}`));
+    const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
+    assert.match(metrics, new RegExp(`${METRIC.explainRequests}\\{model="fixed",version="1",explainer="kernel_shap",code="200"\\} 1`));
+  });
+});
+
 describe(':explain turned off', () => {
   let runtime: RuntimeProcess;
   before(async () => { runtime = await startRuntime(['--model', `mlp=${MODELS.mlp}`, '--max-explain-queue-size', '0']); });

@@ -73,8 +73,8 @@ function elementOf(kind: string, value: number): number | bigint {
   return kind === 'bigint' ? BigInt(rounded) : rounded;
 }
 
+/** `times` copies of a tensor's data, end to end; always a copy, since a run's input buffers move to its worker. */
 function repeated(data: TensorData, times: number): TensorData {
-  if (times === 1) return data;
   if (Array.isArray(data)) return Array.from({ length: times }, () => data).flat();
   const out = new (data.constructor as new (length: number) => TypedArray)(data.length * times);
   for (let k = 0; k < times; k++) out.set(data as never, k * data.length);
