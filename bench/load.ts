@@ -14,6 +14,14 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/** Several measurements of one thing as one: alternating rounds spread whatever else the machine does over each mode. */
+export function combine(results: readonly LoadResult[]): LoadResult {
+  return {
+    ok: results.reduce((sum, r) => sum + r.ok, 0), failed: results.reduce((sum, r) => sum + r.failed, 0),
+    seconds: results.reduce((sum, r) => sum + r.seconds, 0), latencies: results.flatMap((r) => r.latencies).sort((a, b) => a - b),
+  };
+}
+
 /** `concurrency` loops that each send the next request as soon as the last one answered, for `seconds`. */
 export async function closedLoop(send: () => Promise<boolean>, concurrency: number, seconds: number): Promise<LoadResult> {
   // A little warm-up: connections open, code paths compiled, onnxruntime's buffers allocated.

@@ -7,7 +7,8 @@
  *   (e) transport floor — the bare node:http server moving the same bytes in and out as a binary OCR request, at
  *       concurrency 1: with (a) it bounds what any HTTP server could reach, compute plus transport;
  * plus an overload run at twice the sustainable rate, and the tiny MLP at 64 connections with drift counting on and
- * off in the same runtime. `--write` puts the tables into docs/benchmarks.md; `--only drift` runs the drift row alone.
+ * off in the same runtime, and inference's latency alone and beside explanations of the same model in one runtime.
+ * `--write` puts the tables into docs/benchmarks.md; `--only drift` or `--only explain` runs that part alone.
  * BENCH_SECONDS sets the seconds per measurement (default 3).
  */
 import { spawn } from 'node:child_process';
@@ -28,7 +29,8 @@ import { formatCrossover, measureCodecCrossover, type CrossoverRow } from './cod
 import { writeReport } from './report';
 import { profileModel, writeProfile } from '../runtime/src/profile';
 import { countRows, ProfileBuilder } from '../runtime/src/drift';
-import { closedLoop, type LoadResult, openLoop, percentile } from './load';
+import { closedLoop, combine, type LoadResult, openLoop, percentile } from './load';
+import { formatExplainLoad, measureExplainLoad, type ExplainLoadRow } from './explain-load';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONCURRENCY = [1, 8, 64];
@@ -157,10 +159,7 @@ async function measureDrift(log: (message: string) => void): Promise<Row[]> {
     }
     // The rounds together: alternating spreads whatever else the machine does over both modes.
     const together = (cells: { result: LoadResult; meanBatch: number }[]) => ({
-      result: {
-        ok: cells.reduce((sum, c) => sum + c.result.ok, 0), failed: cells.reduce((sum, c) => sum + c.result.failed, 0),
-        seconds: cells.reduce((sum, c) => sum + c.result.seconds, 0), latencies: cells.flatMap((c) => c.result.latencies).sort((a, b) => a - b),
-      },
+      result: combine(cells.map((c) => c.result)),
       meanBatch: cells.reduce((sum, c) => sum + c.meanBatch, 0) / cells.length,
     });
     const off = together(measured.off);
@@ -205,11 +204,16 @@ async function main(): Promise<void> {
   const log = (message: string) => process.stderr.write(`${message}\n`);
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
   if (only === 'drift') {
-    const report = formatReport(await measureDrift(log), undefined, [], [], (performance.now() - started) / 1000);
+    const report = formatReport(await measureDrift(log), undefined, [], [], [], (performance.now() - started) / 1000);
     process.stdout.write(`${report}\n`);
     return;
   }
-  if (only !== undefined) throw new Error(`--only takes 'drift', received '${only}'`);
+  if (only === 'explain') {
+    const explainRows = await measureExplainLoad(SECONDS, log);
+    process.stdout.write(`${formatReport([], undefined, [], [], explainRows, (performance.now() - started) / 1000)}\n`);
+    return;
+  }
+  if (only !== undefined) throw new Error(`--only takes 'drift' or 'explain', received '${only}'`);
 
   const limits = new Map<string, { compute: number; json: number }>();
   for (const workload of WORKLOADS) {
@@ -235,6 +239,7 @@ async function main(): Promise<void> {
   const bare = await startBareServer(mlpResponse);
   let overload: Awaited<ReturnType<typeof measureOverload>> | undefined;
   const probes: ProbeRow[] = [];
+  let explainLoad: ExplainLoadRow[] = [];
   log('codec threads: main-thread cost of decoding in place and on a codec thread');
   const crossover = await measureCodecCrossover(Math.min(SECONDS, 1));
   try {
@@ -269,6 +274,8 @@ async function main(): Promise<void> {
       }
     }
     rows.push(...await measureDrift(log));
+    // Its own runtime, like the drift rows: another's queues and learned batch sizes would blur the comparison.
+    explainLoad = await measureExplainLoad(SECONDS, log);
     log('overload: OCR detection 320 at twice the sustainable rate');
     overload = await measureOverload(rows);
     for (const form of ['JSON', 'binary'] as const) {
@@ -280,7 +287,7 @@ async function main(): Promise<void> {
     bare.stop();
     await runtime.stop();
   }
-  const report = formatReport(rows, overload, probes, crossover, (performance.now() - started) / 1000);
+  const report = formatReport(rows, overload, probes, crossover, explainLoad, (performance.now() - started) / 1000);
   process.stdout.write(`${report}\n`);
   if (process.argv.includes('--write')) writeReport('bench', report);
 }
@@ -356,16 +363,18 @@ async function measureProbes(runtime: RuntimeProcess, form: 'JSON' | 'binary'): 
   return { form, ready: ready.sort((a, b) => a - b), metrics: metrics.sort((a, b) => a - b), served, seconds: (performance.now() - started) / 1000 };
 }
 
-function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof measureOverload>> | undefined, probes: readonly ProbeRow[], crossover: readonly CrossoverRow[], seconds: number): string {
+function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof measureOverload>> | undefined, probes: readonly ProbeRow[], crossover: readonly CrossoverRow[], explainLoad: readonly ExplainLoadRow[], seconds: number): string {
   const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '—');
   const lines = [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, onnxruntime-node ${ort.env.versions.node ?? ''}; ${SECONDS} s per cell; whole run ${fmt(seconds, 0)} s.`,
+  ];
+  if (rows.length > 0) lines.push(
     '',
     '| workload | path | conc. | req/s | p50 ms | p99 ms | ratio | mean batch |',
     '|---|---|---:|---:|---:|---:|---|---:|',
     ...rows.map((r) => `| ${r.workload} | ${r.path} | ${r.concurrency} | ${fmt(rps(r.result))} | ${fmt(percentile(r.result.latencies, 50), 2)} | ${fmt(percentile(r.result.latencies, 99), 2)} | ${r.baseline ? `${fmt(rps(r.result) / r.baseline.rps, 2)}× ${r.baseline.name}` : ''}${r.note ?? ''} | ${r.meanBatch !== undefined ? fmt(r.meanBatch, 2) : ''} |`
       + (r.result.failed ? ` (${r.result.failed} failed)` : '')),
-  ];
+  );
   if (overload) {
     lines.push('', `Overload: OCR detection 320×320 over binary, open loop at ${fmt(overload.rate)} req/s (twice the ${fmt(overload.sustained)} req/s sustained), --max-queue-size 8, ${SECONDS * 2} s:`,
       '', '| sent | accepted | accepted p50 ms | accepted p99 ms | rejected (429) | rejected p50 ms | rejected p99 ms | other failures |', '|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -377,6 +386,7 @@ function formatReport(rows: readonly Row[], overload: Awaited<ReturnType<typeof 
       ...probes.map((p) => `| v2 ${p.form} | ${fmt(percentile(p.ready, 50), 1)} | ${fmt(p.ready.at(-1)!, 1)} | ${fmt(percentile(p.metrics, 50), 1)} | ${fmt(p.metrics.at(-1)!, 1)} | ${fmt(p.served / p.seconds)} |`));
   }
   if (crossover.length > 0) lines.push('', 'Codec threads: main-thread time per v2 JSON body, decoded in place and on a codec thread:', '', formatCrossover(crossover));
+  if (explainLoad.length > 0) lines.push('', formatExplainLoad(explainLoad, SECONDS));
   return lines.join('\n');
 }
 
