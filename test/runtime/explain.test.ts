@@ -187,7 +187,7 @@ describe(':explain by occlusion on the OCR detection model, beside inference', (
   before(async () => {
     runtime = await startRuntime([
       '--model', `det=${MODELS.ocrDetection}`, '--session-workers', '1', '--max-explain-queue-size', '1',
-      '--max-explain-samples', '20000', '--explain-timeout', '3',
+      '--max-explain-samples', '20000', '--explain-timeout', '5',
     ]);
   });
   after(async () => { assert.equal(await runtime.stop(), 0); });
@@ -237,22 +237,23 @@ describe(':explain by occlusion on the OCR detection model, beside inference', (
     const started = performance.now();
     // 40×40 positions of an 8-pixel patch on 320×320 with stride 8: 1602 images, seconds of compute.
     const explanation = postJson(`${runtime.url}/v1/models/det:explain`, { instances: [large], parameters: { patch: 8 } });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const beside: number[] = [];
-    for (let i = 0; i < 5; i++) beside.push(await timed());
+    // Time for its 6 MB body to arrive and be decoded, however busy the machine.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     // Only one explanation at a time here (--max-explain-queue-size 1): another is refused at once, with Retry-After.
     const refused = await postJson(`${runtime.url}/v1/models/det:explain`, { instances: [large] });
-    assert.equal(refused.status, 429);
+    assert.equal(refused.status, 429, JSON.stringify(refused.body));
     assert.match(refused.body.error, /already running 1 explanation\(s\), its limit \(--max-explain-queue-size\); retry later/);
     assert.ok(refused.headers.get('retry-after'));
-    // It cannot finish within --explain-timeout 3: its queued runs are withdrawn and it answers 503.
+    const beside: number[] = [];
+    for (let i = 0; i < 5; i++) beside.push(await timed());
+    // It cannot finish within --explain-timeout 5: its queued runs are withdrawn and it answers 503.
     const { status, body } = await explanation;
     const took = performance.now() - started;
     assert.equal(status, 503, JSON.stringify(body));
-    assert.match(body.error, /did not finish within 3 s \(--explain-timeout\)/);
+    assert.match(body.error, /did not finish within 5 s \(--explain-timeout\)/);
     const ms = (latencies: number[]) => latencies.map((l) => l.toFixed(0)).join(', ');
     t.diagnostic(`inference alone: ${ms(alone)} ms; beside the explanation: ${ms(beside)} ms; the explanation answered after ${took.toFixed(0)} ms`);
-    assert.ok(took < 6000, `answered ${took.toFixed(0)} ms after it was sent`);
+    assert.ok(took < 8000, `answered ${took.toFixed(0)} ms after it was sent`);
     // Beside the explanation an inference waits for at most one short run of it and shares the CPU with it: it
     // stays within the slowest alone plus the default latency objective of 250 ms.
     assert.ok(Math.max(...beside) < Math.max(...alone) + 250, `inference took ${ms(beside)} ms beside the explanation, ${ms(alone)} ms alone`);
