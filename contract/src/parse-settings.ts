@@ -7,6 +7,8 @@ import type { Setting } from './settings';
 import { UsageError } from './usage-error';
 
 type ValueOf<S extends Setting> = S extends { kind: 'integer' } ? number
+  : S extends { kind: 'number'; default: number } ? number
+  : S extends { kind: 'number' } ? number | undefined
   : S extends { kind: 'string'; choices: readonly (infer C)[] } ? C
   : S extends { kind: 'boolean' } ? boolean
   : S extends { kind: 'list' } ? string[]
@@ -56,6 +58,8 @@ export function parseSetting(setting: Setting, raw: string | string[], source: s
     }
     case 'integer':
       return checkInteger(setting.min, setting.max, Array.isArray(raw) ? raw[0] : raw, source);
+    case 'number':
+      return checkNumber(setting.min, setting.max, Array.isArray(raw) ? raw[0] : raw, source);
     case 'boolean': {
       const value = String(raw).toLowerCase();
       if (['true', '1', 'yes'].includes(value)) return true;
@@ -70,6 +74,15 @@ export function parseSetting(setting: Setting, raw: string | string[], source: s
       return value;
     }
   }
+}
+
+/** A decimal number within a setting's bounds, from a flag's text or a number. */
+export function checkNumber(min: number, max: number, raw: unknown, source: string): number {
+  const value = typeof raw === 'number' ? raw : /^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(String(raw).trim()) ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new UsageError(`${source} must be a number from ${min} to ${max}, received '${raw}'`);
+  }
+  return value;
 }
 
 /** An integer within a setting's bounds, from a flag's text or a config file's number. */

@@ -18,6 +18,13 @@ export interface IntegerSetting extends SettingBase {
   readonly min: number;
   readonly max: number;
 }
+/** A decimal number within bounds (an error tolerance, a share). */
+export interface NumberSetting extends SettingBase {
+  readonly kind: 'number';
+  readonly default?: number;
+  readonly min: number;
+  readonly max: number;
+}
 export interface StringSetting extends SettingBase {
   readonly kind: 'string';
   readonly default?: string;
@@ -32,7 +39,7 @@ export interface BooleanSetting extends SettingBase {
 export interface ListSetting extends SettingBase {
   readonly kind: 'list';
 }
-export type Setting = IntegerSetting | StringSetting | BooleanSetting | ListSetting;
+export type Setting = IntegerSetting | NumberSetting | StringSetting | BooleanSetting | ListSetting;
 
 const MiB = 1024 * 1024;
 
@@ -252,6 +259,48 @@ export const PROFILE_SETTINGS = {
     description: 'Reference inputs, one request per line: a v2 `inputs` array or a TF Serving `instances` array',
   },
   out: { kind: 'string', flag: 'out', env: 'MODELSHIP_PROFILE_OUT', description: `Where to write the profile; serve it as <model>/<version>/profile.json beside model.onnx` },
+} as const satisfies Record<string, Setting>;
+
+/** What `modelship optimize --quantize` can do to a model's weights. */
+export const QUANTIZE_CHOICES = ['dynamic-int8'] as const;
+export type Quantize = (typeof QUANTIZE_CHOICES)[number];
+/** The graph optimization levels `modelship optimize --level` saves (onnxruntime's, without 'disabled'). */
+export const OPTIMIZE_LEVELS = ['basic', 'extended', 'all'] as const;
+export type OptimizeLevel = (typeof OPTIMIZE_LEVELS)[number];
+/** The model file's metadata_props key under which `modelship optimize` records what it did (JSON). */
+export const OPTIMIZED_METADATA_KEY = 'modelship.optimized';
+
+/** `modelship optimize IN.onnx --out OUT.onnx`: a smaller or faster model, checked against the original. */
+export const OPTIMIZE_SETTINGS = {
+  out: { kind: 'string', flag: 'out', env: 'MODELSHIP_OPTIMIZE_OUT', description: 'Where to write the optimized model; nothing is written when the guard fails' },
+  level: {
+    kind: 'string', flag: 'level', env: 'MODELSHIP_OPTIMIZE_LEVEL', choices: OPTIMIZE_LEVELS,
+    description: "onnxruntime's graph optimizations, saved; extended and all are specific to the CPU they ran on",
+  },
+  quantize: {
+    kind: 'string', flag: 'quantize', env: 'MODELSHIP_OPTIMIZE_QUANTIZE', choices: QUANTIZE_CHOICES,
+    description: 'dynamic-int8: MatMul and Gemm weights stored as int8 with scales, activations quantized at run time',
+  },
+  fp16: {
+    kind: 'boolean', flag: 'fp16', env: 'MODELSHIP_OPTIMIZE_FP16', default: false,
+    description: 'Float weights stored as float16, cast back to float at load; inputs and outputs unchanged',
+  },
+  validateData: {
+    kind: 'string', flag: 'validate-data', env: 'MODELSHIP_OPTIMIZE_VALIDATE_DATA',
+    description: 'Inputs the guard runs both models on, one request per line (as `modelship profile --data`); unset: random inputs within the ranges of profile.json beside IN, or unit normal',
+  },
+  validateSamples: {
+    kind: 'integer', flag: 'validate-samples', env: 'MODELSHIP_OPTIMIZE_VALIDATE_SAMPLES', default: 32, min: 1, max: 100_000,
+    description: 'Random inputs the guard generates when there is no --validate-data',
+  },
+  maxError: {
+    kind: 'number', flag: 'max-error', env: 'MODELSHIP_OPTIMIZE_MAX_ERROR', min: 0, max: 1e9,
+    description: "Largest relative error allowed on any output (the largest absolute difference over the largest absolute value of the original's output); over it, exit 1 and no file",
+  },
+  minAgreement: {
+    kind: 'number', flag: 'min-agreement', env: 'MODELSHIP_OPTIMIZE_MIN_AGREEMENT', min: 0, max: 1,
+    description: "Smallest share of rows whose top-1 class is unchanged, for outputs that score classes ([rows, classes]); under it, exit 1 and no file",
+  },
 } as const satisfies Record<string, Setting>;
 
 /** `modelship fetch`, the init container's command. */

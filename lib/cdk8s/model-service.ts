@@ -700,6 +700,7 @@ function runtimeArgs(props: ModelServiceProps, resources: Resources, gpus: numbe
 function settingValue(prop: string, setting: Setting, value: number | string | boolean): string {
   switch (setting.kind) {
     case 'integer':
+    case 'number':
       return String(checkSetting(prop, value as number, setting));
     case 'string':
       if (setting.choices && !setting.choices.includes(value as string)) {

@@ -4,7 +4,7 @@
  */
 import type { Size } from 'cdk8s';
 import type * as kplus from 'cdk8s-plus-27';
-import type { IntegerSetting } from '@modelship/contract';
+import type { IntegerSetting, NumberSetting } from '@modelship/contract';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const CPU = /^(\d+(\.\d+)?|\.\d+)(m)?$/;
@@ -91,9 +91,10 @@ export function checkSha256(prop: string, value: string): string {
 }
 
 /** A prop that becomes a runtime flag must be within the flag's bounds (lib/contract/settings.ts). */
-export function checkSetting(prop: string, value: number, setting: IntegerSetting): number {
-  if (!Number.isInteger(value) || value < setting.min || value > setting.max) {
-    throw new Error(`'${prop}' (${value}) must be an integer from ${setting.min} to ${setting.max} (the runtime's --${setting.flag})`);
+export function checkSetting(prop: string, value: number, setting: IntegerSetting | NumberSetting): number {
+  const integer = setting.kind === 'integer';
+  if (typeof value !== 'number' || !(integer ? Number.isInteger(value) : Number.isFinite(value)) || value < setting.min || value > setting.max) {
+    throw new Error(`'${prop}' (${value}) must be ${integer ? 'an integer' : 'a number'} from ${setting.min} to ${setting.max} (the runtime's --${setting.flag})`);
   }
   return value;
 }
