@@ -244,7 +244,7 @@ describe('drift', () => {
       [JSON.stringify([{ name: 'x', datatype: 'INT32', shape: [1, 16], data: new Array(16).fill(0) }]), /line 1: input 'x': expected datatype FP32, received INT32/],
       [JSON.stringify([{ name: 'w', datatype: 'FP32', shape: [1, 16], data: new Array(16).fill(0) }]), /line 1: .*'w'/],
       [JSON.stringify([[1, 2, 3]]), /line 1: input 'x'/],
-      ['\n\n', /holds no reference rows/],
+      ['\n\n', /--data '.*bad\.jsonl' holds no requests \(one per line/],
     ];
     for (const [text, pattern] of cases) {
       const result = await run(text);
