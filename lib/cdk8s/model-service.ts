@@ -420,7 +420,9 @@ export class ModelService extends Construct {
           ? { [SERVE_SETTINGS.payloadLogNamespace.env]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE), ...props.env }
           : props.env,
         ports: [{ name: PORT_NAME.http, number: HTTP_PORT }, { name: PORT_NAME.grpc, number: GRPC_PORT }],
-        // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes.
+        // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes. It counts from this
+        // container's start, after the init containers: a fetch or an optimize-model run, however long, spends none of
+        // it (the Deployment's progress deadline is what bounds a whole pod's start).
         startup: readiness(5, 60),
         readiness: readiness(5, 2),
         liveness: kplus.Probe.fromHttpGet(PATHS.live, { port: HTTP_PORT, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2), scheme }),
