@@ -279,7 +279,7 @@ function optimizationFlags(optimize: ModelOptimization): string[] {
     throw new Error(`ModelSource.fromUri: 'optimize' (${JSON.stringify(optimize)}) must be an object, e.g. { quantize: 'dynamic-int8' }`);
   }
   if (optimize.level === undefined && optimize.quantize === undefined && optimize.fp16 !== true) {
-    throw new Error(`ModelSource.fromUri: 'optimize' (${JSON.stringify(optimize)}) changes nothing; set 'level' (${OPTIMIZE_SETTINGS.level.choices.map((c) => `'${c}'`).join(', ')}), 'quantize' ('dynamic-int8') or 'fp16: true', or remove 'optimize'`);
+    throw new Error(`ModelSource.fromUri: 'optimize' (${JSON.stringify(optimize)}) changes nothing; set 'level' (${OPTIMIZE_SETTINGS.level.choices.map((c) => `'${c}'`).join(', ')}), 'quantize' (${OPTIMIZE_SETTINGS.quantize.choices.map((c) => `'${c}'`).join(', ')}) or 'fp16: true', or remove 'optimize'`);
   }
   if (optimize.fp16 !== undefined && typeof optimize.fp16 !== 'boolean') {
     throw new Error(`ModelSource.fromUri: 'optimize.fp16' (${JSON.stringify(optimize.fp16)}) must be true or false`);
