@@ -1,8 +1,10 @@
 // The `modelship` entry point: the cdk8s constructs, and the runtime contract they are written against.
 export * as contract from '@modelship/contract';
 export { type ClusterIpOptions, Exposure, type IngressOptions, type LoadBalancerOptions, ModelService, type ModelServiceProps, type PayloadLogging, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
-export type { OnnxFileInfo, TensorSpec } from '@modelship/contract';
-export { ModelSource, type FromUriOptions, type FromFileOptions, type BroughtProfileOptions, type UriProfile, CONFIG_MAP_MODEL_LIMIT_BYTES } from './cdk8s/model-source';
+export type { OnnxFileInfo, OptimizeLevel, Quantize, TensorSpec } from '@modelship/contract';
+export {
+  ModelSource, type FromUriOptions, type FromFileOptions, type BroughtProfileOptions, type UriProfile, type ModelOptimization, CONFIG_MAP_MODEL_LIMIT_BYTES,
+} from './cdk8s/model-source';
 export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions, type KedaInFlightOptions, type KedaActivation } from './cdk8s/model-autoscaler';
 export { ModelCredentials, type ModelCredentialsSecretOptions } from './cdk8s/model-credentials';
 export * as promql from './cdk8s/promql';

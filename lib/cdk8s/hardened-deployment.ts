@@ -13,6 +13,8 @@ interface PodHardening {
   readonly runtimeResources: kplus.k8s.ResourceRequirements;
   /** The runtime container's name. */
   readonly runtimeContainer: string;
+  /** Init containers that load the model as the server does: they get the runtime container's CPU and memory. */
+  readonly initContainersSizedLikeRuntime: readonly string[];
   /** ephemeral-storage each init container requests and is limited to when it says nothing itself. */
   readonly initContainerEphemeralStorage: string;
 }
@@ -42,7 +44,10 @@ function hardenPod(pod: kplus.k8s.PodSpec, hardening: PodHardening): kplus.k8s.P
     securityContext: { ...pod.securityContext, seccompProfile: pod.securityContext?.seccompProfile ?? { type: 'RuntimeDefault' } },
     containers: pod.containers.map((container) => dropAllCapabilities(container.name === hardening.runtimeContainer
       ? { ...container, resources: hardening.runtimeResources } : container)),
-    initContainers: pod.initContainers?.map((container) => dropAllCapabilities(withEphemeralStorage(container, storage))),
+    initContainers: pod.initContainers?.map((container) => dropAllCapabilities(withEphemeralStorage(
+      hardening.initContainersSizedLikeRuntime.includes(container.name) ? { ...container, resources: cpuAndMemoryOf(hardening.runtimeResources) } : container,
+      storage,
+    ))),
     // Prefer replicas on different hosts (what kube-score looks for), besides the spread below; preferred, not
     // required, so a small cluster still schedules every replica. Node affinity the user asked for stays.
     affinity: {
@@ -56,6 +61,12 @@ function hardenPod(pod: kplus.k8s.PodSpec, hardening: PodHardening): kplus.k8s.P
       maxSkew: 1, topologyKey, whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels },
     })),
   };
+}
+
+/** The CPU and memory of a container's resources (not its ephemeral storage or GPUs, which the server's alone need). */
+function cpuAndMemoryOf(resources: kplus.k8s.ResourceRequirements): kplus.k8s.ResourceRequirements {
+  const pick = (quantities: Record<string, kplus.k8s.Quantity> | undefined) => ({ cpu: quantities!.cpu, memory: quantities!.memory });
+  return { requests: pick(resources.requests), limits: pick(resources.limits) };
 }
 
 /** cdk8s-plus names capabilities CAP_*; Kubernetes' "drop everything" is the literal ALL, which it cannot write. */

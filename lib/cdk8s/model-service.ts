@@ -18,7 +18,7 @@ import type { ModelAutoscaler } from './model-autoscaler';
 import type { ModelSource, ModelSourceConfig } from './model-source';
 import * as promql from './promql';
 import {
-  byteQuantity, checkCpu, checkDataKey, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting,
+  byteQuantity, checkCpu, checkDataKey, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting, settingValue,
   checkStorage, cpuCores, cpuQuantity, memoryBytes,
 } from './validation';
 
@@ -101,8 +101,9 @@ export interface ModelServiceProps {
   /**
    * The runtime container's `ephemeral-storage` limit. It is the pod's limit once the init containers are done, and
    * the kubelet evicts a pod whose emptyDirs, logs and writable layers together exceed it, so it must hold the
-   * model's emptyDir (ModelSource.fromUri's `sizeLimit`) and `/tmp` (64Mi); the root filesystem is read-only.
-   * @default - 256Mi (for `/tmp` and logs) plus the model's emptyDir: 2304Mi with ModelSource.fromUri's default `sizeLimit` of 2Gi, 256Mi for the other sources
+   * model's emptyDir (ModelSource.fromUri's `sizeLimit`, twice that and optimize-model's 64Mi `/tmp` with
+   * `optimize`) and `/tmp` (64Mi); the root filesystem is read-only.
+   * @default - 256Mi (for `/tmp` and logs) plus the model's emptyDirs: 2304Mi with ModelSource.fromUri's default `sizeLimit` of 2Gi (4416Mi with `optimize`), 256Mi for the other sources
    */
   readonly ephemeralStorageLimit?: string | Size;
   /**
@@ -287,6 +288,7 @@ export class ModelService extends Construct {
     deployment._harden({
       selectorLabels: selectorLabels(this.labels),
       runtimeContainer: RUNTIME_CONTAINER,
+      initContainersSizedLikeRuntime: source.initContainersSizedLikeRuntime ?? [],
       runtimeResources: runtimeResources(resources, checkEphemeralStorage(props, source.ephemeralStorageBytes ?? 0), gpus),
       initContainerEphemeralStorage: INIT_CONTAINER_EPHEMERAL_STORAGE,
     });
@@ -418,7 +420,9 @@ export class ModelService extends Construct {
           ? { [SERVE_SETTINGS.payloadLogNamespace.env]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE), ...props.env }
           : props.env,
         ports: [{ name: PORT_NAME.http, number: HTTP_PORT }, { name: PORT_NAME.grpc, number: GRPC_PORT }],
-        // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes.
+        // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes. It counts from this
+        // container's start, after the init containers: a fetch or an optimize-model run, however long, spends none of
+        // it (the Deployment's progress deadline is what bounds a whole pod's start).
         startup: readiness(5, 60),
         readiness: readiness(5, 2),
         liveness: kplus.Probe.fromHttpGet(PATHS.live, { port: HTTP_PORT, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2), scheme }),
@@ -526,7 +530,7 @@ function checkEphemeralStorage(props: ModelServiceProps, modelBytes: number) {
   const request = checkStorage('ephemeralStorageRequest', props.ephemeralStorageRequest === undefined ? limit : byteQuantity(props.ephemeralStorageRequest));
   const floorMib = modelMib + TMP_SIZE_LIMIT_MIB;
   if (memoryBytes(limit) < floorMib * MIB) {
-    const model = modelMib > 0 ? ` the model's emptyDir (${mebibytes(modelMib)}, ModelSource.fromUri's 'sizeLimit') and` : '';
+    const model = modelMib > 0 ? ` the model's emptyDirs (${mebibytes(modelMib)}, from ModelSource.fromUri's 'sizeLimit', twice it with 'optimize') and` : '';
     throw new Error(`'ephemeralStorageLimit' (${limit}) must be at least ${mebibytes(floorMib)}, room for${model} /tmp (${TMP_SIZE_LIMIT_MIB}Mi), or the kubelet evicts the pod; raise it${modelMib > 0 ? ' or lower \'sizeLimit\'' : ''}`);
   }
   if (memoryBytes(request) > memoryBytes(limit)) {
@@ -694,24 +698,6 @@ function runtimeArgs(props: ModelServiceProps, resources: Resources, gpus: numbe
   args.push(`--${SERVE_SETTINGS.drainTimeoutSeconds.flag}=${drainTimeoutSeconds}`);
   if (gpus > 0) args.push(`--${SERVE_SETTINGS.executionProvider.flag}=cuda`);
   return args;
-}
-
-/** A prop's value as its flag takes it, checked against the setting's bounds or choices. */
-function settingValue(prop: string, setting: Setting, value: number | string | boolean): string {
-  switch (setting.kind) {
-    case 'integer':
-    case 'number':
-      return String(checkSetting(prop, value as number, setting));
-    case 'string':
-      if (setting.choices && !setting.choices.includes(value as string)) {
-        throw new Error(`'${prop}' ('${value}') must be one of ${setting.choices.map((c) => `'${c}'`).join(', ')}`);
-      }
-      return String(value);
-    case 'boolean':
-      return String(value);
-    default:
-      throw new Error(`'${prop}' is a list setting; it has its own prop`);
-  }
 }
 
 /** The sink's URL, checked as the runtime checks --payload-log-url, so that a bad one fails at synth, not in the pod. */

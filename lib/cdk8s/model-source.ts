@@ -9,11 +9,11 @@ import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
   checkDriftProfile, DRIFT_PROFILE_FILE_NAME, type DriftProfile, FETCH_SETTINGS, MODEL_FILE_NAME, MODEL_REPOSITORY_PATH, type ModelUri, type OnnxFileInfo,
-  parseModelUri, readOnnxFile,
+  OPTIMIZE_SETTINGS, type OptimizeLevel, parseModelUri, type Quantize, readOnnxFile,
 } from '@modelship/contract';
 import { ModelCredentials } from './model-credentials';
 import { httpUrl, tcpEgress, urlPort } from './network';
-import { checkSha256, checkStorage, memoryBytes } from './validation';
+import { checkSha256, checkStorage, memoryBytes, settingValue } from './validation';
 
 /** What the ModelService tells a source about where the model must end up. */
 export interface ModelSourceBindOptions {
@@ -44,6 +44,12 @@ export interface ModelSourceConfig {
    * runtime container's, so ModelService adds this to the runtime's ephemeral-storage request and limit.
    */
   readonly ephemeralStorageBytes?: number;
+  /**
+   * Init containers that load the model into onnxruntime as the server does (`optimize-model`): ModelService gives
+   * them the runtime container's CPU and memory. An init container's requests do not add to the pod's (the pod
+   * reserves the larger of them and its containers' sum), so this reserves nothing more on the node.
+   */
+  readonly initContainersSizedLikeRuntime?: readonly string[];
   /** NetworkPolicy egress the pod needs to obtain the model (the init container shares the pod's network). */
   readonly egress?: kplus.k8s.NetworkPolicyEgressRule[];
   /** The service account the pod runs as, for a workload identity that fetches the model. */
@@ -99,6 +105,57 @@ export interface FromUriOptions {
    * @default - no profile: the runtime exports no drift metrics, and ModelMonitoring's `drift` is off by default
    */
   readonly profile?: UriProfile;
+  /**
+   * Optimize the model on the node that serves it, before the server starts: after fetch-model has verified the
+   * download, a second init container, `optimize-model`, runs `modelship optimize` on it and writes the result as
+   * the model.onnx the server loads. Its guard runs both models on the same inputs (random ones within the ranges
+   * of `profile`, when there is one, else unit normal) and, when the optimized model strays beyond `maxError` or
+   * `minAgreement`, exits non-zero and writes nothing: the pod stays in Init and never serves it
+   * (`kubectl logs <pod> -c optimize-model` says why). It runs in every pod, at every start, since `level`
+   * 'extended' and 'all' give a model specific to the CPU they ran on: a pod starts later by the time it takes.
+   * @default - the model is served as fetched
+   */
+  readonly optimize?: ModelOptimization;
+}
+
+/**
+ * What `modelship optimize` does to a ModelSource.fromUri model in the pod, and how far the result may stray from
+ * the original. Set at least one of `level`, `quantize` and `fp16`.
+ */
+export interface ModelOptimization {
+  /**
+   * onnxruntime's graph optimizations, applied and saved. 'extended' and 'all' fuse operators for the instruction
+   * set of the CPU they run on, which is why the optimization runs in the pod, on the node that serves.
+   * @default - none saved (the server still applies its own `graphOptimizationLevel` when it loads the model)
+   */
+  readonly level?: OptimizeLevel;
+  /**
+   * 'dynamic-int8': MatMul and Gemm weights stored as int8 with scales, activations quantized at run time.
+   * @default - weights keep their type
+   */
+  readonly quantize?: Quantize;
+  /**
+   * Float weights stored as float16 and cast back to float at load; inputs and outputs keep their types.
+   * @default false
+   */
+  readonly fp16?: boolean;
+  /**
+   * Largest relative error allowed on any output (the largest absolute difference over the largest absolute value of
+   * the original's output). Beyond it, optimize-model fails and the pod does not start.
+   * @default - `modelship optimize`'s own tolerance (`modelship optimize --help`)
+   */
+  readonly maxError?: number;
+  /**
+   * Smallest share (0 to 1) of rows whose top-1 class must be unchanged, for outputs that score classes
+   * ([rows, classes]). Below it, optimize-model fails and the pod does not start.
+   * @default - `modelship optimize`'s own threshold (`modelship optimize --help`)
+   */
+  readonly minAgreement?: number;
+  /**
+   * How many random inputs the guard runs both models on.
+   * @default 32
+   */
+  readonly validateSamples?: number;
 }
 
 /** Where the drift profile of a ModelSource.fromUri model is, and its digest. */
@@ -156,8 +213,9 @@ export abstract class ModelSource {
     }
     options.credentials?.check(scheme);
     const profile = options.profile === undefined ? undefined : checkUriProfile(options.profile, scheme);
+    const optimizeFlags = options.optimize === undefined ? undefined : optimizationFlags(options.optimize);
     return new UriSource(uri, parsed, checkSha256('sha256', options.sha256), Math.ceil(memoryBytes(sizeLimit) / MIB), {
-      credentials: options.credentials, endpoint, region: options.region, plainHttp: options.plainHttp ?? false, profile,
+      credentials: options.credentials, endpoint, region: options.region, plainHttp: options.plainHttp ?? false, profile, optimizeFlags,
     });
   }
 
@@ -212,6 +270,39 @@ const modelPath = (options: ModelSourceBindOptions) => versionPath(options, MODE
 
 const MIB = 2 ** 20;
 
+/**
+ * `modelship optimize`'s flags for a fromUri `optimize`, named and bounded by its settings table, so that a bad value
+ * fails the synth rather than the pod's start.
+ */
+function optimizationFlags(optimize: ModelOptimization): string[] {
+  if (typeof optimize !== 'object' || optimize === null) {
+    throw new Error(`ModelSource.fromUri: 'optimize' (${JSON.stringify(optimize)}) must be an object, e.g. { quantize: 'dynamic-int8' }`);
+  }
+  if (optimize.level === undefined && optimize.quantize === undefined && optimize.fp16 !== true) {
+    throw new Error(`ModelSource.fromUri: 'optimize' (${JSON.stringify(optimize)}) changes nothing; set 'level' (${OPTIMIZE_SETTINGS.level.choices.map((c) => `'${c}'`).join(', ')}), 'quantize' (${OPTIMIZE_SETTINGS.quantize.choices.map((c) => `'${c}'`).join(', ')}) or 'fp16: true', or remove 'optimize'`);
+  }
+  if (optimize.fp16 !== undefined && typeof optimize.fp16 !== 'boolean') {
+    throw new Error(`ModelSource.fromUri: 'optimize.fp16' (${JSON.stringify(optimize.fp16)}) must be true or false`);
+  }
+  const flags: string[] = [];
+  const write = (prop: keyof ModelOptimization, setting: (typeof OPTIMIZE_SETTINGS)[keyof typeof OPTIMIZE_SETTINGS]) => {
+    const value = optimize[prop];
+    if (value === undefined) return;
+    try {
+      flags.push(`--${setting.flag}=${settingValue(`optimize.${prop}`, setting, value)}`);
+    } catch (error) {
+      throw new Error(`ModelSource.fromUri: ${(error as Error).message}`);
+    }
+  };
+  write('level', OPTIMIZE_SETTINGS.level);
+  write('quantize', OPTIMIZE_SETTINGS.quantize);
+  if (optimize.fp16 === true) write('fp16', OPTIMIZE_SETTINGS.fp16);
+  write('validateSamples', OPTIMIZE_SETTINGS.validateSamples);
+  write('maxError', OPTIMIZE_SETTINGS.maxError);
+  write('minAgreement', OPTIMIZE_SETTINGS.minAgreement);
+  return flags;
+}
+
 /** A fromUri `profile`: a URI of the model's scheme (one set of credentials and endpoint serves both) and a digest. */
 function checkUriProfile(profile: UriProfile, scheme: string): UriProfile {
   let parsed: ModelUri;
@@ -250,7 +341,14 @@ interface UriSourceOptions {
   readonly region?: string;
   readonly plainHttp: boolean;
   readonly profile?: UriProfile;
+  /** `modelship optimize`'s flags after IN and --out, when the model is optimized in the pod. */
+  readonly optimizeFlags?: readonly string[];
 }
+
+/** The file fetch-model verifies and optimize-model reads, when the model is optimized. */
+const SOURCE_FILE_NAME = 'source.onnx';
+/** optimize-model's writable /tmp: scratch space only, the model goes to the model volume. */
+const OPTIMIZE_TMP_SIZE_LIMIT_MIB = 64;
 
 class UriSource extends ModelSource {
   override readonly hasDriftProfile: boolean;
@@ -283,12 +381,22 @@ class UriSource extends ModelSource {
   }
 
   bind(scope: Construct, options: ModelSourceBindOptions): ModelSourceConfig {
-    const volume = kplus.Volume.fromEmptyDir(scope, 'ModelVolume', 'models', { sizeLimit: Size.mebibytes(this.sizeLimitMebibytes) });
+    const optimizeFlags = this.options.optimizeFlags;
+    // With optimize, the version directory holds the verified download (source.onnx) beside the optimized
+    // model.onnx, each up to sizeLimit. Staging it there rather than in a volume of its own keeps one copy of the
+    // drift profile beside both: the guard reads its ranges beside IN, the server beside model.onnx. The server never
+    // sees a half-made model.onnx: it starts only once every init container has exited 0, and optimize writes no
+    // file when its guard fails. source.onnx stays for the pod's life (when the init containers run again in the same
+    // pod, fetch-model finds it verified and downloads nothing), so the volume is sized for both files, and all of it
+    // counts against the pod's ephemeral storage.
+    const filesInVolume = optimizeFlags ? 2 : 1;
+    const volume = kplus.Volume.fromEmptyDir(scope, 'ModelVolume', 'models', { sizeLimit: Size.mebibytes(filesInVolume * this.sizeLimitMebibytes) });
     const credentials = this.options.credentials?.bind(scope, this.parsed.scheme);
     const env: Record<string, kplus.EnvValue> = { ...credentials?.env };
     if (this.options.endpoint) env[this.parsed.scheme === 's3' ? 'AWS_ENDPOINT_URL_S3' : 'STORAGE_EMULATOR_HOST'] = kplus.EnvValue.fromValue(this.options.endpoint.href.replace(/\/$/, ''));
     if (this.options.region) env.AWS_REGION = kplus.EnvValue.fromValue(this.options.region);
     const egress = [...this.storePorts().map((port) => tcpEgress(port)), ...(credentials?.egress ?? [])];
+    const resources: kplus.ContainerResources = { cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.units(1) }, memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) } };
     // `modelship fetch` checks a digest and writes atomically whatever the file is, so the profile takes the same step:
     // a second init container, with the same store, credentials and flags, writing beside the model.
     const fetch = (name: string, uri: string, sha256: string, dest: string): kplus.ContainerProps => ({
@@ -300,22 +408,43 @@ class UriSource extends ModelSource {
       ],
       envVariables: Object.keys(env).length > 0 ? env : undefined,
       securityContext: options.containerSecurityContext,
-      resources: { cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.units(1) }, memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) } },
+      resources,
       volumeMounts: [{ path: MODEL_REPOSITORY_PATH, volume }, ...(credentials?.volumeMounts ?? [])],
     });
     const profile = this.options.profile;
+    const initContainers = [
+      fetch('fetch-model', this.uri, this.sha256, versionPath(options, optimizeFlags ? SOURCE_FILE_NAME : MODEL_FILE_NAME)),
+      ...(profile ? [fetch('fetch-profile', profile.uri, profile.sha256, versionPath(options, DRIFT_PROFILE_FILE_NAME))] : []),
+    ];
+    let tmpBytes = 0;
+    if (optimizeFlags) {
+      // Last, so that the profile is beside source.onnx when the guard looks for its ranges. It needs neither the
+      // store's credentials nor its network: only the model volume, and a /tmp of its own on the read-only root.
+      const tmp = kplus.Volume.fromEmptyDir(scope, 'OptimizeTmpVolume', 'optimize-tmp', { sizeLimit: Size.mebibytes(OPTIMIZE_TMP_SIZE_LIMIT_MIB) });
+      tmpBytes = OPTIMIZE_TMP_SIZE_LIMIT_MIB * MIB;
+      initContainers.push({
+        name: OPTIMIZE_CONTAINER,
+        image: options.runtimeImage,
+        args: ['optimize', versionPath(options, SOURCE_FILE_NAME), `--${OPTIMIZE_SETTINGS.out.flag}=${modelPath(options)}`, ...optimizeFlags],
+        securityContext: options.containerSecurityContext,
+        // Placeholders: ModelService gives it the runtime container's CPU and memory (initContainersSizedLikeRuntime).
+        resources,
+        volumeMounts: [{ path: MODEL_REPOSITORY_PATH, volume }, { path: '/tmp', volume: tmp }],
+      });
+    }
     return {
       volume,
-      ephemeralStorageBytes: this.sizeLimitMebibytes * MIB,
+      ephemeralStorageBytes: filesInVolume * this.sizeLimitMebibytes * MIB + tmpBytes,
       egress,
       serviceAccount: credentials?.serviceAccount,
-      initContainers: [
-        fetch('fetch-model', this.uri, this.sha256, modelPath(options)),
-        ...(profile ? [fetch('fetch-profile', profile.uri, profile.sha256, versionPath(options, DRIFT_PROFILE_FILE_NAME))] : []),
-      ],
+      initContainers,
+      initContainersSizedLikeRuntime: optimizeFlags ? [OPTIMIZE_CONTAINER] : undefined,
     };
   }
 }
+
+/** The init container that runs `modelship optimize`: `kubectl logs <pod> -c optimize-model` says why a guard failed. */
+const OPTIMIZE_CONTAINER = 'optimize-model';
 
 class ImageSource extends ModelSource {
   override readonly bringsOwnVersions = 'ModelSource.fromImage';

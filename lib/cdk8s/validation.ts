@@ -4,7 +4,7 @@
  */
 import type { Size } from 'cdk8s';
 import type * as kplus from 'cdk8s-plus-27';
-import type { IntegerSetting, NumberSetting } from '@modelship/contract';
+import type { IntegerSetting, NumberSetting, Setting } from '@modelship/contract';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const CPU = /^(\d+(\.\d+)?|\.\d+)(m)?$/;
@@ -97,6 +97,24 @@ export function checkSetting(prop: string, value: number, setting: IntegerSettin
     throw new Error(`'${prop}' (${value}) must be ${integer ? 'an integer' : 'a number'} from ${setting.min} to ${setting.max} (the runtime's --${setting.flag})`);
   }
   return value;
+}
+
+/** A prop's value as its flag takes it, checked against the setting's bounds or choices. */
+export function settingValue(prop: string, setting: Setting, value: number | string | boolean): string {
+  switch (setting.kind) {
+    case 'integer':
+    case 'number':
+      return String(checkSetting(prop, value as number, setting));
+    case 'string':
+      if (setting.choices && !setting.choices.includes(value as string)) {
+        throw new Error(`'${prop}' ('${value}') must be one of ${setting.choices.map((c) => `'${c}'`).join(', ')}`);
+      }
+      return String(value);
+    case 'boolean':
+      return String(value);
+    default:
+      throw new Error(`'${prop}' is a list setting; it has its own prop`);
+  }
 }
 
 export function checkPositiveInteger(prop: string, value: number): number {

@@ -209,7 +209,7 @@ describe('ModelService ephemeral storage', () => {
     assert.throws(() => synth((c) => new ModelService(c, 's', { model: image, ephemeralStorageLimit: 'lots' })), /'ephemeralStorageLimit' \('lots'\) is not a storage quantity/);
     assert.throws(() => synth((c) => new ModelService(c, 's', { model: image, ephemeralStorageRequest: '-1Gi' })), /'ephemeralStorageRequest' \('-1Gi'\) is not a storage quantity/);
     assert.throws(() => synth((c) => new ModelService(c, 's', { model: fromUri(), ephemeralStorageLimit: '1Gi' })),
-      /'ephemeralStorageLimit' \(1Gi\) must be at least 2112Mi, room for the model's emptyDir \(2Gi, ModelSource.fromUri's 'sizeLimit'\) and \/tmp \(64Mi\), or the kubelet evicts the pod; raise it or lower 'sizeLimit'/);
+      /'ephemeralStorageLimit' \(1Gi\) must be at least 2112Mi, room for the model's emptyDirs \(2Gi, from ModelSource.fromUri's 'sizeLimit', twice it with 'optimize'\) and \/tmp \(64Mi\), or the kubelet evicts the pod; raise it or lower 'sizeLimit'/);
     assert.throws(() => synth((c) => new ModelService(c, 's', { model: image, ephemeralStorageLimit: '32Mi' })), /'ephemeralStorageLimit' \(32Mi\) must be at least 64Mi, room for \/tmp \(64Mi\)/);
     assert.throws(() => synth((c) => new ModelService(c, 's', { model: image, ephemeralStorageRequest: '1Gi' })),
       /'ephemeralStorageRequest' \(1Gi\) must not exceed 'ephemeralStorageLimit' \(256Mi\)/);

@@ -1,5 +1,5 @@
 /**
- * ModelSource.fromUri for the stores besides https (s3://, gs://, oci://) and ModelCredentials, synthesized in-process
+ * ModelSource.fromUri for the stores besides https (s3://, gs://, oci://), ModelCredentials and `optimize`, synthesized in-process
  * and imported as users import them: what the fetch-model init container gets (args, env, mounts), what the pod
  * gets (its service account, a Secret volume only the init container mounts), the NetworkPolicy egress the fetch
  * needs, and the errors that name the prop, the value and the fix. That the runtime accepts what is written is
@@ -9,12 +9,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
-import { FETCH_SETTINGS, parseSettings } from '@modelship/contract';
-import { ModelCredentials, ModelService, ModelSource, type FromUriOptions } from 'modelship';
+import { FETCH_SETTINGS, OPTIMIZE_SETTINGS, parseSettings } from '@modelship/contract';
+import { ModelCredentials, ModelService, ModelSource, type FromUriOptions, type ModelOptimization } from 'modelship';
 import { checkFetchOptions } from '../../runtime/src/fetch';
 import { MODELS } from '../helpers/paths';
 import { assertValidManifests } from '../helpers/k8s-schema';
@@ -304,5 +304,116 @@ describe('drift profiles beside the model', () => {
     const claim = kplus.PersistentVolumeClaim.fromClaimName(chart, 'Claim', 'models-pvc');
     assert.equal(new ModelService(chart, 'fraud', { model: ModelSource.fromPersistentVolumeClaim(claim, 'repo', { profile: true }) }).hasDriftProfile, true);
     assert.throws(() => ModelSource.fromImage('r/m:1', { profile: 'yes' as unknown as boolean }), /ModelSource\.fromImage: 'profile' \("yes"\) must be true/);
+  });
+});
+
+describe('ModelSource.fromUri with optimize', () => {
+  const PROFILE_SHA = 'd'.repeat(64);
+  const URI = 'https://models.example.com/fraud/3/model.onnx';
+  const optimized = (optimize: ModelOptimization, options: Omit<FromUriOptions, 'sha256' | 'optimize'> = {}) => synth(URI, { ...options, optimize });
+  const byName = (objects: Manifest[], name: string) => pod(objects).initContainers.find((c: { name: string }) => c.name === name);
+  const volume = (objects: Manifest[], name: string) => pod(objects).volumes.find((v: { name: string }) => v.name === name);
+  const storage = (container: { resources: { requests: Record<string, string>; limits: Record<string, string> } }) =>
+    [container.resources.requests['ephemeral-storage'], container.resources.limits['ephemeral-storage']];
+
+  it('fetch-model verifies into source.onnx, then optimize-model writes model.onnx from it, with flags from the optimize settings table', () => {
+    const objects = optimized({ level: 'all', quantize: 'dynamic-int8', fp16: true, maxError: 0.01, minAgreement: 0.99, validateSamples: 64 });
+    const [fetch, optimize] = pod(objects).initContainers;
+    assert.deepEqual(pod(objects).initContainers.map((c: { name: string }) => c.name), ['fetch-model', 'optimize-model']);
+    assert.deepEqual(fetch.args, ['fetch', `--${FETCH_SETTINGS.uri.flag}`, URI, `--${FETCH_SETTINGS.sha256.flag}`, SHA, `--${FETCH_SETTINGS.dest.flag}`, '/models/fraud/1/source.onnx']);
+    assert.deepEqual(optimize.args, [
+      'optimize', '/models/fraud/1/source.onnx', `--${OPTIMIZE_SETTINGS.out.flag}=/models/fraud/1/model.onnx`,
+      `--${OPTIMIZE_SETTINGS.level.flag}=all`, `--${OPTIMIZE_SETTINGS.quantize.flag}=dynamic-int8`, `--${OPTIMIZE_SETTINGS.fp16.flag}=true`,
+      `--${OPTIMIZE_SETTINGS.validateSamples.flag}=64`, `--${OPTIMIZE_SETTINGS.maxError.flag}=0.01`, `--${OPTIMIZE_SETTINGS.minAgreement.flag}=0.99`,
+    ]);
+    // The runtime's own parser takes every flag after IN, with the values meant.
+    assert.deepEqual(parseSettings(OPTIMIZE_SETTINGS, optimize.args.slice(2), {}), {
+      out: '/models/fraud/1/model.onnx', level: 'all', quantize: 'dynamic-int8', fp16: true, validateData: undefined, validateSamples: 64, maxError: 0.01, minAgreement: 0.99,
+    });
+    // Only what was asked: the rest is left to modelship optimize's defaults.
+    assert.deepEqual(byName(optimized({ quantize: 'dynamic-int8' }), 'optimize-model').args.slice(3), [`--${OPTIMIZE_SETTINGS.quantize.flag}=dynamic-int8`]);
+    assert.deepEqual(byName(optimized({ fp16: true, maxError: 1e-7 }), 'optimize-model').args.slice(3), [`--${OPTIMIZE_SETTINGS.fp16.flag}=true`, `--${OPTIMIZE_SETTINGS.maxError.flag}=1e-7`]);
+    assert.equal(parseSettings(OPTIMIZE_SETTINGS, [`--${OPTIMIZE_SETTINGS.maxError.flag}=1e-7`], {}).maxError, 1e-7);
+    // Without optimize, nothing changes: fetch-model writes model.onnx itself.
+    assert.deepEqual(pod(synth(URI)).initContainers.map((c: { name: string; args: string[] }) => [c.name, c.args.at(-1)]), [['fetch-model', '/models/fraud/1/model.onnx']]);
+    assertValidManifests(objects);
+  });
+
+  it('with a drift profile: fetch-profile puts it in the version directory, beside source.onnx for the guard and model.onnx for the server, before optimize-model runs', () => {
+    const objects = optimized({ level: 'extended' }, { profile: { uri: 'https://models.example.com/fraud/3/profile.json', sha256: PROFILE_SHA } });
+    const containers = pod(objects).initContainers;
+    assert.deepEqual(containers.map((c: { name: string }) => c.name), ['fetch-model', 'fetch-profile', 'optimize-model']);
+    const profile = containers[1].args.at(-1);
+    assert.equal(profile, '/models/fraud/1/profile.json');
+    assert.equal(dirname(profile), dirname(containers[0].args.at(-1)), 'beside source.onnx');
+    assert.equal(dirname(profile), dirname(containers[2].args.find((a: string) => a.startsWith(`--${OPTIMIZE_SETTINGS.out.flag}=`)).split('=')[1]), 'beside model.onnx');
+    assertValidManifests(objects);
+  });
+
+  it('optimize-model runs hardened as fetch-model does: the same image and security context, the model volume writable, its own /tmp, the runtime\'s CPU and memory', () => {
+    const objects = optimized({ quantize: 'dynamic-int8' });
+    const fetch = byName(objects, 'fetch-model');
+    const optimize = byName(objects, 'optimize-model');
+    const runtime = pod(objects).containers[0];
+    assert.equal(optimize.image, fetch.image);
+    assert.equal(optimize.image, runtime.image);
+    assert.deepEqual(optimize.securityContext, fetch.securityContext);
+    assert.deepEqual(optimize.securityContext, {
+      allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, privileged: false,
+      readOnlyRootFilesystem: true, runAsGroup: 10001, runAsNonRoot: true, runAsUser: 10001,
+    });
+    assert.deepEqual(optimize.volumeMounts, [{ mountPath: '/models', name: 'models' }, { mountPath: '/tmp', name: 'optimize-tmp' }]);
+    assert.deepEqual(volume(objects, 'optimize-tmp').emptyDir, { sizeLimit: '64Mi' });
+    assert.ok(!runtime.volumeMounts.some((m: { name: string }) => m.name === 'optimize-tmp'), 'the server does not see optimize-model\'s scratch space');
+    assert.deepEqual(runtime.volumeMounts.find((m: { name: string }) => m.name === 'models'), { mountPath: '/models', name: 'models', readOnly: true });
+    assert.equal(optimize.env, undefined, 'no store credentials: it reads only the verified file');
+    // It loads the model as the server does, so it gets the server's CPU and memory (the pod reserves no more for it).
+    assert.deepEqual(optimize.resources, {
+      requests: { 'cpu': runtime.resources.requests.cpu, 'memory': runtime.resources.requests.memory, 'ephemeral-storage': '64Mi' },
+      limits: { 'cpu': runtime.resources.limits.cpu, 'memory': runtime.resources.limits.memory, 'ephemeral-storage': '64Mi' },
+    });
+    const custom = pod((() => {
+      const chart = new Chart(Testing.app(), 'test', { namespace: 'ml' });
+      new ModelService(chart, 'fraud', { model: ModelSource.fromUri(URI, { sha256: SHA, optimize: { fp16: true } }), cpuRequest: '1', cpuLimit: '4', memoryRequest: '3Gi', memoryLimit: '6Gi' });
+      return Testing.synth(chart) as Manifest[];
+    })()).initContainers.find((c: { name: string }) => c.name === 'optimize-model');
+    assert.deepEqual(custom.resources.requests, { 'cpu': '1', 'memory': '3Gi', 'ephemeral-storage': '64Mi' });
+    assert.deepEqual(custom.resources.limits, { 'cpu': '4', 'memory': '6Gi', 'ephemeral-storage': '64Mi' });
+    assert.deepEqual(fetch.resources.limits, { 'cpu': '1', 'memory': '512Mi', 'ephemeral-storage': '64Mi' }, 'fetch-model keeps its own');
+    assertValidManifests(objects);
+  });
+
+  it('counts both files and optimize-model\'s /tmp against the pod\'s ephemeral storage', () => {
+    const objects = optimized({ quantize: 'dynamic-int8' }, { sizeLimit: '500Mi' });
+    assert.deepEqual(volume(objects, 'models').emptyDir, { sizeLimit: '1000Mi' }, 'source.onnx and model.onnx, each up to sizeLimit');
+    // 2 x 500Mi, optimize-model's 64Mi /tmp, and the server's 256Mi for its /tmp and logs.
+    assert.deepEqual(storage(pod(objects).containers[0]), ['1320Mi', '1320Mi']);
+    assert.throws(() => (() => {
+      const chart = new Chart(Testing.app(), 'test', { namespace: 'ml' });
+      new ModelService(chart, 'fraud', { model: ModelSource.fromUri(URI, { sha256: SHA, sizeLimit: '500Mi', optimize: { fp16: true } }), ephemeralStorageLimit: '1Gi' });
+    })(), { message: "'ephemeralStorageLimit' (1Gi) must be at least 1128Mi, room for the model's emptyDirs (1064Mi, from ModelSource.fromUri's 'sizeLimit', twice it with 'optimize') and /tmp (64Mi), or the kubelet evicts the pod; raise it or lower 'sizeLimit'" });
+  });
+
+  it('adds no kube-score or Polaris finding, and a valid Deployment', () => {
+    const failing = (objects: Manifest[]) => runChecks(objects).filter((f) => !f.passed).map((f) => `${key(f)} ${f.object}`).sort();
+    const objects = optimized({ level: 'all', quantize: 'dynamic-int8', maxError: 0.05 }, { profile: { uri: 'https://models.example.com/fraud/3/profile.json', sha256: PROFILE_SHA } });
+    assert.deepEqual(failing(objects), failing(synth(URI)));
+    assertValidManifests(objects);
+  });
+
+  it('refuses, at synth, an optimize that changes nothing or is out of the settings\' bounds, naming the prop, the value and the fix', () => {
+    const refuse = (optimize: unknown, message: string) => assert.throws(() => ModelSource.fromUri(URI, { sha256: SHA, optimize: optimize as ModelOptimization }), { message });
+    const nothing = "set 'level' ('basic', 'extended', 'all'), 'quantize' ('dynamic-int8') or 'fp16: true', or remove 'optimize'";
+    refuse({}, `ModelSource.fromUri: 'optimize' ({}) changes nothing; ${nothing}`);
+    refuse({ fp16: false, maxError: 0.1 }, `ModelSource.fromUri: 'optimize' ({"fp16":false,"maxError":0.1}) changes nothing; ${nothing}`);
+    refuse(null, "ModelSource.fromUri: 'optimize' (null) must be an object, e.g. { quantize: 'dynamic-int8' }");
+    refuse({ level: 'max' }, "ModelSource.fromUri: 'optimize.level' ('max') must be one of 'basic', 'extended', 'all'");
+    refuse({ quantize: 'int4' }, "ModelSource.fromUri: 'optimize.quantize' ('int4') must be one of 'dynamic-int8'");
+    refuse({ quantize: 'dynamic-int8', fp16: 'yes' }, "ModelSource.fromUri: 'optimize.fp16' (\"yes\") must be true or false");
+    refuse({ quantize: 'dynamic-int8', maxError: -0.1 }, "ModelSource.fromUri: 'optimize.maxError' (-0.1) must be a number from 0 to 1000000000 (the runtime's --max-error)");
+    refuse({ quantize: 'dynamic-int8', maxError: Number.NaN }, "ModelSource.fromUri: 'optimize.maxError' (NaN) must be a number from 0 to 1000000000 (the runtime's --max-error)");
+    refuse({ quantize: 'dynamic-int8', minAgreement: 1.5 }, "ModelSource.fromUri: 'optimize.minAgreement' (1.5) must be a number from 0 to 1 (the runtime's --min-agreement)");
+    refuse({ quantize: 'dynamic-int8', validateSamples: 0 }, "ModelSource.fromUri: 'optimize.validateSamples' (0) must be an integer from 1 to 100000 (the runtime's --validate-samples)");
+    refuse({ quantize: 'dynamic-int8', validateSamples: 2.5 }, "ModelSource.fromUri: 'optimize.validateSamples' (2.5) must be an integer from 1 to 100000 (the runtime's --validate-samples)");
   });
 });

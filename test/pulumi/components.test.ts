@@ -89,6 +89,24 @@ describe('modelship/pulumi', () => {
     });
   });
 
+  it('gives a URI source with optimize the same init containers, in the same order with the same args, as the cdk8s synthesis', async () => {
+    const source = (side: CdkSide | PulumiSide) => side.ModelSource.fromUri('https://models.example.com/fraud/3/model.onnx', {
+      sha256: 'b'.repeat(64), profile: { uri: 'https://models.example.com/fraud/3/profile.json', sha256: 'c'.repeat(64) },
+      optimize: { level: 'all', quantize: 'dynamic-int8', maxError: 0.02, minAgreement: 0.98, validateSamples: 128 },
+    });
+    const objects = await kubernetesObjectsOf(() => new mp.ModelService('optimized', { model: source(mp), namespace: 'risk' }));
+    const chart = new Chart(Testing.app(), 'optimized', { namespace: 'risk' });
+    new mc.ModelService(chart, 'optimized', { model: source(mc) });
+    const podOf = (objects: any[]) => objects.find((o) => o.kind === 'Deployment').spec.template.spec;
+    const expected = podOf(Testing.synth(chart));
+    const actual = podOf(objects.map((o) => o.inputs));
+    assert.deepEqual(actual.initContainers.map((c: any) => c.name), ['fetch-model', 'fetch-profile', 'optimize-model']);
+    assert.deepEqual(actual.initContainers.map((c: any) => c.args), expected.initContainers.map((c: any) => c.args));
+    assert.deepEqual(actual.initContainers, expected.initContainers);
+    assert.deepEqual(actual.volumes, expected.volumes);
+    assert.deepEqual(actual.containers, expected.containers);
+  });
+
   it('puts children under their component and exposes the service\'s names and URLs', async () => {
     const service = new mp.ModelService('ocr', { model: mp.ModelSource.fromImage('registry/ocr:1'), namespace: 'vision' });
     const deploymentUrn = await value((await childOf(service)).urn);
