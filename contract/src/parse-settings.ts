@@ -19,6 +19,13 @@ export type SettingsOf<T extends Record<string, Setting>> = { -readonly [K in ke
 
 /** Parses argv against a settings table, with the environment as fallback and the table's defaults last. */
 export function parseSettings<T extends Record<string, Setting>>(table: T, argv: readonly string[], env: Readonly<Record<string, string | undefined>>): SettingsOf<T> {
+  return parseCommandLine(table, argv, env, false).settings;
+}
+
+/** parseSettings for a command that also takes operands (`modelship optimize IN.onnx --out ...`): they come back in order. */
+export function parseCommandLine<T extends Record<string, Setting>>(
+  table: T, argv: readonly string[], env: Readonly<Record<string, string | undefined>>, allowPositionals = true,
+): { settings: SettingsOf<T>; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
   for (const setting of Object.values(table)) {
     options[setting.flag] = { type: 'string', multiple: setting.kind === 'list' };
@@ -26,8 +33,12 @@ export function parseSettings<T extends Record<string, Setting>>(table: T, argv:
     if (setting.kind === 'boolean') options[`no-${setting.flag}`] = { type: 'boolean' };
   }
   let values: Record<string, unknown>;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+    // A boolean given bare (`--fp16`) means true; `--fp16 false`, `--fp16=false` and `--no-fp16` still say false.
+    const booleans = new Set(Object.values(table).filter((setting) => setting.kind === 'boolean').map((setting) => `--${setting.flag}`));
+    const args = argv.map((arg, i) => (booleans.has(arg) && !BOOLEAN_WORDS.has(String(argv[i + 1]).toLowerCase()) ? `${arg}=true` : arg));
+    ({ values, positionals } = parseArgs({ args, options, strict: true, allowPositionals }));
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0]);
   }
@@ -42,8 +53,12 @@ export function parseSettings<T extends Record<string, Setting>>(table: T, argv:
     const raw = fromFlag ?? env[setting.env];
     settings[key] = raw === undefined || raw === '' ? defaultOf(setting) : parseSetting(setting, raw as string | string[], source);
   }
-  return settings as SettingsOf<T>;
+  return { settings: settings as SettingsOf<T>, positionals };
 }
+
+const TRUE_WORDS = ['true', '1', 'yes'];
+const FALSE_WORDS = ['false', '0', 'no'];
+const BOOLEAN_WORDS = new Set([...TRUE_WORDS, ...FALSE_WORDS]);
 
 function defaultOf(setting: Setting): unknown {
   return setting.kind === 'list' ? [] : setting.default;
@@ -62,8 +77,8 @@ export function parseSetting(setting: Setting, raw: string | string[], source: s
       return checkNumber(setting.min, setting.max, Array.isArray(raw) ? raw[0] : raw, source);
     case 'boolean': {
       const value = String(raw).toLowerCase();
-      if (['true', '1', 'yes'].includes(value)) return true;
-      if (['false', '0', 'no'].includes(value)) return false;
+      if (TRUE_WORDS.includes(value)) return true;
+      if (FALSE_WORDS.includes(value)) return false;
       throw new UsageError(`${source} must be true or false, received '${raw}'`);
     }
     case 'string': {

@@ -301,6 +301,7 @@ export const OPTIMIZE_SETTINGS = {
     kind: 'number', flag: 'min-agreement', env: 'MODELSHIP_OPTIMIZE_MIN_AGREEMENT', min: 0, max: 1,
     description: "Smallest share of rows whose top-1 class is unchanged, for outputs that score classes ([rows, classes]); under it, exit 1 and no file",
   },
+  json: { kind: 'boolean', flag: 'json', env: 'MODELSHIP_OPTIMIZE_JSON', default: false, description: 'Print the report as JSON' },
 } as const satisfies Record<string, Setting>;
 
 /** `modelship fetch`, the init container's command. */

@@ -142,13 +142,13 @@ export interface ModelOptimization {
   /**
    * Largest relative error allowed on any output (the largest absolute difference over the largest absolute value of
    * the original's output). Beyond it, optimize-model fails and the pod does not start.
-   * @default - `modelship optimize`'s own tolerance (`modelship optimize --help`)
+   * @default - no limit: the guard reports the errors in the container's log and passes
    */
   readonly maxError?: number;
   /**
    * Smallest share (0 to 1) of rows whose top-1 class must be unchanged, for outputs that score classes
    * ([rows, classes]). Below it, optimize-model fails and the pod does not start.
-   * @default - `modelship optimize`'s own threshold (`modelship optimize --help`)
+   * @default - no limit: the agreement is reported, not required
    */
   readonly minAgreement?: number;
   /**

@@ -1,17 +1,19 @@
 /**
- * The `modelship` command: serve | inspect | fetch | profile. A wrong flag or an unusable model ends the process with a
+ * The `modelship` command: serve | inspect | fetch | profile | optimize. A wrong flag or an unusable model ends the process with a
  * one-line reason on stderr and a non-zero exit code (2 for usage, 1 for everything else).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FETCH_SETTINGS, PROFILE_SETTINGS, SERVE_SETTINGS, type Setting } from '@modelship/contract';
-import { parseSettings } from '@modelship/contract';
+import { FETCH_SETTINGS, OPTIMIZE_SETTINGS, PROFILE_SETTINGS, SERVE_SETTINGS, type Setting } from '@modelship/contract';
+import { parseCommandLine, parseSettings } from '@modelship/contract';
 import { PARSED_JSON_WEIGHT, parseServeSettings, type ResolvedServeSettings, type ServeSettings, withMemoryLimits } from './config';
 import { UsageError } from './errors';
 import { fetchModel } from './fetch';
 import { formatReport, inspectModel } from './inspect';
 import { profileModel, writeProfile } from './profile';
+import { formatOptimizeReport } from './optimize/format-report';
+import { optimizeModel } from './optimize/optimize';
 import { createLogger } from './logger';
 import { containerResources, type ContainerResources } from './resources';
 import { spinningFor } from './model/registry';
@@ -27,6 +29,7 @@ const COMMANDS = {
   inspect: '  modelship inspect PATH.onnx [--json]                  signature, opsets, IR, producer, metadata, sha256',
   fetch: '  modelship fetch --uri URI --sha256 HEX --dest PATH    download and verify a model (init container)',
   profile: '  modelship profile --model PATH.onnx --data FILE --out profile.json   drift profile from reference inputs (JSON lines)',
+  optimize: '  modelship optimize IN.onnx --out OUT.onnx [--level L] [--quantize dynamic-int8] [--fp16]   smaller or faster, checked against IN',
 } as const;
 
 /** Each command's own help, for `modelship COMMAND --help` and `modelship help COMMAND`. */
@@ -35,6 +38,7 @@ const COMMAND_USAGE: Record<keyof typeof COMMANDS, string> = {
   inspect: `Usage:\n${COMMANDS.inspect}\n\nOptions:\n  --${'json'.padEnd(26)} print the report as JSON\n`,
   fetch: `Usage:\n${COMMANDS.fetch}\n\nOptions:\n${describe(FETCH_SETTINGS)}\n`,
   profile: `Usage:\n${COMMANDS.profile}\n\nOptions:\n${describe(PROFILE_SETTINGS)}\n`,
+  optimize: `Usage:\n${COMMANDS.optimize}\n\nOptions:\n${describe(OPTIMIZE_SETTINGS)}\n`,
 };
 
 const USAGE = `modelship ${VERSION}
@@ -44,6 +48,7 @@ ${COMMANDS.serve}
 ${COMMANDS.inspect}
 ${COMMANDS.fetch}
 ${COMMANDS.profile}
+${COMMANDS.optimize}
 
 serve options:
 ${describe(SERVE_SETTINGS)}
@@ -53,6 +58,9 @@ ${describe(FETCH_SETTINGS)}
 
 profile options:
 ${describe(PROFILE_SETTINGS)}
+
+optimize options:
+${describe(OPTIMIZE_SETTINGS)}
 `;
 
 function describe(table: Record<string, Setting>): string {
@@ -79,13 +87,15 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runFetch(rest);
       case 'profile':
         return await runProfile(rest);
+      case 'optimize':
+        return await runOptimize(rest);
       case '--version':
       case 'version':
         process.stdout.write(`${VERSION}\n`);
         return 0;
       case 'help':
         if (rest.length > 0) {
-          if (!Object.hasOwn(COMMANDS, rest[0])) throw new UsageError(`no help for '${rest[0]}'; commands are serve, inspect, fetch and profile`);
+          if (!Object.hasOwn(COMMANDS, rest[0])) throw new UsageError(`no help for '${rest[0]}'; commands are serve, inspect, fetch, profile and optimize`);
           process.stdout.write(COMMAND_USAGE[rest[0] as keyof typeof COMMANDS]);
           return 0;
         }
@@ -97,7 +107,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${command}'; expected serve, inspect, fetch or profile (see modelship --help)`);
+        throw new UsageError(`unknown command '${command}'; expected serve, inspect, fetch, profile or optimize (see modelship --help)`);
     }
   } catch (error) {
     process.stderr.write(`modelship: ${(error as Error).message.split('\n')[0]}\n`);
@@ -184,6 +194,21 @@ async function runProfile(argv: readonly string[]): Promise<number> {
   writeProfile(settings.out!, summary.profile);
   const tensors = summary.profile.tensors.map((t) => `${t.kind} '${t.name}' ${t.features.length}`).join(', ');
   process.stdout.write(`profiled ${summary.rows} row(s): ${summary.tensors} tensor(s), ${summary.features} feature(s) (${tensors}) -> ${settings.out}\n`);
+  return 0;
+}
+
+/** Exit code 1, and no file, when the guard refuses the optimized model: an init container then keeps its pod from starting. */
+async function runOptimize(argv: readonly string[]): Promise<number> {
+  const { settings, positionals } = parseCommandLine(OPTIMIZE_SETTINGS, argv, process.env);
+  if (positionals.length !== 1) throw new UsageError(`optimize takes one model file: ${COMMANDS.optimize.trim().split('   ')[0]}`);
+  if (!settings.out) throw new UsageError(`optimize needs --${OPTIMIZE_SETTINGS.out.flag} (or ${OPTIMIZE_SETTINGS.out.env})`);
+  const report = await optimizeModel({
+    input: positionals[0], out: settings.out, level: settings.level, quantize: settings.quantize, fp16: settings.fp16,
+    validateData: settings.validateData, validateSamples: settings.validateSamples, maxError: settings.maxError,
+    minAgreement: settings.minAgreement, tool: `modelship ${VERSION}`,
+  });
+  process.stdout.write(settings.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatOptimizeReport(report)}\n`);
+  if (!report.written) throw new Error(`the optimized model failed the guard, nothing written: ${report.failures.join('; ')}`);
   return 0;
 }
 

@@ -1,15 +1,18 @@
 /**
  * `modelship inspect`: verifying a model before deploying it — what the file declares (signature, opsets, IR,
- * producer, metadata, sha256) and whether onnxruntime loads it, before anything is deployed.
+ * producer, metadata, sha256), whether `modelship optimize` made it and from what, and whether onnxruntime loads it.
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import * as ort from './model/onnxruntime';
 import { readOnnxFile, type OnnxFileInfo } from '@modelship/contract';
 import { describeShape, type TensorSpec } from './tensor/signature';
+import { describeOptimization, optimizationOf, type Optimization } from './optimize/provenance';
 
 export interface InspectReport extends OnnxFileInfo {
   readonly path: string;
+  /** What `modelship optimize` recorded in the file, when it made it. */
+  readonly optimized?: Optimization;
   readonly onnxruntime: { readonly version: string; readonly loads: boolean; readonly loadMilliseconds?: number; readonly error?: string };
 }
 
@@ -37,7 +40,8 @@ export async function inspectModel(path: string): Promise<InspectReport> {
   } catch (error) {
     onnxruntime = { version: ort.env.versions.node ?? ort.env.versions.common, loads: false, error: (error as Error).message.split('\n')[0] };
   }
-  return { path, ...file, onnxruntime };
+  const optimized = optimizationOf(file.metadata);
+  return { path, ...file, ...(optimized ? { optimized } : {}), onnxruntime };
 }
 
 export function formatReport(report: InspectReport): string {
@@ -53,6 +57,7 @@ export function formatReport(report: InspectReport): string {
     ...(report.modelVersion ? [`version      ${report.modelVersion}`] : []),
     ...(report.graphName ? [`graph        ${report.graphName}`] : []),
     ...(report.docString ? [`doc          ${report.docString.split('\n')[0]}`] : []),
+    ...(report.optimized ? [`optimized    ${describeOptimization(report.optimized)}`] : []),
     'inputs', ...report.inputs.map(tensor),
     'outputs', ...report.outputs.map(tensor),
     ...(Object.keys(report.metadata).length ? ['metadata', ...Object.entries(report.metadata).map(([k, v]) => `  ${k}: ${v}`)] : []),

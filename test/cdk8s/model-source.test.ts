@@ -328,7 +328,7 @@ describe('ModelSource.fromUri with optimize', () => {
     ]);
     // The runtime's own parser takes every flag after IN, with the values meant.
     assert.deepEqual(parseSettings(OPTIMIZE_SETTINGS, optimize.args.slice(2), {}), {
-      out: '/models/fraud/1/model.onnx', level: 'all', quantize: 'dynamic-int8', fp16: true, validateData: undefined, validateSamples: 64, maxError: 0.01, minAgreement: 0.99,
+      out: '/models/fraud/1/model.onnx', level: 'all', quantize: 'dynamic-int8', fp16: true, validateData: undefined, validateSamples: 64, maxError: 0.01, minAgreement: 0.99, json: false,
     });
     // Only what was asked: the rest is left to modelship optimize's defaults.
     assert.deepEqual(byName(optimized({ quantize: 'dynamic-int8' }), 'optimize-model').args.slice(3), [`--${OPTIMIZE_SETTINGS.quantize.flag}=dynamic-int8`]);

@@ -25,6 +25,10 @@ describe('serve settings', () => {
     assert.equal(fromEnv.warmup, false);
     assert.equal(parseServeSettings(['--http-port', '9100'], env).httpPort, 9100);
     assert.equal(parseServeSettings(['--model', 'a=/a.onnx', '--no-warmup'], {}).warmup, false);
+    // A bare boolean flag says true, over a variable that says false; `=false` still says false.
+    assert.equal(parseServeSettings(['--model', 'a=/a.onnx', '--warmup'], env).warmup, true);
+    assert.equal(parseServeSettings(['--model', 'a=/a.onnx', '--warmup=false'], {}).warmup, false);
+    assert.equal(parseServeSettings(['--warmup', 'false', '--model', 'a=/a.onnx'], {}).warmup, false);
   });
 
   it('names the flag or variable and the allowed range in errors', () => {

@@ -4,7 +4,6 @@
  * within the tolerances the modules document, and is as much smaller as promised.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,10 +14,8 @@ import * as ort from '../../runtime/src/model/onnxruntime';
 import { convertToFloat16 } from '../../runtime/src/optimize/float16';
 import { quantizeDynamicInt8 } from '../../runtime/src/optimize/quantize-dynamic';
 import type { RewriteReport } from '../../runtime/src/optimize/rewrite-report';
-import { FIXTURE_MODELS, MODELS } from '../helpers/paths';
-
-/** Debian's python3-onnx; the python3 on PATH is a separate build that cannot import it. */
-const DEBIAN_PYTHON = '/usr/bin/python3';
+import { MODELS } from '../helpers/paths';
+import { buildWideMlp } from '../helpers/wide-mlp';
 
 /** A deterministic pseudo-random sequence in [-1, 1), so failures reproduce. */
 function noise(count: number, seed: number): Float32Array {
@@ -143,7 +140,7 @@ const SUBJECTS: Readonly<Record<string, Subject>> = {
 
 before(() => {
   workDir = mkdtempSync(join(tmpdir(), 'modelship-optimize-'));
-  execFileSync(DEBIAN_PYTHON, [join(FIXTURE_MODELS, 'make_wide_mlp.py'), wideMlpPath()]);
+  buildWideMlp(wideMlpPath());
 });
 after(() => rmSync(workDir, { recursive: true, force: true }));
 
