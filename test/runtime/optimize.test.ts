@@ -123,6 +123,27 @@ describe('modelship optimize', () => {
     assert.equal(existsSync(out), false);
   });
 
+  it('asks for validation data when a model refuses generated inputs, and takes it for silero VAD', async () => {
+    const out = join(dir, 'vad-fp16.onnx');
+    const generated = await runCli(['optimize', MODELS.sileroVad, '--out', out, '--fp16', '--validate-samples', '2']);
+    expectExit(generated, 1);
+    assert.match(oneLineReason(generated), /the original model fails on validation input 1: .*; give inputs it takes with --validate-data/);
+    assert.equal(existsSync(out), false);
+    const data = join(dir, 'vad.jsonl');
+    writeFileSync(data, Array.from({ length: 4 }, (_, i) => JSON.stringify([
+      { name: 'input', datatype: 'FP32', shape: [1, 512], data: Array.from(randomFloats(512, 40 + i), (v) => v * 0.3) },
+      { name: 'sr', datatype: 'INT64', shape: [], data: [16000] },
+      { name: 'h', datatype: 'FP32', shape: [2, 1, 64], data: new Array(128).fill(0) },
+      { name: 'c', datatype: 'FP32', shape: [2, 1, 64], data: new Array(128).fill(0) },
+    ])).join('\n'));
+    const result = await runCli(['optimize', MODELS.sileroVad, '--out', out, '--fp16', '--validate-data', data, '--max-error', '0.003', '--json']);
+    expectExit(result, 0);
+    const report = JSON.parse(result.stdout);
+    assert.deepEqual(report.validation.outputs.map((o: { name: string }) => o.name), ['output', 'hn', 'cn']);
+    assert.ok(report.sizeBytes.after < report.sizeBytes.before);
+    assert.deepEqual(signatureOf(out), signatureOf(MODELS.sileroVad));
+  });
+
   it('refuses bad command lines with exit code 2 and the fix', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['optimize', MODELS.mlp, '--out', join(dir, 'x.onnx')], /optimize needs at least one of --level, --quantize and --fp16/],
