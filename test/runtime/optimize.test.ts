@@ -4,7 +4,7 @@
  * guard leaving no file and exit code 1, and what was done readable by `modelship inspect`.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -59,6 +59,7 @@ describe('modelship optimize', () => {
     assert.match(result.stdout, /validation  4 random input\(s\) from the unit normal/);
     assert.match(result.stdout, new RegExp(`wrote {7}${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     assert.deepEqual(signatureOf(out), signatureOf(MODELS.ocrDetection));
+    assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith('.')), [], 'onnxruntime\'s saved graph, made beside --out, is gone');
     const inspect = await runCli(['inspect', out]);
     expectExit(inspect, 0);
     assert.match(inspect.stdout, new RegExp(`optimized {4}level basic by modelship \\d+\\.\\d+\\.\\d+, from sha256 ${sha256Of(MODELS.ocrDetection)}`));

@@ -7,7 +7,6 @@
  * written only when it passes, atomically, with a record of what was done (provenance.ts).
  */
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import {
@@ -67,7 +66,7 @@ export async function optimizeModel(options: OptimizeOptions): Promise<OptimizeR
   if (options.quantize === 'dynamic-int8') steps.push(describe(`quantize ${options.quantize}`, quantizeDynamicInt8(model)));
   let optimized: onnx.ModelProto = model;
   if (options.level) {
-    optimized = await saveGraphOptimizations(optimized, options.level);
+    optimized = await saveGraphOptimizations(optimized, options.level, dirname(options.out));
     steps.push(`level ${options.level}: onnxruntime's graph optimizations saved${HARDWARE_SPECIFIC_LEVELS.includes(options.level) ? ' (specific to this CPU: optimize on the machine that serves, or use basic)' : ''}`);
   }
   if (options.fp16) steps.push(describe('fp16', convertToFloat16(optimized)));
@@ -127,9 +126,18 @@ function describe(step: string, report: RewriteReport): string {
   return `${step}: ${report.rewritten} rewritten${report.skipped.length ? `; left alone: ${report.skipped.join('; ')}` : ''}`;
 }
 
-/** The model as onnxruntime saves it after its graph optimizations at `level` (optimizedModelFilePath). */
-async function saveGraphOptimizations(model: onnx.ModelProto, level: OptimizeLevel): Promise<onnx.ModelProto> {
-  const dir = mkdtempSync(join(tmpdir(), 'modelship-optimize-'));
+/**
+ * The model as onnxruntime saves it after its graph optimizations at `level` (optimizedModelFilePath). The file goes
+ * in a directory made beside the output, not in /tmp: in a pod /tmp is a small emptyDir, while the output's volume
+ * was sized for the model, and the file is gone before the output is written.
+ */
+async function saveGraphOptimizations(model: onnx.ModelProto, level: OptimizeLevel, besideOutput: string): Promise<onnx.ModelProto> {
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(besideOutput, '.modelship-optimize-'));
+  } catch (error) {
+    throw new Error(`cannot write beside --out in '${besideOutput}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
   try {
     const saved = join(dir, 'optimized.onnx');
     const session = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish(), {
