@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../test/helpers/paths';
 
-export function writeReport(section: 'bench' | 'bench:memory' | 'bench:spinning', report: string): void {
+export function writeReport(section: 'bench' | 'bench:memory' | 'bench:spinning' | 'bench:optimize', report: string): void {
   const path = join(REPO_ROOT, 'docs', 'benchmarks.md');
   const doc = readFileSync(path, 'utf8');
   const start = `<!-- ${section}:start -->`;

@@ -15,6 +15,7 @@ import { convertToFloat16 } from '../../runtime/src/optimize/float16';
 import { quantizeDynamicInt8 } from '../../runtime/src/optimize/quantize-dynamic';
 import type { RewriteReport } from '../../runtime/src/optimize/rewrite-report';
 import { MODELS } from '../helpers/paths';
+import { textPage } from '../helpers/text-page';
 import { buildWideMlp } from '../helpers/wide-mlp';
 
 /** A deterministic pseudo-random sequence in [-1, 1), so failures reproduce. */
@@ -36,28 +37,6 @@ function relativeError(expected: Float32Array, actual: Float32Array): number {
     worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
   }
   return largest === 0 ? worst : worst / largest;
-}
-
-/**
- * A page of dark glyph-like strokes in lines on a light background, normalized as PaddleOCR does (ImageNet mean and
- * std): the detection model finds text in it. On noise its probability map stays near 1e-7 everywhere, where a
- * relative error says nothing.
- */
-function textPage(size: number): Float32Array {
-  const mean = [0.485, 0.456, 0.406];
-  const std = [0.229, 0.224, 0.225];
-  const pixels = new Float32Array(3 * size * size);
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      const line = Math.floor(y / 24);
-      const inLine = y % 24 >= 8 && y % 24 < 20;
-      const column = x + line * 5;
-      const inGlyph = column % 9 < 6 && (Math.floor(column / 9) * 7 + line) % 5 !== 0;
-      const stroke = inLine && inGlyph && x > 8 && x < size - 8 && ((x + y) % 3 !== 0 || y % 24 === 8 || y % 24 === 19);
-      for (let c = 0; c < 3; c++) pixels[c * size * size + y * size + x] = ((stroke ? 0.1 : 0.95) - mean[c]) / std[c];
-    }
-  }
-  return pixels;
 }
 
 type Rewrite = (model: onnx.ModelProto) => RewriteReport;
