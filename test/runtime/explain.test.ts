@@ -224,7 +224,7 @@ describe(':explain by occlusion on the OCR detection model, beside inference', (
     assert.ok(Math.abs(big - Math.abs(largest.value)) < 1e-4, 'with non-overlapping patches a tile\'s attribution is f(x) minus f(tile occluded)');
   });
 
-  it('runs behind inference: requests sent during a long explanation wait at most for one of its runs', async (t) => {
+  it('runs behind inference: requests sent during a long explanation wait in the queue less than the 250 ms objective', async (t) => {
     const large = page(320, 320);
     const timed = async () => {
       const sent = performance.now();
@@ -244,19 +244,28 @@ describe(':explain by occlusion on the OCR detection model, beside inference', (
     assert.equal(refused.status, 429, JSON.stringify(refused.body));
     assert.match(refused.body.error, /already running 1 explanation\(s\), its limit \(--max-explain-queue-size\); retry later/);
     assert.ok(refused.headers.get('retry-after'));
+    const queueWaits = async () => {
+      const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
+      const bucket = (le: string) => Number(new RegExp(`${METRIC.queueDuration}_bucket\\{le="${le}",model="det",version="1"\\} (\\d+)`).exec(metrics)![1]);
+      return { within250ms: bucket('0.25'), all: bucket('\\+Inf'), seconds: histogramOf(metrics, METRIC.queueDuration, 'det').sum };
+    };
+    const before = await queueWaits();
     const beside: number[] = [];
     for (let i = 0; i < 5; i++) beside.push(await timed());
+    const waits = await queueWaits();
     // It cannot finish within --explain-timeout 5: its queued runs are withdrawn and it answers 503.
     const { status, body } = await explanation;
     const took = performance.now() - started;
     assert.equal(status, 503, JSON.stringify(body));
     assert.match(body.error, /did not finish within 5 s \(--explain-timeout\)/);
     const ms = (latencies: number[]) => latencies.map((l) => l.toFixed(0)).join(', ');
-    t.diagnostic(`inference alone: ${ms(alone)} ms; beside the explanation: ${ms(beside)} ms; the explanation answered after ${took.toFixed(0)} ms`);
+    t.diagnostic(`inference alone: ${ms(alone)} ms; beside the explanation: ${ms(beside)} ms, of which ${((waits.seconds - before.seconds) * 200).toFixed(1)} ms in the queue on average; the explanation answered after ${took.toFixed(0)} ms`);
     assert.ok(took < 8000, `answered ${took.toFixed(0)} ms after it was sent`);
-    // Beside the explanation an inference waits for at most one short run of it and shares the CPU with it: it
-    // stays within the slowest alone plus the default latency objective of 250 ms.
-    assert.ok(Math.max(...beside) < Math.max(...alone) + 250, `inference took ${ms(beside)} ms beside the explanation, ${ms(alone)} ms alone`);
+    // Beside the explanation an inference waits in the queue for at most the one short run of it in progress, never
+    // behind its hundreds of queued images: each of the five waited less than 250 ms, the default latency objective,
+    // however busy the machine (the time it shares the CPU with the explanation is the benchmark's to state).
+    assert.equal(waits.all - before.all, 5);
+    assert.equal(waits.within250ms - before.within250ms, 5, `queue waits beside the explanation: ${waits.within250ms - before.within250ms} of 5 within 250 ms`);
     // And the model serves on: nothing of the withdrawn explanation is left ahead of inference.
     const sent = performance.now();
     await infer(image);
