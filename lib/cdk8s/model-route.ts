@@ -156,12 +156,13 @@ export class ModelRoute extends Construct {
       });
     }
     const referenced = [...weighted.map(({ backend }) => backend), ...(mirror ? [mirror.backend] : [])];
-    this.referenceGrants = this.createReferenceGrants(referenced, namespace!, grpc, labels);
+    this.referenceGrants = namespace === undefined ? [] : this.createReferenceGrants(referenced, namespace, grpc, labels);
   }
 
   /**
    * A route may only reach a Service in another namespace that allows it: that namespace's ReferenceGrant names
-   * the routes' namespace and kinds, and each Service, so the grant opens nothing else there.
+   * the routes' namespace and kinds, and each Service, so the grant opens nothing else there. (Without namespaces
+   * every service is the route's neighbour: `backendOf` refuses a mix.)
    */
   private createReferenceGrants(backends: readonly Backend[], namespace: string, grpc: boolean, labels: Record<string, string>): ApiObject[] {
     const foreign = backends.filter((b) => b.namespace !== namespace);
