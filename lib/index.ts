@@ -6,6 +6,7 @@ export {
   ModelSource, type FromUriOptions, type FromFileOptions, type BroughtProfileOptions, type UriProfile, type ModelOptimization, CONFIG_MAP_MODEL_LIMIT_BYTES,
 } from './cdk8s/model-source';
 export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions, type KedaInFlightOptions, type KedaActivation } from './cdk8s/model-autoscaler';
+export { ModelRoute, type ModelRouteProps, type GatewayReference, type RouteBackend, type RouteMirror, GATEWAY_API_GROUP } from './cdk8s/model-route';
 export { ModelCredentials, type ModelCredentialsSecretOptions } from './cdk8s/model-credentials';
 export * as promql from './cdk8s/promql';
 export { LABEL_KEYS } from './cdk8s/labels';

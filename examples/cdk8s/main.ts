@@ -2,12 +2,13 @@
  * The cdk8s example: `npx cdk8s synth` writes dist/linear-regression.k8s.yaml and dist/ocr.k8s.yaml.
  *  - the linear-regression example model, shipped in a ConfigMap behind a LoadBalancer (80 → http), so TF
  *    Serving's predict request `curl -d '{"instances": [1.0, 2.0, 3.0]}' http://<lb>/v1/models/my_model:predict` works;
- *  - a realistic one: PaddleOCR text detection fetched from a URI and verified, autoscaled on in-flight requests.
+ *  - a realistic one: PaddleOCR text detection fetched from a URI and verified, autoscaled on in-flight requests,
+ *    with its next version beside it taking 10% of the requests through a Gateway API route (REST and gRPC).
  * Both are monitored: a ServiceMonitor, SLO and resource alerts in a PrometheusRule, and a Grafana dashboard.
  */
 import { App, Chart } from 'cdk8s';
 import { join } from 'node:path';
-import { Exposure, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource, ScalingSignal } from 'modelship';
+import { Exposure, ModelAutoscaler, ModelMonitoring, ModelRoute, ModelService, ModelSource, ScalingSignal } from 'modelship';
 
 const app = new App();
 
@@ -52,6 +53,33 @@ new ModelMonitoring(ocr, 'text-detection-monitoring', {
   availabilityObjective: 99.9,
   latencyObjective: { thresholdSeconds: 0.5, percent: 99 },
   extraLabels: { release: 'kube-prometheus-stack' },
+});
+
+// Version 2 of the same model, under the same model name so that a request's URL (/v2/models/text-detection/...)
+// works on either version, and its own Service name.
+const detectionV2 = new ModelService(ocr, 'text-detection-v2', {
+  modelName: 'text-detection',
+  serviceName: 'text-detection-v2',
+  modelVersion: 2,
+  model: ModelSource.fromUri('https://models.example.com/ocr/ch_PP-OCRv4_det/2/model.onnx', {
+    // A placeholder: the sha256 of the version 2 file goes here.
+    sha256: '0000000000000000000000000000000000000000000000000000000000000000',
+    sizeLimit: '64Mi',
+  }),
+  cpuRequest: '1',
+  cpuLimit: '2',
+  memoryRequest: '1Gi',
+  memoryLimit: '2Gi',
+  maxBatchSize: 8,
+  drainTimeoutSeconds: 60,
+});
+
+// One address for both versions: 90% of the requests to version 1, 10% to version 2, over REST and gRPC.
+new ModelRoute(ocr, 'text-detection-route', {
+  name: 'text-detection',
+  gateway: { name: 'models', namespace: 'gateway-system' },
+  hostnames: ['ocr.models.example.com'],
+  backends: [{ service: detection, weight: 90 }, { service: detectionV2, weight: 10 }],
 });
 
 app.synth();

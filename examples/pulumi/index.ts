@@ -1,10 +1,10 @@
 /**
- * The Pulumi example: the same two services as examples/cdk8s, from the same constructs.
+ * The Pulumi example: the same services and route as examples/cdk8s, from the same constructs.
  * `npm ci` compiles it; `pulumi up` (with a stack and a cluster) runs it from Pulumi.yaml at the repo root.
  */
 import * as k8s from '@pulumi/kubernetes';
 import { join } from 'node:path';
-import { Exposure, ModelAutoscaler, ModelMonitoring, ModelService, ModelSource, ScalingSignal } from 'modelship/pulumi';
+import { Exposure, ModelAutoscaler, ModelMonitoring, ModelRoute, ModelService, ModelSource, ScalingSignal } from 'modelship/pulumi';
 
 // A namespace made by this program: its name is an Output, and it flows into every object below.
 const models = new k8s.core.v1.Namespace('models', { metadata: { name: 'models' } });
@@ -51,5 +51,35 @@ new ModelMonitoring('text-detection-monitoring', {
   extraLabels: { release: 'kube-prometheus-stack' },
 });
 
+// Version 2 of the same model, under the same model name so that a request's URL (/v2/models/text-detection/...)
+// works on either version, and its own Service name.
+const detectionV2 = new ModelService('text-detection-v2', {
+  namespace: 'ocr',
+  modelName: 'text-detection',
+  serviceName: 'text-detection-v2',
+  modelVersion: 2,
+  model: ModelSource.fromUri('https://models.example.com/ocr/ch_PP-OCRv4_det/2/model.onnx', {
+    // A placeholder: the sha256 of the version 2 file goes here.
+    sha256: '0000000000000000000000000000000000000000000000000000000000000000',
+    sizeLimit: '64Mi',
+  }),
+  cpuRequest: '1',
+  cpuLimit: '2',
+  memoryRequest: '1Gi',
+  memoryLimit: '2Gi',
+  maxBatchSize: 8,
+  drainTimeoutSeconds: 60,
+});
+
+// One address for both versions: 90% of the requests to version 1, 10% to version 2, over REST and gRPC.
+const route = new ModelRoute('text-detection-route', {
+  namespace: 'ocr',
+  name: 'text-detection',
+  gateway: { name: 'models', namespace: 'gateway-system' },
+  hostnames: ['ocr.models.example.com'],
+  backends: [{ service: detection, weight: 90 }, { service: detectionV2, weight: 10 }],
+});
+
+export const textDetectionRoute = route.routeName;
 export const linearRegressionUrl = linear.restUrl;
 export const textDetectionGrpc = detection.grpcAddress;

@@ -15,7 +15,7 @@ import { GRPC_PORT } from '@modelship/contract';
 import * as cdk8s from '../index';
 import { type Manifest, registerObject, type Substitution, substituteText } from './objects';
 
-export { ALERT, DEFAULT_ALERT_DURATIONS, Exposure, ModelCredentials, ModelSource, ScalingSignal, ScrapeTls } from '../index';
+export { ALERT, DEFAULT_ALERT_DURATIONS, Exposure, GATEWAY_API_GROUP, ModelCredentials, ModelSource, ScalingSignal, ScrapeTls } from '../index';
 
 const NAMESPACE_PLACEHOLDER = 'modelship-namespace-placeholder';
 const IMAGE_PLACEHOLDER = 'modelship-image-placeholder:0';
@@ -125,11 +125,14 @@ export class ModelService extends pulumi.ComponentResource {
   readonly substitutions: readonly Substitution[];
   /** @internal as messages name this component */
   readonly label: string;
+  /** @internal as given: a ModelRoute compares it with its own */
+  readonly namespace: pulumi.Input<string> | undefined;
 
   constructor(name: string, args: ModelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super('modelship:index:ModelService', name, {}, opts);
     const { namespace, image, autoscaled, customize, ...props } = args;
     this.label = `ModelService '${name}'`;
+    this.namespace = namespace;
     if (autoscaled && props.replicas !== undefined) {
       throw new Error(`'autoscaled' and 'replicas' (${props.replicas}) exclude each other: an autoscaler owns the replica count; remove one of them`);
     }
@@ -214,5 +217,58 @@ export class ModelMonitoring extends pulumi.ComponentResource {
     customize?.(this.construct);
     registerNewObjects(this, name, Chart.of(service.construct), { label: `ModelMonitoring '${name}'`, substitutions: service.substitutions, opts });
     this.registerOutputs({});
+  }
+}
+
+export interface ModelRouteArgs extends Omit<cdk8s.ModelRouteProps, 'backends' | 'mirror'> {
+  /** @default - the `default` namespace, or the provider's */
+  readonly namespace?: pulumi.Input<string>;
+  /** The versions requests are split between, by weight, as the cdk8s construct's `backends`. */
+  readonly backends: ReadonlyArray<{ readonly service: ModelService; readonly weight: number }>;
+  /** Copies a share of the requests to a shadow service, as the cdk8s construct's `mirror`. @default - no mirroring */
+  readonly mirror?: { readonly service: ModelService; readonly percent?: number };
+  /**
+   * Escape hatches, run on the cdk8s construct before any object is registered.
+   * @default - no changes
+   */
+  readonly customize?: (construct: cdk8s.ModelRoute) => void;
+}
+
+export class ModelRoute extends pulumi.ComponentResource {
+  /** The HTTPRoute's and GRPCRoute's name. */
+  readonly routeName: pulumi.Output<string>;
+  /** @internal */
+  readonly construct: cdk8s.ModelRoute;
+
+  constructor(name: string, args: ModelRouteArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('modelship:index:ModelRoute', name, {}, opts);
+    const { namespace, backends, mirror, customize, ...props } = args;
+    const label = `ModelRoute '${name}'`;
+    const services = [...backends.map((b) => b.service), ...(mirror ? [mirror.service] : [])];
+    checkComparableNamespaces(label, namespace, services);
+    // Every namespace is then a plain string or the one Output all share, which the placeholder stands for.
+    const substitutions: Substitution[] = namespace === undefined || typeof namespace === 'string' ? [] : [{ placeholder: NAMESPACE_PLACEHOLDER, value: namespace }];
+    const chart = new Chart(new App(), name, { namespace: substitutions.length > 0 ? NAMESPACE_PLACEHOLDER : namespace as string | undefined });
+    this.construct = new cdk8s.ModelRoute(chart, name, {
+      ...props,
+      backends: backends.map(({ service, weight }) => ({ service: service.construct, weight })),
+      mirror: mirror && { service: mirror.service.construct, percent: mirror.percent },
+    });
+    customize?.(this.construct);
+    registerNewObjects(this, name, chart, { label, substitutions, opts });
+    this.routeName = pulumi.output(this.construct.routeName);
+    this.registerOutputs({ routeName: this.routeName });
+  }
+}
+
+/**
+ * Whether a backend needs a ReferenceGrant depends on its namespace being the route's, which cannot be known of
+ * two different Outputs before they resolve: namespaces given as Outputs must all be the same Output.
+ */
+function checkComparableNamespaces(label: string, namespace: pulumi.Input<string> | undefined, services: readonly ModelService[]): void {
+  const given = [namespace, ...services.map((s) => s.namespace)];
+  const outputs = given.filter((n) => n !== undefined && typeof n !== 'string');
+  if (outputs.length > 0 && !given.every((n) => n === outputs[0])) {
+    throw new Error(`${label}: its namespace and its services' (${[label, ...services.map((s) => s.label)].join(', ')}) include an Output, so whether a service is in the route's namespace (or needs a ReferenceGrant) is unknown until it resolves; give every one the same Output, or plain strings`);
   }
 }

@@ -59,6 +59,12 @@ describe('npx cdk8s synth', () => {
       assert.deepEqual(service.spec.ports[0], { name: 'http', port: 80, targetPort: 8080 });
       const ocr = YAML.parseAllDocuments(readFileSync(join(out, 'ocr.k8s.yaml'), 'utf8')).map((d) => d.toJS());
       assert.ok(ocr.some((o) => o.kind === 'ScaledObject'));
+      // Version 1 and version 2 of the OCR model at 90/10, over REST and gRPC.
+      for (const kind of ['HTTPRoute', 'GRPCRoute']) {
+        const route = ocr.find((o) => o.kind === kind);
+        assert.deepEqual(route.spec.rules[0].backendRefs.map((b: any) => [b.name, b.port, b.weight]),
+          [['text-detection', kind === 'HTTPRoute' ? 8080 : 8081, 90], ['text-detection-v2', kind === 'HTTPRoute' ? 8080 : 8081, 10]], kind);
+      }
       for (const kind of ['ServiceMonitor', 'PrometheusRule']) assert.ok(seed.some((o) => o.kind === kind) && ocr.some((o) => o.kind === kind), kind);
       assertValidManifests([...seed, ...ocr]);
     } finally {

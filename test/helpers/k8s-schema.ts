@@ -19,13 +19,19 @@
  * additionalProperties, so step 3 is what rejects unknown fields there). Objects whose schema is free-form
  * (x-kubernetes-preserve-unknown-fields, maps) are not checked for unknown keys.
  *
+ * Custom resources of groups with no model package (`VENDORED_CRDS`: the Gateway API) get steps 2 and 3 with the
+ * `openAPIV3Schema` of an upstream CRD file vendored under test/fixtures/crds/<project>-<version>-<channel>/ (each
+ * folder's README names the release), compiled with ajv. CEL rules (`x-kubernetes-validations`) are not evaluated.
+ *
  * Anything else is a problem (`no schema for ...`), never silently valid.
  *
  * All those packages but kubernetes-models 4.4.2 are ES modules; they are loaded with a synchronous require(),
  * which Node has without flags since 20.19 (the project's CI runs Node 20.20).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as YAML from 'yaml';
+import { REPO_ROOT } from './paths';
 
 /** The Kubernetes version whose OpenAPI schema the `kubernetes-models` validators come from. */
 export const KUBERNETES_SCHEMA_VERSION = '1.27';
@@ -35,6 +41,14 @@ export const CRD_PACKAGES: Readonly<Record<string, string>> = {
   'keda.sh': '@kubernetes-models/keda',
   'eventing.keda.sh': '@kubernetes-models/keda',
   'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
+};
+
+/**
+ * API groups served by CRD files vendored from an upstream release: group -> folder under test/fixtures/crds, named
+ * `<project>-<version>-<channel>`. Add a group here (and its folder) to validate more custom resources.
+ */
+export const VENDORED_CRDS: Readonly<Record<string, string>> = {
+  'gateway.networking.k8s.io': 'gateway-api-v1.3.0-standard',
 };
 
 /**
@@ -171,6 +185,57 @@ function crdClass(pkg: string, apiVersion: string, kind: string): KmClass | unde
   return kmClassIn(loadModule(file), apiVersion, kind);
 }
 
+interface VendoredCrd {
+  readonly spec: {
+    readonly group: string;
+    readonly names: { readonly kind: string };
+    readonly versions: ReadonlyArray<{ readonly name: string; readonly served: boolean; readonly schema?: { readonly openAPIV3Schema?: object } }>;
+  };
+}
+
+type AjvValidate = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
+type AjvInstance = { compile(schema: object): AjvValidate; addFormat(name: string, format: object): unknown };
+
+let ajvInstance: AjvInstance | undefined;
+/** One ajv for every vendored CRD: all errors (so that step 3 sees every key read), CRD formats, x- keywords allowed. */
+function crdAjv(): AjvInstance {
+  if (ajvInstance) return ajvInstance;
+  const Ajv = (require('ajv') as { default: new (options: object) => AjvInstance }).default;
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= INT32[0] && n <= INT32[1] });
+  ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
+  ajv.addFormat('date-time', { type: 'string', validate: (s: string) => RFC3339.test(s) });
+  return (ajvInstance = ajv);
+}
+
+const vendoredFolders = new Map<string, VendoredCrd[]>();
+function vendoredCrds(folder: string): VendoredCrd[] {
+  let crds = vendoredFolders.get(folder);
+  if (crds) return crds;
+  const dir = join(REPO_ROOT, 'test', 'fixtures', 'crds', folder);
+  crds = readdirSync(dir).filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) => YAML.parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS() as VendoredCrd));
+  vendoredFolders.set(folder, crds);
+  return crds;
+}
+
+/** The validator of a served version's openAPIV3Schema from a vendored CRD, in the shape of a kubernetes-models class. */
+function vendoredCrdClass(folder: string, apiVersion: string, kind: string): KmClass | undefined {
+  const [group, version] = apiVersion.split('/');
+  const crd = vendoredCrds(folder).find((c) => c.spec.group === group && c.spec.names.kind === kind);
+  const schema = crd?.spec.versions.find((v) => v.name === version && v.served)?.schema?.openAPIV3Schema;
+  if (!schema) return undefined;
+  const validate = crdAjv().compile(schema);
+  return {
+    apiVersion, kind,
+    prototype: {
+      validate(this: unknown) {
+        if (!validate(this)) throw Object.assign(new Error(`${kind} does not match its CRD schema`), { errors: validate.errors ?? [] });
+      },
+    },
+  };
+}
+
 const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 /** client-node names kinds `V1Deployment`, or `CoreV1Event` / `EventsV1Event` where two groups share a name. */
@@ -200,7 +265,11 @@ function schemaFor(apiVersion: string, kind: string): Schema | string {
   if (schema !== undefined) return schema;
   const group = apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
   const pkg = CRD_PACKAGES[group];
-  if (pkg) {
+  const folder = VENDORED_CRDS[group];
+  if (folder) {
+    const km = vendoredCrdClass(folder, apiVersion, kind);
+    schema = km ? { km, unknownSuffix: '' } : `no schema for ${apiVersion} ${kind} (not a served kind of the CRDs in test/fixtures/crds/${folder})`;
+  } else if (pkg) {
     const km = crdClass(pkg, apiVersion, kind);
     schema = km ? { km, unknownSuffix: '' } : `no schema for ${apiVersion} ${kind} (not a kind of ${pkg})`;
   } else {

@@ -202,13 +202,15 @@ describe('examples/pulumi', () => {
 
   it('registers the same kinds of objects as the cdk8s example', () => {
     const kinds = exampleObjects.map((r) => r.inputs.kind);
-    for (const kind of ['Namespace', 'Deployment', 'Service', 'ConfigMap', 'ScaledObject', 'ServiceMonitor', 'PrometheusRule']) assert.ok(kinds.includes(kind), kind);
+    for (const kind of ['Namespace', 'Deployment', 'Service', 'ConfigMap', 'ScaledObject', 'ServiceMonitor', 'PrometheusRule', 'HTTPRoute', 'GRPCRoute']) assert.ok(kinds.includes(kind), kind);
     const linearService = exampleObjects.find((r) => r.inputs.kind === 'Service' && r.inputs.spec.type === 'LoadBalancer')!;
     assert.equal(linearService.inputs.metadata.namespace, 'models');
     assert.equal(linearService.inputs.spec.ports[0].port, 80);
     const deployments = exampleObjects.filter((r) => r.inputs.kind === 'Deployment');
-    assert.deepEqual(deployments.map((d) => [d.name, d.inputs.spec.replicas]).sort(), [['my-model-deployment', 2], ['text-detection-deployment', undefined]],
+    assert.deepEqual(deployments.map((d) => [d.name, d.inputs.spec.replicas]).sort(), [['my-model-deployment', 2], ['text-detection-deployment', undefined], ['text-detection-v2-deployment', 2]],
       'the autoscaled Deployment leaves the replica count to its ScaledObject');
+    const route = exampleObjects.find((r) => r.inputs.kind === 'HTTPRoute')!;
+    assert.deepEqual(route.inputs.spec.rules[0].backendRefs.map((b: any) => [b.name, b.weight]), [['text-detection', 90], ['text-detection-v2', 10]]);
   });
 
   it('registers the objects the cdk8s example synthesizes, equal but for the names each door generates', () => {
@@ -226,16 +228,19 @@ describe('examples/pulumi', () => {
   });
 });
 
+/** Kinds whose names both doors take from the props, not from construct paths. */
+const NAMED_BY_PROPS = new Set(['Service', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant']);
+
 /**
  * Objects with the names each door generates from its construct paths (a Deployment's, a ConfigMap's, cdk8s-plus's
- * selector address) replaced by what they name, so that two doors' objects compare. Service names are the model's
- * on both doors and stay; so does everything else.
+ * selector address) replaced by what they name, so that two doors' objects compare. Service and route names come
+ * from the props on both doors and stay; so does everything else.
  */
 function normalized(objects: any[]): any[] {
   const model = (o: any) => o.metadata.labels?.['app.kubernetes.io/name'] ?? '?';
   const names = new Map<string, string>();
   for (const o of objects) {
-    if (o.kind !== 'Service') names.set(o.metadata.name, `<${o.kind} of ${model(o)}>`);
+    if (!NAMED_BY_PROPS.has(o.kind)) names.set(o.metadata.name, `<${o.kind} of ${model(o)}>`);
     const address = o.kind === 'Deployment' ? o.spec.selector.matchLabels['cdk8s.io/metadata.addr'] : undefined;
     if (address) names.set(address, `<selector of ${model(o)}>`);
   }

@@ -408,11 +408,32 @@ describe('k8s schema check: mistakes fail with a precise path', () => {
     assertProblem(problems, /^spec\.endpoints\[0\]\.relabelings\[0\]\.action: must be one of .*, got string "rename"$/);
   });
 
+  it('Gateway API routes (vendored CRDs): an unknown field, a weight and a mirror percent out of range, a missing parentRef name', () => {
+    const route = {
+      apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' },
+      spec: {
+        parentRefs: [{ kinnd: 'Gateway' }],
+        rules: [{
+          filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'm', port: 8080 }, percent: 101 } }],
+          backendRefs: [{ name: 's', port: 8080, weight: -1 }],
+        }],
+      },
+    };
+    const problems = validateManifest(route);
+    assertProblem(problems, /^spec\.parentRefs\[0\]\.kinnd: unknown field \(did you mean "kind"\?\)$/);
+    assertProblem(problems, /^spec\.parentRefs\[0\]\.name: missing required field$/);
+    assertProblem(problems, /^spec\.rules\[0\]\.backendRefs\[0\]\.weight: /);
+    assertProblem(problems, /^spec\.rules\[0\]\.filters\[0\]\.requestMirror\.percent: /);
+    assert.deepEqual(validateManifest({ ...route, spec: { parentRefs: [{ name: 'g' }], rules: [{ backendRefs: [{ name: 's', port: 8080, weight: 1 }] }] } }), []);
+  });
+
   it('an unknown kind or apiVersion is never silently valid', () => {
     assert.deepEqual(validateManifest({ apiVersion: 'v1', kind: 'Servcie', metadata: { name: 'x' } }), ['(root): no schema for v1 Servcie']);
     assertProblem(validateManifest({ apiVersion: 'apps/v1beta1', kind: 'Deployment' }), /^\(root\): no schema for apps\/v1beta1 Deployment/);
     assertProblem(validateManifest({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledThing' }), /^\(root\): no schema for keda\.sh\/v1alpha1 ScaledThing/);
     assertProblem(validateManifest({ apiVersion: 'example.com/v1', kind: 'Widget' }), '(root): no schema for example.com/v1 Widget');
+    // Gateway is a kind of the group, but its CRD is not vendored.
+    assertProblem(validateManifest({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway' }), /^\(root\): no schema for gateway\.networking\.k8s\.io\/v1 Gateway \(not a served kind of the CRDs in test\/fixtures\/crds\/gateway-api-v1\.3\.0-standard\)$/);
     assertProblem(validateManifest({ apiVersion: 'resource.k8s.io/v1', kind: 'ResourceClaim' }), /no schema for resource\.k8s\.io\/v1 ResourceClaim in Kubernetes 1\.27/);
     assertProblem(validateManifest({ apiVersion: 'v1', kind: 'Container' }), '(root): no schema for v1 Container');
     assertProblem(validateManifest({ kind: 'Service' }), /^apiVersion: expected a non-empty string/);
