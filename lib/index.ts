@@ -15,5 +15,5 @@ export {
   type ScrapeTlsFromServiceSecretOptions, type ScrapeTlsFromCaOptions, type PlainPrometheusMounts, type DriftMonitoringOptions,
 } from './cdk8s/model-monitoring';
 export { ALERT, DEFAULT_ALERT_DURATIONS, type AlertDurations, type AlertName } from './cdk8s/rules/alerts';
-export { SLO_WINDOWS, BURN_RATE_ALERTS, type Rule, type RuleGroup } from './cdk8s/rules/slo';
+export { SLO_WINDOWS, BURN_RATE_ALERTS, PER_VERSION_LABELS, type Rule, type RuleGroup } from './cdk8s/rules/slo';
 export { DRIFT_PSI_FLOOR, DEFAULT_DRIFT_WINDOW, DEFAULT_DRIFT_THRESHOLD, driftPsiRecord, driftPsiExpr, driftShareRecord, driftShareExpr, type DriftRuleOptions } from './cdk8s/rules/drift';

@@ -16,7 +16,7 @@ import { dashboardFileName, dashboardJson } from './dashboards/model-dashboard';
 import { podNamePattern } from './promql';
 import { ALERT, alertRules, DEFAULT_ALERT_DURATIONS, type AlertContext, type AlertDurations } from './rules/alerts';
 import { DEFAULT_DRIFT_THRESHOLD, DEFAULT_DRIFT_WINDOW, driftRecordingRules, type DriftRuleOptions } from './rules/drift';
-import { availabilitySlo, latencySlo, sloRecordingRules, type RuleGroup, type Slo } from './rules/slo';
+import { availabilitySlo, latencySlo, PER_VERSION_LABELS, sloRecordingRules, type RuleGroup, type Slo } from './rules/slo';
 
 export interface LatencyObjective {
   /** Requests faster than this count as good; a bucket boundary of the runtime's latency histogram. */
@@ -172,6 +172,17 @@ export interface ModelMonitoringProps {
   readonly availabilityObjective?: number;
   /** @default { thresholdSeconds: 0.25, percent: 99 } */
   readonly latencyObjective?: LatencyObjective;
+  /**
+   * Record the SLO ratios and raise the burn-rate alerts per model version (`by (model, version)`, labels the runtime
+   * puts on every series) rather than once for the whole service. Each version is then judged on its own requests:
+   * while one service's pods serve two versions (a rolling update of the model, or a model repository serving both),
+   * a new version failing on its share of the traffic is not diluted by the other's volume, and an alert names the
+   * version it is about. The rule and alert names stay the same; the series and alerts gain `model` and `version`
+   * labels. A service serving one version has one series, as without it. The dashboard's traffic, error, latency and
+   * budget panels show the versions side by side.
+   * @default true
+   */
+  readonly perVersion?: boolean;
   /** Share of the CPU limit above which ModelServiceHighCPU fires. @default 0.8 */
   readonly cpuThreshold?: number;
   /** Share of the memory limit above which ModelServiceMemoryNearLimit fires. @default 0.9 */
@@ -251,9 +262,10 @@ export class ModelMonitoring extends Construct {
     this.namespace = selector.namespace;
     const labels: Record<string, string> = { ...(selector.namespace ? { namespace: selector.namespace } : {}), service: selector.service };
     const latency = props.latencyObjective ?? { thresholdSeconds: 0.25, percent: 99 };
+    const sloBy = (props.perVersion ?? true) ? PER_VERSION_LABELS : [];
     const slos = {
-      availability: availabilitySlo(selector, props.availabilityObjective ?? 99.9),
-      latency: latencySlo(selector, latency.percent, latency.thresholdSeconds),
+      availability: availabilitySlo(selector, props.availabilityObjective ?? 99.9, sloBy),
+      latency: latencySlo(selector, latency.percent, latency.thresholdSeconds, sloBy),
     };
     this.slos = slos;
     this.service = service;

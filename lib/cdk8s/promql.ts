@@ -37,19 +37,34 @@ export function deploymentMatchers(selector: SeriesSelector, deploymentName: str
   return namespaceMatchers(selector, [`deployment="${deploymentName}"`]);
 }
 
-/** Requests per second, all codes. */
-export function requestRate(selector: SeriesSelector, window = '5m'): string {
-  return `sum(rate(${METRIC.requests}${matchers(selector)}[${window}]))`;
+/**
+ * `sum`, or `sum by (<labels>) ` when `by` names any: one series per value of those labels (e.g. per model version)
+ * instead of one for the whole service.
+ */
+export function sumBy(by: readonly string[] = []): string {
+  return by.length === 0 ? 'sum' : `sum by (${by.join(', ')}) `;
 }
 
-/** Share of requests answered with a server error (`code=~"5.."`, both protocols). */
-export function errorRatio(selector: SeriesSelector, window = '5m'): string {
-  return `sum(rate(${METRIC.requests}${matchers(selector, ['code=~"5.."'])}[${window}])) / sum(rate(${METRIC.requests}${matchers(selector)}[${window}]))`;
+/** Requests per second, all codes: one series, or one per value of the `by` labels. */
+export function requestRate(selector: SeriesSelector, window = '5m', by: readonly string[] = []): string {
+  return `${sumBy(by)}(rate(${METRIC.requests}${matchers(selector)}[${window}]))`;
 }
 
-/** A latency quantile in seconds from the request-duration histogram. */
-export function latencyQuantile(selector: SeriesSelector, quantile: number, window = '5m'): string {
-  return histogramQuantile(METRIC.requestDuration, selector, quantile, window);
+/**
+ * Share of requests answered with a server error (`code=~"5.."`, both protocols): one series, or one per value of the
+ * `by` labels, each the share of its own requests. The runtime creates a code's series at its first request, so a
+ * version that never failed has no 5xx series: its errors count as 0 (`or` its requests × 0) rather than leaving it
+ * without a ratio, next to a failing version that has one.
+ */
+export function errorRatio(selector: SeriesSelector, window = '5m', by: readonly string[] = []): string {
+  const sum = sumBy(by);
+  const requests = `${sum}(rate(${METRIC.requests}${matchers(selector)}[${window}]))`;
+  return `(${sum}(rate(${METRIC.requests}${matchers(selector, ['code=~"5.."'])}[${window}])) or ${requests} * 0) / ${requests}`;
+}
+
+/** A latency quantile in seconds from the request-duration histogram: one series, or one per value of the `by` labels. */
+export function latencyQuantile(selector: SeriesSelector, quantile: number, window = '5m', by: readonly string[] = []): string {
+  return histogramQuantile(METRIC.requestDuration, selector, quantile, window, by);
 }
 
 /**

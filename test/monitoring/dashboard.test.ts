@@ -61,6 +61,16 @@ describe('the Grafana dashboard\'s queries', () => {
     for (const p of [rate, latency]) assert.match(p.description ?? '', /not counted in the availability or latency objective/);
   });
 
+  it('shows the versions side by side on the traffic, error, latency and budget panels', () => {
+    for (const title of ['Requests per second', 'Server error ratio', 'Latency', 'Error budget left (3 days)']) {
+      for (const target of panel(title).targets) {
+        assert.match(target.legendFormat, /^\{\{model\}\} v\{\{version\}\} /, `${title}: ${target.legendFormat}`);
+        // Split in the query itself, or read from the per-version recorded ratio.
+        assert.ok(/by \(model, version[,)]|by \(le, model, version\)/.test(target.expr) || target.expr.includes('slo:sli_error:ratio_rate3d'), `${title}: ${target.expr}`);
+      }
+    }
+  });
+
   it('names only metrics the runtime exports, each with the service\'s selector', () => {
     const exported = new Set(Object.values(METRIC).flatMap((m) => [m, `${m}_bucket`, `${m}_count`, `${m}_sum`]));
     const targets = panels.flatMap((p) => p.targets);
@@ -87,6 +97,42 @@ describe('the Grafana dashboard\'s queries', () => {
       writeFileSync(join(dir, 'dashboard-queries.yaml'), YAML.stringify({ groups: [{ name: 'dashboard-queries', rules }] }));
       const output = execFileSync(PROMTOOL, ['check', 'rules', 'dashboard-queries.yaml'], { cwd: dir, encoding: 'utf8' });
       assert.match(output, new RegExp(`SUCCESS: ${rules.length} rules found`));
+    });
+
+    it('gives each version its own request rate, error ratio and latency, a canary\'s apart from stable\'s', () => {
+      const labels = (version: string, extra: Record<string, string>) =>
+        `{${Object.entries({ namespace: 'risk', service: service.serviceName, pod: `p${version}`, model: 'fraud', version, ...extra }).map(([k, v]) => `${k}="${v}"`).join(',')}}`;
+      // Per minute: stable (version 1) 900 requests, all fast and good; the canary (version 2) 100, 20 of them 500s,
+      // half of all slower than 0.25 s.
+      const input_series = [
+        { series: `${METRIC.requests}${labels('1', { protocol: 'rest', code: '200' })}`, values: '0+900x10' },
+        { series: `${METRIC.requests}${labels('2', { protocol: 'rest', code: '200' })}`, values: '0+80x10' },
+        { series: `${METRIC.requests}${labels('2', { protocol: 'rest', code: '500' })}`, values: '0+20x10' },
+        ...Object.entries({ '0.1': 900, '0.25': 900, '0.5': 900, '+Inf': 900 }).map(([le, n]) => ({ series: `${METRIC.requestDuration}_bucket${labels('1', { le })}`, values: `0+${n}x10` })),
+        ...Object.entries({ '0.1': 50, '0.25': 50, '0.5': 100, '+Inf': 100 }).map(([le, n]) => ({ series: `${METRIC.requestDuration}_bucket${labels('2', { le })}`, values: `0+${n}x10` })),
+      ];
+      const rounded = (expr: string, expected: Array<[string, number]>) => ({
+        expr: `round(${expr}, 0.0001)`, eval_time: '10m',
+        exp_samples: expected.map(([version, value]) => ({ labels: `{model="fraud",version="${version}"}`, value })),
+      });
+      const tests = [{
+        interval: '1m',
+        input_series,
+        promql_expr_test: [
+          rounded(panel('Requests per second').targets[1].expr, [['1', 15], ['2', 1.6667]]),
+          rounded(panel('Server error ratio').targets[0].expr, [['1', 0], ['2', 0.2]]),
+          // p50: stable inside (0, 0.1], 0.05; the canary at the edge of its fast half, 0.1.
+          rounded(panel('Latency').targets[0].expr, [['1', 0.05], ['2', 0.1]]),
+        ],
+      }];
+      writeFileSync(join(dir, 'no-rules.yaml'), YAML.stringify({ groups: [] }));
+      writeFileSync(join(dir, 'versions.test.yaml'), YAML.stringify({ rule_files: ['no-rules.yaml'], evaluation_interval: '1m', tests }, { lineWidth: 0 }));
+      try {
+        execFileSync(PROMTOOL, ['test', 'rules', 'versions.test.yaml'], { cwd: dir, encoding: 'utf8', stdio: 'pipe' });
+      } catch (error) {
+        const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+        assert.fail(`promtool test rules failed:\n${stdout ?? ''}${stderr ?? ''}`);
+      }
     });
 
     it('gives the explanation rate per explainer and code, and the quantiles per explainer, of this service alone', () => {

@@ -65,6 +65,24 @@ describe('ModelMonitoring', () => {
     assert.ok(rules.every((r) => !r.record || /^[a-z_]+:[a-z_]+:[a-z0-9_]+$/.test(r.record)), 'level:metric:operations');
   });
 
+  it('splits the SLO ratios and burn-rate alerts per model version by default, under the same names; once per service with perVersion: false', () => {
+    const ratios = (r: typeof rules) => r.filter((rule) => rule.record?.startsWith('slo:sli_error:'));
+    const burns = (r: typeof rules) => r.filter((rule) => rule.alert === ALERT.errorBudgetBurn || rule.alert === ALERT.latencyBudgetBurn);
+    assert.equal(ratios(rules).length, 2 * SLO_WINDOWS.length);
+    for (const rule of ratios(rules)) {
+      // Every sum of each ratio: a version's errors over that version's requests.
+      const sums = rule.expr.match(/\bsum\b(?: by \([^)]*\))? ?\(/g) ?? [];
+      assert.ok(sums.length >= 2 && sums.every((sum) => sum === 'sum by (model, version) ('), rule.expr);
+    }
+    for (const rule of burns(rules)) {
+      for (const key of ['summary', 'description']) assert.match(rule.annotations![key], /model \{\{ \$labels\.model \}\} version \{\{ \$labels\.version \}\}/, `${rule.alert} ${key}`);
+    }
+    const serviceWide = build({ perVersion: false }).monitoring.ruleGroups.flatMap((g) => g.rules);
+    assert.deepEqual(serviceWide.map((r) => r.record ?? r.alert), rules.map((r) => r.record ?? r.alert), 'the same rule and alert names, in the same order');
+    for (const rule of ratios(serviceWide)) assert.doesNotMatch(rule.expr, /by \(|version/, rule.expr);
+    for (const rule of burns(serviceWide)) assert.doesNotMatch(JSON.stringify(rule.annotations), /\$labels\.version/);
+  });
+
   it('names only metrics the runtime exports, scoped to this service', () => {
     const names = new Set(rules.flatMap((r) => r.expr.match(/modelship_[a-z_]+/g) ?? []));
     const exported = new Set(Object.values(METRIC).flatMap((m) => [m, `${m}_bucket`, `${m}_count`, `${m}_sum`]));

@@ -133,6 +133,10 @@ const samples = (...values: number[]) => values.map(num).join(' ');
 
 const GiB = 2 ** 30;
 
+/** The model version the world's runtime serves (the one the SLO series and alerts carry per version). */
+const MODEL = 'fraud';
+const VERSION = '3';
+
 /** One traffic phase: requests per minute, the share answered 5xx, and the share slower than the latency threshold. */
 interface TrafficPhase { readonly minutes: number; readonly perMinute: number; readonly errorShare: number; readonly slowShare: number }
 
@@ -168,14 +172,14 @@ function world(names: Synthesized['names']) {
    * The runtime's request counter and latency histogram for `phases`: good requests on REST and gRPC, errors as REST
    * 500s; slow requests land in the 0.5 s bucket, fast ones in the 0.1 s bucket. One sample every `stepMinutes`.
    */
-  function traffic(phases: TrafficPhase[], target = runtimeTarget(podA), stepMinutes = 1): Series[] {
+  function traffic(phases: TrafficPhase[], target = runtimeTarget(podA), stepMinutes = 1, version = VERSION): Series[] {
     const streams = [
       { protocol: 'rest', code: '200', share: (p: TrafficPhase) => (1 - p.errorShare) * (2 / 3) },
       { protocol: 'grpc', code: '200', share: (p: TrafficPhase) => (1 - p.errorShare) / 3 },
       { protocol: 'rest', code: '500', share: (p: TrafficPhase) => p.errorShare },
     ];
     return streams.flatMap(({ protocol, code, share }): Series[] => {
-      const labels = { ...target, model: 'fraud', version: '3', protocol, code };
+      const labels = { ...target, model: MODEL, version, protocol, code };
       const all = (p: TrafficPhase) => p.perMinute * share(p);
       const fast = (p: TrafficPhase) => all(p) * (1 - p.slowShare);
       const of = (perMinute: (p: TrafficPhase) => number) => counter(...phases.map((p) => [perMinute(p) * stepMinutes, p.minutes / stepMinutes] as const));
@@ -301,8 +305,14 @@ function expectations(synth: Synthesized) {
     const annotations = Object.fromEntries(Object.entries(rule.annotations ?? {}).map(([k, v]) => [k, render(v, labels, value)]));
     return { exp_labels: labels, exp_annotations: annotations };
   };
-  const sloLabels = (slo: 'availability' | 'latency'): Labels => ({ namespace: synth.names.namespace, service: synth.names.service, slo });
-  return { alert, sloLabels };
+  /**
+   * The labels of a service-wide SLO series and burn-rate alert (`perVersion: false`), and of the objective and budget,
+   * which are the same for every version.
+   */
+  const serviceSloLabels = (slo: 'availability' | 'latency'): Labels => ({ namespace: synth.names.namespace, service: synth.names.service, slo });
+  /** The labels of a per-version SLO series and burn-rate alert (the default). */
+  const sloLabels = (slo: 'availability' | 'latency', version = VERSION): Labels => ({ ...serviceSloLabels(slo), model: MODEL, version });
+  return { alert, sloLabels, serviceSloLabels };
 }
 
 const ALL_ALERTS = Object.values(ALERT);
@@ -315,7 +325,7 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
   const synth = synthesize();
   const { names } = synth;
   const w = world(names);
-  const { alert, sloLabels } = expectations(synth);
+  const { alert, sloLabels, serviceSloLabels } = expectations(synth);
 
   /** Writes a `promtool test rules` file into the temp dir (against rules.yaml unless told otherwise). */
   const writeTests = (file: string, tests: TestGroup[], options: TestFileOptions = {}) => {
@@ -438,8 +448,8 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
         },
         ...['5m', '30m', '1h'].map((window) => ratioTest(`slo:sli_error:ratio_rate${window}`, start + 90, { availability: 0.1, latency: 0.5 }, sloLabels)),
         ratioTest('slo:sli_error:ratio_rate1h', start, { availability: 0.0001, latency: 0.001 }, sloLabels),
-        ratioTest('slo:error_budget:ratio', start, { availability: 0.001, latency: 0.01 }, sloLabels),
-        ratioTest('slo:objective:ratio', start, { availability: 0.999, latency: 0.99 }, sloLabels),
+        ratioTest('slo:error_budget:ratio', start, { availability: 0.001, latency: 0.01 }, serviceSloLabels),
+        ratioTest('slo:objective:ratio', start, { availability: 0.999, latency: 0.99 }, serviceSloLabels),
       ],
     };
     await runTests('fast-burn.test.yaml', [group]);
@@ -470,6 +480,111 @@ describe('ModelMonitoring rules under promtool', { concurrency: true }, () => {
       ],
     };
     await runTests('slow-burn.test.yaml', [group], { evaluationInterval: '2m' });
+  });
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Per version: a canary next to a stable version in one service
+
+  /**
+   * The service's pods serve two versions of the model, as during a rolling update of the model or from a model
+   * repository holding both: stable (version 1) takes 9 requests in 10 and is healthy; the canary (version 2) takes
+   * the tenth and fails 5% of its requests with 500s (50× the availability budget) or answers half of them slower
+   * than the threshold (50× the latency budget). Over the whole service those are 0.51% errors and 5.1% slow
+   * requests: 5× the budget, under the 6× and 14.4× of the pages.
+   */
+  describe('per version: a failing canary next to a healthy stable version', () => {
+    const STABLE = '1';
+    const CANARY = '2';
+    const serviceWide = synthesize({ perVersion: false });
+    const serviceWideExpect = expectations(serviceWide);
+    const canaryTraffic = (canary: Omit<TrafficPhase, 'minutes' | 'perMinute'>) => input([
+      ...w.traffic([{ minutes: 40, perMinute: 1080, errorShare: 0.0001, slowShare: 0.001 }], w.runtimeTarget(w.podA), 1, STABLE),
+      ...w.traffic([{ minutes: 40, perMinute: 120, ...canary }], w.runtimeTarget(w.podB), 1, CANARY),
+    ]);
+    const errors = { errorShare: 0.05, slowShare: 0.001 };
+    const slow = { errorShare: 0.0001, slowShare: 0.5 };
+    const alertsSeries = (alertname: AlertName, state: 'firing' | 'pending', labels: Labels, severity: string) =>
+      ({ labels: seriesText({ name: 'ALERTS', labels: { alertname, alertstate: state, ...labels, severity }, values: '' }), value: 1 });
+
+    before(() => writeFileSync(join(dir, 'rules-service-wide.yaml'), serviceWide.monitoring.rulesFile()));
+
+    it('records each version\'s ratios over its own requests; without per-version, one diluted service-wide ratio', async () => {
+      const perVersion: TestGroup = {
+        interval: '1m',
+        input_series: canaryTraffic(errors),
+        promql_expr_test: [
+          ratioTest('slo:sli_error:ratio_rate5m{version="1"}', 30, { availability: 0.0001, latency: 0.001 }, (slo) => sloLabels(slo, STABLE)),
+          ratioTest('slo:sli_error:ratio_rate5m{version="2"}', 30, { availability: 0.05, latency: 0.001 }, (slo) => sloLabels(slo, CANARY)),
+        ],
+      };
+      const serviceWideGroup: TestGroup = {
+        interval: '1m',
+        input_series: canaryTraffic(errors),
+        promql_expr_test: [ratioTest('slo:sli_error:ratio_rate5m', 30, { availability: (1080 * 0.0001 + 120 * 0.05) / 1200, latency: 0.001 }, serviceWideExpect.serviceSloLabels)],
+      };
+      await runTests('per-version-ratios.test.yaml', [perVersion]);
+      await runTests('service-wide-ratios.test.yaml', [serviceWideGroup], { ruleFile: 'rules-service-wide.yaml' });
+    });
+
+    /**
+     * The canary's page, and the stable version's silence, per version; over the service, the same requests make no
+     * page, only a ticket pending at 10 minutes and firing at 30 (the 1 d and 2 h windows past 3×).
+     */
+    const burnGroups = (alertname: AlertName, slo: 'availability' | 'latency', canary: typeof errors, longRatio: number) => {
+      const perVersion: TestGroup = {
+        interval: '1m',
+        input_series: canaryTraffic(canary),
+        alert_rule_test: [
+          { eval_time: '10m', alertname, exp_alerts: [alert(alertname, 'critical', sloLabels(slo, CANARY), humanizePercentage(longRatio))] },
+          {
+            eval_time: '30m', alertname, exp_alerts: [
+              alert(alertname, 'critical', sloLabels(slo, CANARY), humanizePercentage(longRatio)),
+              alert(alertname, 'warning', sloLabels(slo, CANARY)),
+            ],
+          },
+        ],
+        promql_expr_test: [{
+          // Nothing for stable, not even pending: its own windows read its own 0.01% and 0.1%.
+          expr: `ALERTS{alertname="${alertname}"}`, eval_time: '10m',
+          exp_samples: [alertsSeries(alertname, 'firing', sloLabels(slo, CANARY), 'critical'), alertsSeries(alertname, 'pending', sloLabels(slo, CANARY), 'warning')],
+        }],
+      };
+      const serviceWideGroup: TestGroup = {
+        interval: '1m',
+        input_series: canaryTraffic(canary),
+        alert_rule_test: [
+          { eval_time: '10m', alertname, exp_alerts: [] },
+          { eval_time: '30m', alertname, exp_alerts: [serviceWideExpect.alert(alertname, 'warning', serviceWideExpect.serviceSloLabels(slo))] },
+        ],
+        promql_expr_test: [{
+          expr: `ALERTS{alertname="${alertname}"}`, eval_time: '10m',
+          exp_samples: [alertsSeries(alertname, 'pending', serviceWideExpect.serviceSloLabels(slo), 'warning')],
+        }],
+      };
+      return { perVersion, serviceWideGroup };
+    };
+
+    for (const [alertname, slo, canary, longRatio, what] of [
+      [ALERT.errorBudgetBurn, 'availability', errors, 0.05, '5% errors'],
+      [ALERT.latencyBudgetBurn, 'latency', slow, 0.5, '50% slow'],
+    ] as const) {
+      it(`${alertname}: pages for the canary (${what}) and not for stable; over the service it would only open a ticket`, async () => {
+        const { perVersion, serviceWideGroup } = burnGroups(alertname, slo, canary, longRatio);
+        await runTests(`per-version-${slo}.test.yaml`, [perVersion]);
+        await runTests(`service-wide-${slo}.test.yaml`, [serviceWideGroup], { ruleFile: 'rules-service-wide.yaml' });
+      });
+    }
+
+    it('fails when a test expects the page for stable, or the service-wide page (negative controls)', async () => {
+      const { perVersion, serviceWideGroup } = burnGroups(ALERT.errorBudgetBurn, 'availability', errors, 0.05);
+      perVersion.alert_rule_test![0].exp_alerts = [alert(ALERT.errorBudgetBurn, 'critical', sloLabels('availability', STABLE), '5%')];
+      serviceWideGroup.alert_rule_test![0].exp_alerts = [serviceWideExpect.alert(ALERT.errorBudgetBurn, 'critical', serviceWideExpect.serviceSloLabels('availability'), '0.509%')];
+      for (const [file, group, ruleFile] of [['negative-per-version.test.yaml', perVersion, 'rules.yaml'], ['negative-service-wide.test.yaml', serviceWideGroup, 'rules-service-wide.yaml']] as const) {
+        const result = await promtool(dir, 'test', 'rules', writeTests(file, [group], { ruleFile }));
+        assert.notEqual(result.code, 0, `promtool passed ${file}:\n${result.output}`);
+        assert.match(result.output, new RegExp(`alertname: ${ALERT.errorBudgetBurn}, time: 10m`), result.output);
+      }
+    });
   });
 
   // -------------------------------------------------------------------------------------------------------------

@@ -25,17 +25,22 @@ export function dashboardJson(service: ModelService, selector: SeriesSelector, w
   const m = matchers(selector);
   const pods = containerMatchers(selector, workload.podPattern, workload.containerName);
   const budgetLeft = (slo: Slo) => `1 - (${recordedErrorRatio(slo, selector, '3d')} / ${round(1 - slo.objective)})`;
+  // With per-version SLOs, the panels that judge a version split by the same labels, so that a canary's traffic,
+  // errors, latency and budget sit next to the stable version's instead of inside them.
+  const by = slos.availability.by;
+  const perVersion = by.includes(LABEL.version);
+  const legend = (text: string) => (perVersion ? `{{${LABEL.model}}} v{{${LABEL.version}}} ${text}` : text);
   const panels: Panel[] = [
-    { title: 'Requests per second', unit: 'reqps', targets: [{ expr: `sum by (protocol, code) (rate(${METRIC.requests}${m}[5m]))`, legendFormat: '{{protocol}} {{code}}' }, { expr: requestRate(selector), legendFormat: 'total' }] },
-    { title: 'Server error ratio', unit: 'percentunit', targets: [{ expr: errorRatio(selector), legendFormat: '5xx share' }] },
-    { title: 'Latency', unit: 's', targets: [0.5, 0.95, 0.99].map((q) => ({ expr: latencyQuantile(selector, q), legendFormat: `p${q * 100}` })) },
+    { title: 'Requests per second', unit: 'reqps', targets: [{ expr: `sum by (${[...by, LABEL.protocol, LABEL.code].join(', ')}) (rate(${METRIC.requests}${m}[5m]))`, legendFormat: legend('{{protocol}} {{code}}') }, { expr: requestRate(selector, '5m', by), legendFormat: legend('total') }] },
+    { title: 'Server error ratio', unit: 'percentunit', targets: [{ expr: errorRatio(selector, '5m', by), legendFormat: legend('5xx share') }] },
+    { title: 'Latency', unit: 's', targets: [0.5, 0.95, 0.99].map((q) => ({ expr: latencyQuantile(selector, q, '5m', by), legendFormat: legend(`p${q * 100}`) })) },
     { title: 'Queue time and compute time (p99)', unit: 's', targets: [{ expr: histogramQuantile(METRIC.queueDuration, selector, 0.99), legendFormat: 'queue' }, { expr: histogramQuantile(METRIC.computeDuration, selector, 0.99), legendFormat: 'compute per batch' }] },
     { title: 'Mean batch size', unit: 'short', targets: [{ expr: `sum(rate(${METRIC.batchSize}_sum${m}[5m])) / sum(rate(${METRIC.batchSize}_count${m}[5m]))`, legendFormat: 'rows per run' }] },
     { title: 'In flight and queued', unit: 'short', targets: [{ expr: inFlightTotal(selector), legendFormat: 'in flight' }, { expr: `sum(${METRIC.queueDepth}${m})`, legendFormat: 'queued' }] },
     { title: 'Replicas', unit: 'short', targets: [{ expr: `sum(up${m})`, legendFormat: 'scraped up' }, { expr: `kube_deployment_status_replicas_available{${deploymentMatchers(selector, workload.deploymentName)}}`, legendFormat: 'available' }] },
     { title: 'CPU against limit', unit: 'percentunit', targets: [{ expr: `sum by (pod) (rate(container_cpu_usage_seconds_total{${pods}}[5m])) / sum by (pod) (kube_pod_container_resource_limits{${pods},resource="cpu"})`, legendFormat: '{{pod}}' }] },
     { title: 'Memory against limit', unit: 'percentunit', targets: [{ expr: `max by (pod) (container_memory_working_set_bytes{${pods}}) / max by (pod) (kube_pod_container_resource_limits{${pods},resource="memory"})`, legendFormat: '{{pod}}' }] },
-    { title: 'Error budget left (3 days)', unit: 'percentunit', targets: [{ expr: budgetLeft(slos.availability), legendFormat: 'availability' }, { expr: budgetLeft(slos.latency), legendFormat: 'latency' }] },
+    { title: 'Error budget left (3 days)', unit: 'percentunit', targets: [{ expr: budgetLeft(slos.availability), legendFormat: legend('availability') }, { expr: budgetLeft(slos.latency), legendFormat: legend('latency') }] },
     // Explanations have series of their own, which the SLO rules never read: each runs many perturbed inputs at a
     // lower priority than inference, so its latency says nothing about the latency objective.
     {

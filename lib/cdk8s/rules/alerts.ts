@@ -2,7 +2,7 @@
  * The alert rules of a ModelService, named by the constructs contract. Resource alerts read the standard cAdvisor
  * and kube-state-metrics series, scoped to this service's pods by the Deployment's pod-name pattern.
  */
-import { METRIC } from '@modelship/contract';
+import { LABEL, METRIC } from '@modelship/contract';
 import { containerMatchers, deploymentMatchers, matchers, namespaceMatchers, type SeriesSelector } from '../promql';
 import { driftAlertExpr, type DriftRuleOptions } from './drift';
 import { burnRateAlertExprs, type Rule, type Slo } from './slo';
@@ -76,11 +76,13 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
   const burn = (name: AlertName, slo: Slo, what: string) => {
     const exprs = burnRateAlertExprs(slo, selector);
     const percent = `${Number((slo.objective * 100).toPrecision(6))}%`;
+    // Per version, the alert names the version whose own requests burn the budget: a canary's, not the service's.
+    const whose = slo.by.includes(LABEL.version) ? `model {{ $labels.${LABEL.model} }} version {{ $labels.${LABEL.version} }} of ${who}` : who;
     return [
-      alert(name, exprs.critical, 'critical', `${who} is burning its ${what} error budget fast`,
-        `The ${what} SLO (${percent}) of ${who} is burning its error budget at 6× or more; at this rate the month's budget is gone in days. Error ratio over the long window: {{ $value | humanizePercentage }}.`),
-      alert(name, exprs.warning, 'warning', `${who} is burning its ${what} error budget`,
-        `The ${what} SLO (${percent}) of ${who} has been burning its error budget faster than it refills for hours.`, `${name}Ticket` as keyof AlertDurations),
+      alert(name, exprs.critical, 'critical', `${whose} is burning its ${what} error budget fast`,
+        `The ${what} SLO (${percent}) of ${whose} is burning its error budget at 6× or more; at this rate the month's budget is gone in days. Error ratio over the long window: {{ $value | humanizePercentage }}.`),
+      alert(name, exprs.warning, 'warning', `${whose} is burning its ${what} error budget`,
+        `The ${what} SLO (${percent}) of ${whose} has been burning its error budget faster than it refills for hours.`, `${name}Ticket` as keyof AlertDurations),
     ];
   };
   const rules: Rule[] = [

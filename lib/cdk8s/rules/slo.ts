@@ -2,8 +2,8 @@
  * SLO recording rules and multi-window multi-burn-rate alerts (Google SRE workbook, ch. 5), with sloth's rule
  * names (`slo:sli_error:ratio_rate5m` ... `_rate3d`), as pure functions from objectives to rule groups.
  */
-import { LATENCY_BUCKETS_SECONDS, METRIC } from '@modelship/contract';
-import { errorRatio, matchers, type SeriesSelector } from '../promql';
+import { LABEL, LATENCY_BUCKETS_SECONDS, METRIC } from '@modelship/contract';
+import { errorRatio, matchers, sumBy, type SeriesSelector } from '../promql';
 
 /** The windows sloth records; the burn-rate alerts read pairs of them. */
 export const SLO_WINDOWS = ['5m', '30m', '1h', '2h', '6h', '1d', '3d'] as const;
@@ -16,6 +16,12 @@ export const BURN_RATE_ALERTS = [
   { burnRate: 3, long: '1d', short: '2h', severity: 'warning' },
   { burnRate: 1, long: '3d', short: '6h', severity: 'warning' },
 ] as const;
+
+/**
+ * The labels a per-version SLO is split by. A version is a version of one model, and a runtime serving a model
+ * repository may serve several models: `version` alone would add model a's version 1 to model b's.
+ */
+export const PER_VERSION_LABELS: readonly string[] = [LABEL.model, LABEL.version];
 
 export interface Rule {
   readonly record?: string;
@@ -37,28 +43,36 @@ export interface Slo {
   readonly name: 'availability' | 'latency';
   /** Target share of good requests, e.g. 0.999. */
   readonly objective: number;
-  /** PromQL for the share of bad requests over a window. */
+  /**
+   * The labels the ratios are split by: none (one ratio for the whole service) or PER_VERSION_LABELS (one per model
+   * version, each over its own requests, so a version's failures are not diluted by another's traffic).
+   */
+  readonly by: readonly string[];
+  /** PromQL for the share of bad requests over a window, one series per value of the `by` labels. */
   errorRatio(window: string): string;
 }
 
-export function availabilitySlo(selector: SeriesSelector, objectivePercent: number): Slo {
+export function availabilitySlo(selector: SeriesSelector, objectivePercent: number, by: readonly string[] = []): Slo {
   const objective = checkObjective('availabilityObjective', objectivePercent);
   return {
     name: 'availability',
     objective,
-    errorRatio: (w) => errorRatio(selector, w),
+    by,
+    errorRatio: (w) => errorRatio(selector, w, by),
   };
 }
 
-export function latencySlo(selector: SeriesSelector, objectivePercent: number, thresholdSeconds: number): Slo {
+export function latencySlo(selector: SeriesSelector, objectivePercent: number, thresholdSeconds: number, by: readonly string[] = []): Slo {
   const objective = checkObjective('latencyObjective.percent', objectivePercent);
   const le = bucketBoundary(thresholdSeconds);
   // Prometheus 3 writes whole-number bucket bounds as "1.0" where 2.x wrote "1": match both.
   const bucket = Number.isInteger(thresholdSeconds) ? `le=~"${le}(\\.0)?"` : `le="${le}"`;
+  const sum = sumBy(by);
   return {
     name: 'latency',
     objective,
-    errorRatio: (w) => `1 - (sum(rate(${METRIC.requestDuration}_bucket${matchers(selector, [bucket])}[${w}])) / sum(rate(${METRIC.requestDuration}_count${matchers(selector)}[${w}])))`,
+    by,
+    errorRatio: (w) => `1 - (${sum}(rate(${METRIC.requestDuration}_bucket${matchers(selector, [bucket])}[${w}])) / ${sum}(rate(${METRIC.requestDuration}_count${matchers(selector)}[${w}])))`,
   };
 }
 
@@ -107,7 +121,10 @@ export function recordedErrorRatio(slo: Slo, selector: SeriesSelector, window: S
 
 const errorRatioRecord = (window: SloWindow) => `slo:sli_error:ratio_rate${window}`;
 
-/** The burn-rate alert expressions for one objective, one per severity, over the recorded ratios. */
+/**
+ * The burn-rate alert expressions for one objective, one per severity, over the recorded ratios. `and` matches the long
+ * and short windows on all their labels: with per-version ratios, each version is judged on its own two windows.
+ */
 export function burnRateAlertExprs(slo: Slo, selector: SeriesSelector): Record<'critical' | 'warning', string> {
   const budget = round(1 - slo.objective);
   const condition = (a: (typeof BURN_RATE_ALERTS)[number]) =>
