@@ -8,7 +8,7 @@
  * HTTPRoute `<name>`, and moves that route's weights; a ModelRoute must not route the same service as well.
  * With Argo Rollouts, an `AnalysisTemplate` holds the same checks for a Rollout the team already has.
  */
-import { ApiObject } from 'cdk8s';
+import { ApiObject, Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
 import { HTTP_PORT, PORT_NAME } from '@modelship/contract';
 import { canaryChecks, versionSelector, type CanaryCheck } from './canary-analysis';
@@ -161,6 +161,7 @@ export class ModelCanary extends Construct {
     const gateway = checkGateway(props.gateway);
     const hostnames = checkHostnames(props.hostnames);
     const weights = checkWeights(props);
+    this.node.addValidation({ validate: () => kedaRefused(service) });
     this.checks = canaryChecks(selector, objectives, FLAGGER_INTERVAL_PLACEHOLDER);
     for (const check of this.checks) {
       this.metricTemplates.push(new ApiObject(this, `MetricTemplate-${check.name}`, {
@@ -173,6 +174,8 @@ export class ModelCanary extends Construct {
       spec: {
         provider: 'gatewayapi:v1',
         targetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: service.deployment.name },
+        // Read at synth: the service's autoscaler may be created after the canary.
+        autoscalerRef: Lazy.any({ produce: () => autoscalerRefOf(service) }),
         service: {
           name: this.canaryName,
           // The container's port: Flagger's Services forward to the same port number, whatever the ModelService's
@@ -203,6 +206,26 @@ export class ModelCanary extends Construct {
       },
     });
   }
+}
+
+/**
+ * Flagger gives the primary an HPA of its own, copied from the one named here; without it the service's HPA would
+ * go on scaling the canary's Deployment, which Flagger scales to zero between rollouts.
+ */
+function autoscalerRefOf(service: ModelService) {
+  const hpa = service.autoscaler?.hpa;
+  return hpa && { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', name: hpa.name };
+}
+
+/**
+ * A KEDA ScaledObject needs Flagger's per-trigger queries for the primary's copy, which ModelCanary does not write:
+ * refused rather than half-done. Checked at synth, since the autoscaler may come after the canary.
+ */
+function kedaRefused(service: ModelService): string[] {
+  const autoscaler = service.autoscaler;
+  return autoscaler !== undefined && autoscaler.hpa === undefined
+    ? [`ModelService '${service.node.path}' is scaled by a KEDA ScaledObject, whose primary copy Flagger builds only with per-trigger queries that ModelCanary does not write; scale the service with an HPA (ScalingSignal.cpu() or ScalingSignal.inFlightRequestsWithPrometheusAdapter()) while Flagger rolls it out, or use engine: CanaryEngine.ARGO_ROLLOUTS`]
+    : [];
 }
 
 function checkIdAsName(id: string): string {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import {
-  CanaryEngine, DEFAULT_PROMETHEUS_ADDRESS, ModelCanary, type ModelCanaryProps, ModelService, ModelSource, PER_VERSION_LABELS,
+  CanaryEngine, DEFAULT_PROMETHEUS_ADDRESS, ModelAutoscaler, ModelCanary, type ModelCanaryProps, ModelService, ModelSource, PER_VERSION_LABELS, ScalingSignal,
 } from 'modelship';
 import { availabilitySlo, latencySlo } from '../../lib/cdk8s/rules/slo';
 import { assertValidManifests, validateManifest } from '../helpers/k8s-schema';
@@ -109,6 +109,28 @@ describe('ModelCanary with Flagger (the default)', () => {
     assert.deepEqual(ofKind('Canary')[0].spec.analysis.metrics.map((m: any) => m.thresholdRange), [{ min: 0.995 }, { min: 0.95 }]);
   });
 
+  it('names the service\'s HPA as autoscalerRef, whether the autoscaler comes before or after the canary', () => {
+    for (const order of ['before', 'after'] as const) {
+      const chart = new Chart(Testing.app(), 'vision', { namespace: 'vision' });
+      const service = new ModelService(chart, 'ocr', { model: ModelSource.fromUri('https://models.example.com/ocr/2/model.onnx', { sha256: 'a'.repeat(64) }), modelVersion: 2 });
+      const scale = () => new ModelAutoscaler(chart, 'ocr-autoscaler', { service, minReplicas: 2, maxReplicas: 6 });
+      const autoscaler = order === 'before' ? scale() : undefined;
+      new ModelCanary(chart, 'ocr-canary', { service, gateway });
+      const hpa = (autoscaler ?? scale()).hpa!;
+      const canary = (Testing.synth(chart) as Manifest[]).find((o) => o.kind === 'Canary')!;
+      assert.deepEqual(canary.spec.autoscalerRef, { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', name: hpa.name }, order);
+    }
+    assert.equal(canaried().ofKind('Canary')[0].spec.autoscalerRef, undefined);
+  });
+
+  it('refuses at synth a KEDA autoscaler, whose primary copy needs queries it does not write', () => {
+    const chart = new Chart(Testing.app(), 'vision', { namespace: 'vision' });
+    const service = new ModelService(chart, 'ocr', { model: ModelSource.fromUri('https://models.example.com/ocr/2/model.onnx', { sha256: 'a'.repeat(64) }), modelVersion: 2 });
+    new ModelCanary(chart, 'ocr-canary', { service, gateway });
+    new ModelAutoscaler(chart, 'ocr-autoscaler', { service, minReplicas: 1, maxReplicas: 6, signal: ScalingSignal.inFlightRequestsWithKeda({ target: 4, prometheusAddress: DEFAULT_PROMETHEUS_ADDRESS }) });
+    assert.throws(() => Testing.synth(chart), /ModelService 'vision\/ocr' is scaled by a KEDA ScaledObject.*use engine: CanaryEngine.ARGO_ROLLOUTS/);
+  });
+
   it('emits no route of its own: Flagger creates the HTTPRoute and the Services', () => {
     const { chart } = canaried();
     const kinds = (Testing.synth(chart) as Manifest[]).map((o) => o.kind);
@@ -118,6 +140,11 @@ describe('ModelCanary with Flagger (the default)', () => {
   it('validates against the vendored Flagger v1.44.0 CRDs', () => {
     assertValidManifests(canaried().objects);
     assertValidManifests(canaried({ stepWeights: [5, 50], gateway: { name: 'g', sectionName: 'https' }, hostnames: undefined }).objects);
+    const chart = new Chart(Testing.app(), 'vision', { namespace: 'vision' });
+    const service = new ModelService(chart, 'ocr', { model: ModelSource.fromUri('https://models.example.com/ocr/2/model.onnx', { sha256: 'a'.repeat(64) }), modelVersion: 2 });
+    new ModelAutoscaler(chart, 'ocr-autoscaler', { service, minReplicas: 2, maxReplicas: 6 });
+    new ModelCanary(chart, 'ocr-canary', { service, gateway });
+    assertValidManifests((Testing.synth(chart) as Manifest[]).filter((o) => o.kind === 'Canary'));
   });
 });
 
