@@ -158,6 +158,11 @@ export class ModelCanary extends Construct {
     if (props.gateway === undefined) {
       throw new Error("'gateway' is missing: Flagger attaches the HTTPRoute it creates to a Gateway; give { name, namespace? }, or use engine: CanaryEngine.ARGO_ROLLOUTS");
     }
+    const flaggerServices = [this.canaryName, `${this.canaryName}-primary`, `${this.canaryName}-canary`];
+    if (flaggerServices.includes(service.serviceName)) {
+      // Flagger would take over the ModelService's own Service, which the ServiceMonitor and clients rely on.
+      throw new Error(`the canary's name ('${this.canaryName}') makes Flagger create the Services ${flaggerServices.map((n) => `'${n}'`).join(', ')}, and the ModelService's Service is '${service.serviceName}', which Flagger would take over; give the canary another 'name', e.g. '${service.serviceName}-rollout'`);
+    }
     const gateway = checkGateway(props.gateway);
     const hostnames = checkHostnames(props.hostnames);
     const weights = checkWeights(props);

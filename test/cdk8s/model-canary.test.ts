@@ -195,6 +195,7 @@ describe('ModelCanary refuses', () => {
     ['an availability objective given as a fraction', { availabilityObjective: 0.999 }, /'availabilityObjective' \(0.999\) is a percentage, not a fraction/],
     ['a gateway name that is not a Kubernetes name', { gateway: { name: 'Public' } }, /'gateway.name' \('Public'\) must be a Kubernetes name/],
     ['a name that is not a DNS label', { name: 'OCR' }, /'name'/],
+    ['the ModelService\'s own Service name, which Flagger would take over', { name: 'ocr' }, /the canary's name \('ocr'\) makes Flagger create the Services 'ocr', 'ocr-primary', 'ocr-canary', and the ModelService's Service is 'ocr', which Flagger would take over.*e\.g\. 'ocr-rollout'/],
   ];
   for (const [what, props, message] of cases) {
     it(what, () => assert.throws(() => canaried(props), message));
