@@ -7,6 +7,8 @@ export {
 } from './cdk8s/model-source';
 export { ModelAutoscaler, type ModelAutoscalerProps, ScalingSignal, type InFlightOptions, type KedaInFlightOptions, type KedaActivation } from './cdk8s/model-autoscaler';
 export { ModelRoute, type ModelRouteProps, type GatewayReference, type RouteBackend, type RouteMirror, GATEWAY_API_GROUP } from './cdk8s/model-route';
+export { ModelCanary, type ModelCanaryProps, CanaryEngine, DEFAULT_PROMETHEUS_ADDRESS } from './cdk8s/model-canary';
+export { canaryChecks, versionSelector, type CanaryCheck, type CanaryObjectives } from './cdk8s/canary-analysis';
 export { ModelCredentials, type ModelCredentialsSecretOptions } from './cdk8s/model-credentials';
 export * as promql from './cdk8s/promql';
 export { LABEL_KEYS } from './cdk8s/labels';
@@ -15,5 +17,5 @@ export {
   type ScrapeTlsFromServiceSecretOptions, type ScrapeTlsFromCaOptions, type PlainPrometheusMounts, type DriftMonitoringOptions,
 } from './cdk8s/model-monitoring';
 export { ALERT, DEFAULT_ALERT_DURATIONS, type AlertDurations, type AlertName } from './cdk8s/rules/alerts';
-export { SLO_WINDOWS, BURN_RATE_ALERTS, PER_VERSION_LABELS, type Rule, type RuleGroup } from './cdk8s/rules/slo';
+export { SLO_WINDOWS, BURN_RATE_ALERTS, PER_VERSION_LABELS, DEFAULT_AVAILABILITY_OBJECTIVE, DEFAULT_LATENCY_OBJECTIVE, type Rule, type RuleGroup } from './cdk8s/rules/slo';
 export { DRIFT_PSI_FLOOR, DEFAULT_DRIFT_WINDOW, DEFAULT_DRIFT_THRESHOLD, driftPsiRecord, driftPsiExpr, driftShareRecord, driftShareExpr, type DriftRuleOptions } from './cdk8s/rules/drift';

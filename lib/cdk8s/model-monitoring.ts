@@ -16,7 +16,7 @@ import { dashboardFileName, dashboardJson } from './dashboards/model-dashboard';
 import { podNamePattern } from './promql';
 import { ALERT, alertRules, DEFAULT_ALERT_DURATIONS, type AlertContext, type AlertDurations } from './rules/alerts';
 import { DEFAULT_DRIFT_THRESHOLD, DEFAULT_DRIFT_WINDOW, driftRecordingRules, type DriftRuleOptions } from './rules/drift';
-import { availabilitySlo, latencySlo, PER_VERSION_LABELS, sloRecordingRules, type RuleGroup, type Slo } from './rules/slo';
+import { availabilitySlo, DEFAULT_AVAILABILITY_OBJECTIVE, DEFAULT_LATENCY_OBJECTIVE, latencySlo, PER_VERSION_LABELS, sloRecordingRules, type RuleGroup, type Slo } from './rules/slo';
 
 export interface LatencyObjective {
   /** Requests faster than this count as good; a bucket boundary of the runtime's latency histogram. */
@@ -261,10 +261,10 @@ export class ModelMonitoring extends Construct {
     this.serviceName = selector.service;
     this.namespace = selector.namespace;
     const labels: Record<string, string> = { ...(selector.namespace ? { namespace: selector.namespace } : {}), service: selector.service };
-    const latency = props.latencyObjective ?? { thresholdSeconds: 0.25, percent: 99 };
+    const latency = props.latencyObjective ?? DEFAULT_LATENCY_OBJECTIVE;
     const sloBy = (props.perVersion ?? true) ? PER_VERSION_LABELS : [];
     const slos = {
-      availability: availabilitySlo(selector, props.availabilityObjective ?? 99.9, sloBy),
+      availability: availabilitySlo(selector, props.availabilityObjective ?? DEFAULT_AVAILABILITY_OBJECTIVE, sloBy),
       latency: latencySlo(selector, latency.percent, latency.thresholdSeconds, sloBy),
     };
     this.slos = slos;

@@ -218,7 +218,7 @@ function checkRouteName(name: string | undefined, id: string): string {
   return id;
 }
 
-function checkGateway(gateway: GatewayReference): GatewayReference {
+export function checkGateway(gateway: GatewayReference): GatewayReference {
   checkDnsName('gateway.name', gateway.name);
   if (gateway.namespace !== undefined) checkDnsLabel('gateway.namespace', gateway.namespace);
   if (gateway.sectionName !== undefined) checkDnsName('gateway.sectionName', gateway.sectionName);
@@ -234,7 +234,7 @@ function checkDnsName(prop: string, value: string): void {
 
 const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-function checkHostnames(hostnames: string[] | undefined): string[] | undefined {
+export function checkHostnames(hostnames: string[] | undefined): string[] | undefined {
   if (hostnames === undefined) return undefined;
   if (hostnames.length === 0) {
     throw new Error("'hostnames' is empty; leave it out to answer for every host name of the Gateway's listener, or name at least one");

@@ -234,6 +234,11 @@ export class ModelService extends Construct {
   /** The Ingress, with `Exposure.ingress()`. */
   readonly ingress?: kplus.Ingress;
   readonly modelName: string;
+  /**
+   * The model version the runtime serves (its metrics' `version` label): `modelVersion`, or 1. Undefined for a
+   * source that brings its own version directories, which may hold several.
+   */
+  readonly modelVersion?: number;
   readonly labels: RecommendedLabels;
   /** The model's signature, when the source could read it at synth time (ModelSource.fromFile). */
   readonly signature?: OnnxFileInfo;
@@ -269,7 +274,9 @@ export class ModelService extends Construct {
       ensureNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false,
       user: RUNTIME_UID, group: RUNTIME_GID,
     };
-    const source = props.model.bind(this, { modelName: this.modelName, modelVersion: checkModelVersion(props), runtimeImage, containerSecurityContext });
+    const modelVersion = checkModelVersion(props);
+    this.modelVersion = props.model.bringsOwnVersions ? undefined : modelVersion;
+    const source = props.model.bind(this, { modelName: this.modelName, modelVersion, runtimeImage, containerSecurityContext });
     this.signature = source.signature;
     this.hasDriftProfile = props.model.hasDriftProfile;
     this.driftProfile = source.driftProfile;

@@ -8,10 +8,17 @@ import { METRIC } from '@modelship/contract';
 export interface SeriesSelector {
   readonly namespace?: string;
   readonly service: string;
+  /**
+   * Further labels the series must carry, narrowing the service's series to some of them: e.g. one model version
+   * (`{ model: 'ocr', version: '2' }`), so that the same expressions judge a canary apart from stable.
+   * @default - every series of the service
+   */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export function matchers(selector: SeriesSelector, extra: string[] = []): string {
-  return `{${namespaceMatchers(selector, [`service="${selector.service}"`, ...extra])}}`;
+  const narrowing = Object.entries(selector.labels ?? {}).map(([name, value]) => `${name}="${value}"`);
+  return `{${namespaceMatchers(selector, [`service="${selector.service}"`, ...narrowing, ...extra])}}`;
 }
 
 /**

@@ -15,7 +15,7 @@ import { GRPC_PORT } from '@modelship/contract';
 import * as cdk8s from '../index';
 import { type Manifest, registerObject, type Substitution, substituteText } from './objects';
 
-export { ALERT, DEFAULT_ALERT_DURATIONS, Exposure, GATEWAY_API_GROUP, ModelCredentials, ModelSource, ScalingSignal, ScrapeTls } from '../index';
+export { ALERT, CanaryEngine, DEFAULT_ALERT_DURATIONS, DEFAULT_PROMETHEUS_ADDRESS, Exposure, GATEWAY_API_GROUP, ModelCredentials, ModelSource, ScalingSignal, ScrapeTls } from '../index';
 
 const NAMESPACE_PLACEHOLDER = 'modelship-namespace-placeholder';
 const IMAGE_PLACEHOLDER = 'modelship-image-placeholder:0';
@@ -258,6 +258,33 @@ export class ModelRoute extends pulumi.ComponentResource {
     registerNewObjects(this, name, chart, { label, substitutions, opts });
     this.routeName = pulumi.output(this.construct.routeName);
     this.registerOutputs({ routeName: this.routeName });
+  }
+}
+
+export interface ModelCanaryArgs extends Omit<cdk8s.ModelCanaryProps, 'service'> {
+  /** The ModelService whose new versions are rolled out; the canary's objects go to its namespace. */
+  readonly service: ModelService;
+  /**
+   * Escape hatches, run on the cdk8s construct before any object is registered.
+   * @default - no changes
+   */
+  readonly customize?: (construct: cdk8s.ModelCanary) => void;
+}
+
+export class ModelCanary extends pulumi.ComponentResource {
+  /** The Canary's (or AnalysisTemplate's) name. */
+  readonly canaryName: pulumi.Output<string>;
+  /** @internal */
+  readonly construct: cdk8s.ModelCanary;
+
+  constructor(name: string, args: ModelCanaryArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('modelship:index:ModelCanary', name, {}, opts);
+    const { service, customize, ...props } = args;
+    this.construct = new cdk8s.ModelCanary(Chart.of(service.construct), name, { ...props, service: service.construct });
+    customize?.(this.construct);
+    registerNewObjects(this, name, Chart.of(service.construct), { label: `ModelCanary '${name}'`, substitutions: service.substitutions, opts });
+    this.canaryName = pulumi.output(this.construct.canaryName);
+    this.registerOutputs({ canaryName: this.canaryName });
   }
 }
 

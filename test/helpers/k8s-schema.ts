@@ -19,8 +19,8 @@
  * additionalProperties, so step 3 is what rejects unknown fields there). Objects whose schema is free-form
  * (x-kubernetes-preserve-unknown-fields, maps) are not checked for unknown keys.
  *
- * Custom resources of groups with no model package (`VENDORED_CRDS`: the Gateway API) get steps 2 and 3 with the
- * `openAPIV3Schema` of an upstream CRD file vendored under test/fixtures/crds/<project>-<version>-<channel>/ (each
+ * Custom resources of groups with no model package (`VENDORED_CRDS`: the Gateway API, Flagger, Argo Rollouts) get steps 2 and 3 with the
+ * `openAPIV3Schema` of an upstream CRD file vendored under test/fixtures/crds/<project>-<version>[-<channel>]/ (each
  * folder's README names the release), compiled with ajv. CEL rules (`x-kubernetes-validations`) are not evaluated.
  *
  * Anything else is a problem (`no schema for ...`), never silently valid.
@@ -45,10 +45,12 @@ export const CRD_PACKAGES: Readonly<Record<string, string>> = {
 
 /**
  * API groups served by CRD files vendored from an upstream release: group -> folder under test/fixtures/crds, named
- * `<project>-<version>-<channel>`. Add a group here (and its folder) to validate more custom resources.
+ * `<project>-<version>[-<channel>]`. Add a group here (and its folder) to validate more custom resources.
  */
 export const VENDORED_CRDS: Readonly<Record<string, string>> = {
   'gateway.networking.k8s.io': 'gateway-api-v1.3.0-standard',
+  'flagger.app': 'flagger-v1.44.0',
+  'argoproj.io': 'argo-rollouts-v1.9.1',
 };
 
 /**

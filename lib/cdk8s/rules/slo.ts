@@ -23,6 +23,10 @@ export const BURN_RATE_ALERTS = [
  */
 export const PER_VERSION_LABELS: readonly string[] = [LABEL.model, LABEL.version];
 
+/** ModelMonitoring's objectives when none are given, which a canary analysis also judges against by default. */
+export const DEFAULT_AVAILABILITY_OBJECTIVE = 99.9;
+export const DEFAULT_LATENCY_OBJECTIVE = { thresholdSeconds: 0.25, percent: 99 } as const;
+
 export interface Rule {
   readonly record?: string;
   readonly alert?: string;
