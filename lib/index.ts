@@ -19,3 +19,8 @@ export {
 export { ALERT, DEFAULT_ALERT_DURATIONS, type AlertDurations, type AlertName } from './cdk8s/rules/alerts';
 export { SLO_WINDOWS, BURN_RATE_ALERTS, PER_VERSION_LABELS, DEFAULT_AVAILABILITY_OBJECTIVE, DEFAULT_LATENCY_OBJECTIVE, type Rule, type RuleGroup } from './cdk8s/rules/slo';
 export { DRIFT_PSI_FLOOR, DEFAULT_DRIFT_WINDOW, DEFAULT_DRIFT_THRESHOLD, driftPsiRecord, driftPsiExpr, driftShareRecord, driftShareExpr, type DriftRuleOptions } from './cdk8s/rules/drift';
+export { type ShadowComparisonOptions } from './cdk8s/shadow-comparison';
+export {
+  DEFAULT_SHADOW_WINDOW, DEFAULT_SHADOW_PSI_THRESHOLD, DEFAULT_SHADOW_ERROR_RATIO_THRESHOLD, shadowShareRecord, shadowPsiRecord,
+  shadowErrorRatioDeltaRecord, type ShadowRuleOptions, type ShadowSide,
+} from './cdk8s/rules/shadow';

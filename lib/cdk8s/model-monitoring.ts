@@ -16,6 +16,8 @@ import { dashboardFileName, dashboardJson } from './dashboards/model-dashboard';
 import { podNamePattern } from './promql';
 import { ALERT, alertRules, DEFAULT_ALERT_DURATIONS, type AlertContext, type AlertDurations } from './rules/alerts';
 import { DEFAULT_DRIFT_THRESHOLD, DEFAULT_DRIFT_WINDOW, driftRecordingRules, type DriftRuleOptions } from './rules/drift';
+import { shadowOptions, type ShadowComparisonOptions } from './shadow-comparison';
+import { shadowRecordingRules, type ShadowRuleOptions } from './rules/shadow';
 import { availabilitySlo, DEFAULT_AVAILABILITY_OBJECTIVE, DEFAULT_LATENCY_OBJECTIVE, latencySlo, PER_VERSION_LABELS, sloRecordingRules, type RuleGroup, type Slo } from './rules/slo';
 
 export interface LatencyObjective {
@@ -227,6 +229,16 @@ export interface ModelMonitoringProps {
    * @default - on when the service's model source has a drift profile, with threshold 0.25, window '1h', for '30m'
    */
   readonly drift?: DriftMonitoringOptions;
+  /**
+   * This service is a shadow of another (ModelRoute's `mirror`: it receives a copy of `of`'s requests and its answers
+   * are discarded): record how its predictions and its server errors compare with `of`'s, per model, and alert with
+   * ModelServiceShadowDiverges when they differ. The predictions are compared when both services' model sources have
+   * a drift profile (the runtime counts outputs into the profile's bins only then), and the two profiles must bin the
+   * same way; otherwise only the error ratios are. `of` must be scraped (its own ModelMonitoring) for its series to
+   * exist.
+   * @default - not a shadow: no comparison
+   */
+  readonly shadow?: ShadowComparisonOptions;
   /** A Grafana dashboard in a ConfigMap labelled `grafana_dashboard: "1"` for the Grafana sidecar. @default true */
   readonly dashboard?: boolean;
   /**
@@ -252,6 +264,8 @@ export class ModelMonitoring extends Construct {
   private readonly slos: { readonly availability: Slo; readonly latency: Slo };
   /** The drift rules' settings, when drift is on. */
   readonly drift?: DriftRuleOptions;
+  /** The shadow comparison's settings, when `shadow` names the primary. */
+  readonly shadow?: ShadowRuleOptions;
   private readonly service: ModelService;
 
   constructor(scope: Construct, id: string, props: ModelMonitoringProps) {
@@ -276,6 +290,8 @@ export class ModelMonitoring extends Construct {
     const memoryThreshold = checkShare('memoryThreshold', props.memoryThreshold ?? 0.9);
     const drift = driftOptions(props.drift, service);
     this.drift = drift;
+    const shadow = props.shadow && shadowOptions(props.shadow, service, labels);
+    this.shadow = shadow;
     const durations = { ...DEFAULT_ALERT_DURATIONS, ...driftDurations(props), ...props.alertFor };
     for (const [name, value] of Object.entries(durations)) {
       if (!/^(\d+(ms|s|m|h|d|w|y))+$/.test(value)) throw new Error(`'alertFor.${name}' ('${value}') must be a Prometheus duration such as '5m' or '1h30m'`);
@@ -287,7 +303,7 @@ export class ModelMonitoring extends Construct {
     const deploymentName = service.deployment.name;
     const workload = { deploymentName, podPattern: podNamePattern(deploymentName), containerName: service.deployment.containers[0].name };
     this.alertContext = {
-      selector, labels, cpuThreshold, memoryThreshold, durations, ...workload, runbookBaseUrl: props.runbookBaseUrl ?? DEFAULT_RUNBOOK_BASE_URL, drift,
+      selector, labels, cpuThreshold, memoryThreshold, durations, ...workload, runbookBaseUrl: props.runbookBaseUrl ?? DEFAULT_RUNBOOK_BASE_URL, drift, shadow,
     };
 
     if (props.scrapeTls && !service.tlsEnabled) {
@@ -359,6 +375,7 @@ export class ModelMonitoring extends Construct {
       // Like the SLO records, the PSI is recorded in its own group ahead of the alerts that read it (the order promtool
       // is told to evaluate in; Prometheus runs groups side by side, so an alert may read the previous evaluation's PSI).
       ...(this.drift ? [{ name: `${prefix}-drift`, rules: driftRecordingRules(this.drift) }] : []),
+      ...(this.shadow ? [{ name: `${prefix}-shadow`, rules: shadowRecordingRules(this.shadow) }] : []),
       {
         name: `${prefix}-alerts`,
         rules: alertRules({ ...this.alertContext, autoscaled: this.service.deployment.hasAutoscaler }, this.slos),

@@ -195,8 +195,13 @@ export class ModelAutoscaler extends pulumi.ComponentResource {
   }
 }
 
-export interface ModelMonitoringArgs extends Omit<cdk8s.ModelMonitoringProps, 'service' | 'autoscaler'> {
+export interface ModelMonitoringArgs extends Omit<cdk8s.ModelMonitoringProps, 'service' | 'autoscaler' | 'shadow'> {
   readonly service: ModelService;
+  /**
+   * This service shadows `shadow.of` (a ModelRoute mirrors `of`'s requests to it), as the cdk8s construct's `shadow`.
+   * @default - not a shadow: no comparison
+   */
+  readonly shadow?: Omit<cdk8s.ShadowComparisonOptions, 'of'> & { readonly of: ModelService };
   /** Adds ModelServiceAutoscalerMaxedOut for its HPA. @default - no autoscaler alert */
   readonly autoscaler?: ModelAutoscaler;
   /**
@@ -212,10 +217,14 @@ export class ModelMonitoring extends pulumi.ComponentResource {
 
   constructor(name: string, args: ModelMonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super('modelship:index:ModelMonitoring', name, {}, opts);
-    const { service, autoscaler, customize, ...props } = args;
-    this.construct = new cdk8s.ModelMonitoring(Chart.of(service.construct), name, { ...props, service: service.construct, autoscaler: autoscaler?.construct });
+    const { service, autoscaler, shadow, customize, ...props } = args;
+    const label = `ModelMonitoring '${name}'`;
+    if (shadow) checkShadowNamespaces(label, service, shadow.of);
+    this.construct = new cdk8s.ModelMonitoring(Chart.of(service.construct), name, {
+      ...props, service: service.construct, autoscaler: autoscaler?.construct, shadow: shadow && { ...shadow, of: shadow.of.construct },
+    });
     customize?.(this.construct);
-    registerNewObjects(this, name, Chart.of(service.construct), { label: `ModelMonitoring '${name}'`, substitutions: service.substitutions, opts });
+    registerNewObjects(this, name, Chart.of(service.construct), { label, substitutions: service.substitutions, opts });
     this.registerOutputs({});
   }
 }
@@ -297,5 +306,16 @@ function checkComparableNamespaces(label: string, namespace: pulumi.Input<string
   const outputs = given.filter((n) => n !== undefined && typeof n !== 'string');
   if (outputs.length > 0 && !given.every((n) => n === outputs[0])) {
     throw new Error(`${label}: its namespace and its services' (${[label, ...services.map((s) => s.label)].join(', ')}) include an Output, so whether a service is in the route's namespace (or needs a ReferenceGrant) is unknown until it resolves; give every one the same Output, or plain strings`);
+  }
+}
+
+/**
+ * The comparison rules name both services' namespaces, and a namespace given as an Output is written as a placeholder
+ * that only the monitored service's own Output replaces: the primary's may be an Output only if it is that same one.
+ */
+function checkShadowNamespaces(label: string, shadow: ModelService, primary: ModelService): void {
+  const output = (n: pulumi.Input<string> | undefined) => n !== undefined && typeof n !== 'string';
+  if ((output(shadow.namespace) || output(primary.namespace)) && shadow.namespace !== primary.namespace) {
+    throw new Error(`${label}: the namespace of ${shadow.label} or of its 'shadow.of' ${primary.label} is an Output, which the rules cannot name until it resolves unless it is the other's own; give both the same Output, or plain strings`);
   }
 }

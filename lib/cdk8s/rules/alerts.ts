@@ -5,6 +5,7 @@
 import { LABEL, METRIC } from '@modelship/contract';
 import { containerMatchers, deploymentMatchers, matchers, namespaceMatchers, type SeriesSelector } from '../promql';
 import { driftAlertExpr, type DriftRuleOptions } from './drift';
+import { shadowErrorAlertExpr, shadowPsiAlertExpr, type ShadowRuleOptions } from './shadow';
 import { burnRateAlertExprs, type Rule, type Slo } from './slo';
 
 export const ALERT = {
@@ -20,6 +21,7 @@ export const ALERT = {
   autoscalerMaxedOut: 'ModelServiceAutoscalerMaxedOut',
   inputDrift: 'ModelServiceInputDrift',
   predictionDrift: 'ModelServicePredictionDrift',
+  shadowDiverges: 'ModelServiceShadowDiverges',
 } as const;
 export type AlertName = (typeof ALERT)[keyof typeof ALERT];
 
@@ -42,6 +44,8 @@ export const DEFAULT_ALERT_DURATIONS: AlertDurations = {
   // Drift is a trend, not an outage: half an hour of a shifted hour-long window is a shift, not a burst of odd requests.
   ModelServiceInputDrift: '30m',
   ModelServicePredictionDrift: '30m',
+  // A shadow's answers are discarded, so its divergence hurts no one yet: a quarter of the window, not a blip.
+  ModelServiceShadowDiverges: '15m',
 };
 
 export interface AlertContext {
@@ -59,6 +63,8 @@ export interface AlertContext {
   readonly labels: Readonly<Record<string, string>>;
   /** Drift alerts, when ModelMonitoring's `drift` is on. */
   readonly drift?: DriftRuleOptions;
+  /** The comparison with the primary, when ModelMonitoring's `shadow` names one. */
+  readonly shadow?: ShadowRuleOptions;
 }
 
 export function alertRules(context: AlertContext, slos: { availability: Slo; latency: Slo }): Rule[] {
@@ -133,6 +139,7 @@ export function alertRules(context: AlertContext, slos: { availability: Slo; lat
       `HPA {{ $labels.horizontalpodautoscaler }} has run at its maximum of {{ $value }} replicas for ${durations.ModelServiceAutoscalerMaxedOut}: demand exceeds what it may add. Raise maxReplicas or the per-pod capacity.`));
   }
   if (context.drift) rules.push(...driftAlerts(context.drift, alert, who));
+  if (context.shadow) rules.push(...shadowAlerts(context.shadow, alert, who));
   return rules;
 }
 
@@ -156,5 +163,25 @@ function driftAlerts(drift: DriftRuleOptions, alert: AlertBuilder, who: string):
       `What ${who} predicts no longer looks like its reference`,
       `The distribution of ${feature}, an output of ${who}, has moved away from its drift profile: ${psi}. The inputs, the world or the model changed.`));
   }
+  return rules;
+}
+
+/**
+ * One alert name for both ways a shadow can differ from its primary, each its own rule told apart by a `divergence`
+ * label (`predictions` or `errors`, for routing and silencing): a shadow that both predicts otherwise and fails more
+ * is two alerts, not one that hides the second cause.
+ */
+function shadowAlerts(shadow: ShadowRuleOptions, alert: AlertBuilder, who: string): Rule[] {
+  const divergence = (rule: Rule, kind: 'predictions' | 'errors'): Rule => ({ ...rule, labels: { ...rule.labels, divergence: kind } });
+  const primary = `${shadow.primary.service}${shadow.primary.namespace ? ` in ${shadow.primary.namespace}` : ''}`;
+  const rules: Rule[] = [];
+  if (shadow.distributions) {
+    rules.push(divergence(alert(ALERT.shadowDiverges, shadowPsiAlertExpr(shadow), 'warning',
+      `${who} predicts unlike ${primary}, which it shadows`,
+      `For the same requests, feature {{ $labels.feature }} of tensor {{ $labels.tensor }} (model {{ $labels.model }}) served by ${who} is distributed unlike ${primary}'s: PSI {{ printf "%.2f" $value }} over ${shadow.window}, above ${shadow.psiThreshold}. Promoting the shadow would change what clients get.`), 'predictions'));
+  }
+  rules.push(divergence(alert(ALERT.shadowDiverges, shadowErrorAlertExpr(shadow), 'warning',
+    `${who} fails more often than ${primary}, which it shadows`,
+    `For the same requests, model {{ $labels.model }} on ${who} answered with a server error {{ $value | humanizePercentage }} more often than on ${primary} over ${shadow.window} (more than ${Number((shadow.errorRatioThreshold * 100).toPrecision(6))}% apart). Promoting the shadow would add these errors.`), 'errors'));
   return rules;
 }

@@ -87,6 +87,6 @@ export function driftAlertExpr(options: DriftRuleOptions, tensors?: readonly str
 }
 
 /** A tensor name as an RE2 literal inside a PromQL string (names may hold '.', ':', '/', ...). */
-function regexEscape(name: string): string {
+export function regexEscape(name: string): string {
   return name.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&').replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 }
