@@ -1,6 +1,6 @@
 // The `modelship` entry point: the cdk8s constructs, and the runtime contract they are written against.
 export * as contract from '@modelship/contract';
-export { type ClusterIpOptions, Exposure, type IngressOptions, type LoadBalancerOptions, ModelService, type ModelServiceProps, type PayloadLogging, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
+export { type ClusterIpOptions, Exposure, type IngressOptions, type LoadBalancerOptions, ModelService, type ModelServiceProps, type PayloadLogging, type TracingOptions, DEFAULT_RUNTIME_IMAGE } from './cdk8s/model-service';
 export type { OnnxFileInfo, OptimizeLevel, Quantize, TensorSpec } from '@modelship/contract';
 export {
   ModelSource, type FromUriOptions, type FromFileOptions, type BroughtProfileOptions, type UriProfile, type ModelOptimization, CONFIG_MAP_MODEL_LIMIT_BYTES,

@@ -13,16 +13,18 @@ import {
 import { addIngress, Exposure } from './exposure';
 import { HardenedDeployment } from './hardened-deployment';
 import { LABEL_KEYS, recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
-import { distinctRules, httpUrl, tcpEgress, urlPort } from './network';
+import { destinationUrl, distinctRules, urlEgress } from './network';
 import type { ModelAutoscaler } from './model-autoscaler';
 import type { ModelSource, ModelSourceConfig } from './model-source';
 import * as promql from './promql';
+import { checkTracingEnv, tracingEndpoint, tracingEnv, type TracingOptions } from './tracing';
 import {
   byteQuantity, checkCpu, checkDataKey, checkDnsLabel, checkMemory, checkModelName, checkPositiveInteger, checkSetting, settingValue,
   checkStorage, cpuCores, cpuQuantity, memoryBytes,
 } from './validation';
 
 export { type ClusterIpOptions, Exposure, type IngressOptions, type LoadBalancerOptions } from './exposure';
+export { type TracingOptions } from './tracing';
 
 // The package's own version, from its package.json one level up (the same path from lib/cdk8s/*.ts and *.js).
 const PACKAGE_VERSION: string = require('../package.json').version;
@@ -166,6 +168,12 @@ export interface ModelServiceProps {
   /** Log a share of inferences' inputs and outputs. @default - off */
   readonly payloadLogging?: PayloadLogging;
   /**
+   * Trace requests with OpenTelemetry and send the spans to an OTLP/HTTP collector: sets the runtime container's
+   * standard `OTEL_*` variables, and lets the pods reach the collector's port.
+   * @default - off: no spans are recorded or sent
+   */
+  readonly tracing?: TracingOptions;
+  /**
    * Seconds the runtime lets in-flight requests finish after SIGTERM; the pod's grace period is derived from it.
    * @default 30
    */
@@ -185,9 +193,10 @@ export interface ModelServiceProps {
    */
   readonly allowFrom?: kplus.k8s.NetworkPolicyPeer[];
   /**
-   * Egress the pods may open besides DNS and the model download, as NetworkPolicy egress rules (peers and ports),
-   * e.g. a proxy the download goes through. The runtime itself opens no connections.
-   * @default - DNS (port 53, UDP and TCP, to any destination) and, with ModelSource.fromUri, the model host's port
+   * Egress the pods may open besides DNS, the model download, the payload sink and the trace collector, as
+   * NetworkPolicy egress rules (peers and ports), e.g. a proxy the download goes through. The runtime itself opens no
+   * other connections.
+   * @default - DNS (port 53, UDP and TCP, to any destination); with ModelSource.fromUri, the model host's port; the ports of `payloadLogging.url` and `tracing.endpoint`
    */
   readonly allowEgress?: kplus.k8s.NetworkPolicyEgressRule[];
   /** `app.kubernetes.io/part-of`. @default 'modelship' */
@@ -281,6 +290,7 @@ export class ModelService extends Construct {
     this.hasDriftProfile = props.model.hasDriftProfile;
     this.driftProfile = source.driftProfile;
     const gpus = checkGpus(props, source);
+    checkTracingEnv(props.env, props.tracing);
 
     const deployment = this.createDeployment(props, source, { runtimeImage, containerSecurityContext, resources, gpus });
     this.deployment = deployment;
@@ -304,7 +314,7 @@ export class ModelService extends Construct {
     if (exposure.ingress) this.ingress = addIngress(this, this.service, exposure.ingress);
     if (replicas > 1) this.ensureDisruptionBudget();
     this.networkPolicy = this.createNetworkPolicy(ingressPeers(props.allowFrom, exposure),
-      [DNS_EGRESS, ...(source.egress ?? []), ...payloadSinkEgress(props.payloadLogging), ...(props.allowEgress ?? [])]);
+      [DNS_EGRESS, ...(source.egress ?? []), ...runtimeDestinations(props).map(urlEgress), ...(props.allowEgress ?? [])]);
     this.node.addValidation({ validate: () => this.serviceNameClashes() });
   }
 
@@ -422,10 +432,7 @@ export class ModelService extends Construct {
         image: source.image ?? options.runtimeImage,
         imagePullPolicy: props.imagePullPolicy,
         args: ['serve', `--${SERVE_SETTINGS.modelRepository.flag}`, MODEL_REPOSITORY_PATH, ...runtimeArgs(props, options.resources, options.gpus, this.drainTimeoutSeconds), ...securityArgs(props)],
-        // The events' ce-namespace is the pod's, which only the downward API knows when the chart names none.
-        envVariables: props.payloadLogging?.url !== undefined
-          ? { [SERVE_SETTINGS.payloadLogNamespace.env]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE), ...props.env }
-          : props.env,
+        envVariables: runtimeEnv(props, serviceNameOf(props, this.modelName)),
         ports: [{ name: PORT_NAME.http, number: HTTP_PORT }, { name: PORT_NAME.grpc, number: GRPC_PORT }],
         // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes. It counts from this
         // container's start, after the init containers: a fetch or an optimize-model run, however long, spends none of
@@ -707,23 +714,31 @@ function runtimeArgs(props: ModelServiceProps, resources: Resources, gpus: numbe
   return args;
 }
 
-/** The sink's URL, checked as the runtime checks --payload-log-url, so that a bad one fails at synth, not in the pod. */
+/** The sink's URL, checked as the runtime checks --payload-log-url. */
 function payloadSinkUrl(value: string): URL {
-  const url = httpUrl(value);
-  if (!url) {
-    throw new Error(`'payloadLogging.url' ('${value}') must be an http:// or https:// URL`);
-  }
-  if (url.username !== '' || url.password !== '') throw new Error("'payloadLogging.url' must not hold credentials (user:password@): the runtime refuses them");
-  return url;
+  return destinationUrl('payloadLogging.url', value, 'the runtime refuses them');
+}
+
+/** The URLs the runtime connects to on its own, each checked by its prop's rules: the NetworkPolicy opens their ports. */
+function runtimeDestinations(props: ModelServiceProps): URL[] {
+  return [
+    ...(props.payloadLogging?.url !== undefined ? [payloadSinkUrl(props.payloadLogging.url)] : []),
+    ...(props.tracing ? [tracingEndpoint(props.tracing.endpoint)] : []),
+  ];
 }
 
 /**
- * Egress to the payload sink's port. Its address is unknown at synth time (a Service name, an external host) and a
- * NetworkPolicy cannot name hosts, so any destination on that port, as for the model download.
+ * The runtime container's variables: what payload logging and tracing need, then `env`. The pod's namespace and
+ * name come from the downward API, the only source of them when the chart names no namespace.
  */
-function payloadSinkEgress(logging: PayloadLogging | undefined): kplus.k8s.NetworkPolicyEgressRule[] {
-  if (logging?.url === undefined) return [];
-  return [tcpEgress(urlPort(payloadSinkUrl(logging.url)))];
+function runtimeEnv(props: ModelServiceProps, serviceName: string): Record<string, kplus.EnvValue> | undefined {
+  const env: Record<string, kplus.EnvValue> = {
+    // The events' ce-namespace.
+    ...(props.payloadLogging?.url !== undefined ? { [SERVE_SETTINGS.payloadLogNamespace.env]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE) } : {}),
+    ...(props.tracing ? tracingEnv(props.tracing, serviceName) : {}),
+    ...props.env,
+  };
+  return Object.keys(env).length > 0 ? env : undefined;
 }
 
 function checkTensorName(name: string): string {

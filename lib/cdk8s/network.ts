@@ -26,3 +26,27 @@ export function urlPort(url: URL): number {
   if (url.port !== '') return Number(url.port);
   return url.protocol === 'https:' ? 443 : 80;
 }
+
+/**
+ * An http(s) URL prop naming a destination the pods connect to (a payload sink, a trace collector), checked at synth
+ * so that a bad one fails here rather than in the pod. Credentials are refused, for `reason`; the message masks the
+ * password, since it ends up in build logs.
+ */
+export function destinationUrl(prop: string, value: string, reason: string): URL {
+  const url = httpUrl(value);
+  if (!url) throw new Error(`'${prop}' ('${value}') must be an http:// or https:// URL`);
+  if (url.username !== '' || url.password !== '') {
+    const masked = new URL(url.href);
+    if (masked.password !== '') masked.password = '***';
+    throw new Error(`'${prop}' ('${masked.href}') must not hold credentials (user:password@): ${reason}`);
+  }
+  return url;
+}
+
+/**
+ * Egress to the port of a destination URL. Its address is unknown at synth time (a Service name, an external host)
+ * and a NetworkPolicy cannot name hosts, so any destination on that port, as for the model download.
+ */
+export function urlEgress(url: URL): kplus.k8s.NetworkPolicyEgressRule {
+  return tcpEgress(urlPort(url));
+}
