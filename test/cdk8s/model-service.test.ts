@@ -270,6 +270,71 @@ describe('ModelService egress', () => {
   });
 });
 
+describe('ModelService tracing', () => {
+  const image = ModelSource.fromImage('registry/m:1');
+  const DNS = { ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] };
+  const tcp = (port: number) => ({ ports: [{ port, protocol: 'TCP' }] });
+  const runtimeOf = (objects: Manifest[]) => one(objects, 'Deployment').spec.template.spec.containers[0];
+  const fieldRef = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
+
+  it('sets the standard OTEL_* variables, the pod\'s name and namespace before the attributes that refer to them', () => {
+    const objects = synth((c) => new ModelService(c, 'fraud', { model: image,
+      tracing: { endpoint: 'http://otel-collector.observability.svc:4318', samplingRatio: 0.25, serviceName: 'fraud-scoring' },
+      env: { OMP_WAIT_POLICY: kplus.EnvValue.fromValue('PASSIVE') } }));
+    assert.deepEqual(runtimeOf(objects).env, [
+      { name: 'OTEL_RESOURCE_ATTRIBUTES_POD_NAME', ...fieldRef('metadata.name') },
+      { name: 'OTEL_RESOURCE_ATTRIBUTES_POD_NAMESPACE', ...fieldRef('metadata.namespace') },
+      { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel-collector.observability.svc:4318' },
+      { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', value: 'http/protobuf' },
+      { name: 'OTEL_TRACES_SAMPLER', value: 'parentbased_traceidratio' },
+      { name: 'OTEL_TRACES_SAMPLER_ARG', value: '0.25' },
+      { name: 'OTEL_SERVICE_NAME', value: 'fraud-scoring' },
+      { name: 'OTEL_RESOURCE_ATTRIBUTES', value: 'k8s.namespace.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAMESPACE),k8s.pod.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)' },
+      { name: 'OMP_WAIT_POLICY', value: 'PASSIVE' },
+    ]);
+    assert.deepEqual(one(objects, 'NetworkPolicy').spec.egress, [DNS, tcp(4318)]);
+    assertValidManifests(objects);
+  });
+
+  it('samples a tenth of the traces that start here, named after the Service, by default', () => {
+    const env = (props: { modelName?: string; serviceName?: string }) => Object.fromEntries(runtimeOf(synth((c) => new ModelService(c, 'x', {
+      model: image, ...props, tracing: { endpoint: 'http://collector:4318/' } }))).env.map((e: any) => [e.name, e.value]));
+    const defaults = env({ modelName: 'my_model' });
+    assert.equal(defaults.OTEL_TRACES_SAMPLER_ARG, '0.1');
+    assert.equal(defaults.OTEL_SERVICE_NAME, 'my-model', 'the Service\'s name, which the metrics are selected by');
+    assert.equal(defaults.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://collector:4318', 'the base URL, to which the exporter appends /v1/traces');
+    assert.equal(env({ modelName: 'fraud', serviceName: 'fraud-canary' }).OTEL_SERVICE_NAME, 'fraud-canary');
+  });
+
+  it('allows the collector\'s port: its own, else 443 for https and 80 for http; beside the payload sink\'s, once when they share one', () => {
+    const egress = (endpoint: string, payloadLogging?: { url: string }) =>
+      one(synth((c) => new ModelService(c, 's', { model: image, tracing: { endpoint }, payloadLogging })), 'NetworkPolicy').spec.egress;
+    assert.deepEqual(egress('http://collector.observability.svc:4318'), [DNS, tcp(4318)]);
+    assert.deepEqual(egress('https://otlp.example.com'), [DNS, tcp(443)]);
+    assert.deepEqual(egress('http://collector'), [DNS, tcp(80)]);
+    assert.deepEqual(egress('https://otlp.example.com', { url: 'http://sink:9000/' }), [DNS, tcp(9000), tcp(443)]);
+    assert.deepEqual(egress('https://otlp.example.com', { url: 'https://sink.example.com/' }), [DNS, tcp(443)]);
+  });
+
+  it('keeps the payload events\' namespace variable beside its own', () => {
+    const env = runtimeOf(synth((c) => new ModelService(c, 's', { model: image, payloadLogging: { url: 'http://sink/' }, tracing: { endpoint: 'http://collector:4318' } }))).env;
+    assert.deepEqual(env.slice(0, 3).map((e: any) => e.name), ['MODELSHIP_PAYLOAD_LOG_NAMESPACE', 'OTEL_RESOURCE_ATTRIBUTES_POD_NAME', 'OTEL_RESOURCE_ATTRIBUTES_POD_NAMESPACE']);
+  });
+
+  it('writes nothing of it without tracing', () => {
+    const objects = synth((c) => new ModelService(c, 's', { model: image, env: { OTEL_TRACES_SAMPLER: kplus.EnvValue.fromValue('always_off') } }));
+    assert.deepEqual(runtimeOf(objects).env, [{ name: 'OTEL_TRACES_SAMPLER', value: 'always_off' }], 'other OTEL_* variables pass through env');
+    assert.equal(runtimeOf(synth((c) => new ModelService(c, 's', { model: image }))).env, undefined);
+    assert.deepEqual(one(objects, 'NetworkPolicy').spec.egress, [DNS]);
+  });
+
+  it('passes collector headers through env, as a Secret', () => {
+    const env = runtimeOf(synth((c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'https://otlp.example.com' },
+      env: { OTEL_EXPORTER_OTLP_HEADERS: kplus.EnvValue.fromSecretValue({ secret: kplus.Secret.fromSecretName(c, 'H', 'otlp-headers'), key: 'headers' }) } }))).env;
+    assert.deepEqual(env.at(-1), { name: 'OTEL_EXPORTER_OTLP_HEADERS', valueFrom: { secretKeyRef: { name: 'otlp-headers', key: 'headers' } } });
+  });
+});
+
 describe('ModelAutoscaler', () => {
   it('scales on CPU with an autoscaling/v2 HPA that targets the Deployment, which drops its fixed replicas', () => {
     const objects = synth((chart) => {
@@ -396,6 +461,8 @@ describe('every synthesized object passes the strict Kubernetes 1.27 and CRD sch
       signal: ScalingSignal.inFlightRequestsWithKeda({ target: 2, prometheusAddress: 'http://p:9090', activation: { query: 'sum(queue_length)', threshold: 5 } }) })],
     ['prometheus-adapter', (c) => new ModelAutoscaler(c, 'a', { service: new ModelService(c, 's', { model: image }),
       signal: ScalingSignal.inFlightRequestsWithPrometheusAdapter({ target: 3 }) })],
+    ['tracing and a payload sink', (c) => new ModelService(c, 's', { model: image,
+      tracing: { endpoint: 'https://otlp.example.com', samplingRatio: 1, serviceName: 'fraud' }, payloadLogging: { url: 'http://sink:9000/' } })],
   ];
   for (const [name, build] of variants) {
     it(name, () => assertValidManifests(synth(build)));
@@ -583,6 +650,35 @@ describe('what was accepted but wrong is refused with the fix', () => {
     ['a payload sink that is not http(s)', (c) => new ModelService(c, 's', { model: image, payloadLogging: { url: 'ftp://sink/' } }), /'payloadLogging.url' \('ftp:\/\/sink\/'\) must be an http:\/\/ or https:\/\/ URL/],
     ['a payload sink through env', (c) => new ModelService(c, 's', { model: image, env: { MODELSHIP_PAYLOAD_LOG_URL: kplus.EnvValue.fromValue('http://sink/') } }),
       /set the payload sink with 'payloadLogging.url', not env MODELSHIP_PAYLOAD_LOG_URL/],
+    ['a payload sink with credentials', (c) => new ModelService(c, 's', { model: image, payloadLogging: { url: 'https://u:secret@sink/' } }),
+      /'payloadLogging.url' \('https:\/\/u:\*\*\*@sink\/'\) must not hold credentials \(user:password@\): the runtime refuses them/],
+    ['a collector that is not http(s)', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'grpc://collector:4317' } }),
+      /'tracing.endpoint' \('grpc:\/\/collector:4317'\) must be an http:\/\/ or https:\/\/ URL/],
+    ['a collector that is no URL', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'collector:4318' } }),
+      /'tracing.endpoint' \('collector:4318'\) must be an http:\/\/ or https:\/\/ URL/],
+    ['a collector with the traces path', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'http://collector:4318/v1/traces' } }),
+      /'tracing.endpoint' \('http:\/\/collector:4318\/v1\/traces'\) must have no path, query or fragment: the exporter appends \/v1\/traces to it; give 'http:\/\/collector:4318'/],
+    ['a collector with a query', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'http://collector:4318/?tenant=a' } }),
+      /'tracing.endpoint' \('http:\/\/collector:4318\/\?tenant=a'\) must have no path, query or fragment/],
+    ['a collector with credentials', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'https://user:hunter2@otlp.example.com' } }),
+      /'tracing.endpoint' \('https:\/\/user:\*\*\*@otlp.example.com\/'\) must not hold credentials \(user:password@\)[\s\S]*OTEL_EXPORTER_OTLP_HEADERS from a Secret/],
+    ['a sampling ratio above 1', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'http://collector:4318', samplingRatio: 10 } }),
+      /'tracing.samplingRatio' \(10\) must be a number from 0 to 1/],
+    ['a negative sampling ratio', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'http://collector:4318', samplingRatio: -0.1 } }),
+      /'tracing.samplingRatio' \(-0.1\) must be a number from 0 to 1/],
+    ['an empty trace service name', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'http://collector:4318', serviceName: '' } }),
+      /'tracing.serviceName' must not be empty/],
+    ['a collector through env', (c) => new ModelService(c, 's', { model: image, env: { OTEL_EXPORTER_OTLP_ENDPOINT: kplus.EnvValue.fromValue('http://collector:4318') } }),
+      /set the trace collector with 'tracing.endpoint', not env OTEL_EXPORTER_OTLP_ENDPOINT: the NetworkPolicy must allow its port/],
+    ['a traces collector through env', (c) => new ModelService(c, 's', { model: image, env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: kplus.EnvValue.fromValue('http://collector:4318/v1/traces') } }),
+      /set the trace collector with 'tracing.endpoint', not env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT/],
+    ['a second collector through env beside tracing', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'http://collector:4318' },
+      env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: kplus.EnvValue.fromValue('http://other:4318/v1/traces') } }),
+      /set the trace collector with 'tracing.endpoint', not env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT/],
+    ['a sampler through env beside tracing', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'http://collector:4318' },
+      env: { OTEL_TRACES_SAMPLER_ARG: kplus.EnvValue.fromValue('1') } }), /env OTEL_TRACES_SAMPLER_ARG would override what 'tracing' writes; set it with 'tracing.samplingRatio'/],
+    ['resource attributes through env beside tracing', (c) => new ModelService(c, 's', { model: image, tracing: { endpoint: 'http://collector:4318' },
+      env: { OTEL_RESOURCE_ATTRIBUTES: kplus.EnvValue.fromValue('team=risk') } }), /env OTEL_RESOURCE_ATTRIBUTES would override what 'tracing' writes; remove it from 'env'/],
   ];
   for (const [name, build, message] of cases) {
     it(name, () => assert.throws(() => synth(build), message));
