@@ -56,6 +56,11 @@ describe('modelship/pulumi', () => {
       service: { model: side.ModelSource.fromImage('registry/m:1'), replicas: 3, allowFrom: [{ podSelector: { matchLabels: { role: 'client' } } }] },
       monitoring: { dashboard: false, latencyObjective: { thresholdSeconds: 0.1, percent: 95 } },
     })],
+    ['tracing to a collector beside a payload sink', (side) => ({
+      service: { model: side.ModelSource.fromImage('registry/m:1'), tracing: { endpoint: 'http://otel-collector.observability.svc:4318', samplingRatio: 0.5 },
+        payloadLogging: { url: 'https://sink.example.com/' } },
+      monitoring: {},
+    })],
   ];
   propSets.forEach(([label, make], index) => {
     it(`registers each object as a child of its component, equal to the cdk8s synthesis: ${label}`, async () => {
