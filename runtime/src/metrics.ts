@@ -5,6 +5,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { BATCH_SIZE_BUCKETS, LABEL, LATENCY_BUCKETS_SECONDS, METRIC, type DriftProfile } from '@modelship/contract';
 import type { DriftCounts } from './model/messages';
+import { Exemplars, openMetricsText, OPENMETRICS_CONTENT_TYPE } from './open-metrics';
+import type { ExemplarLabels } from './tracing/tracing';
 
 const VERSION_LABELS = [LABEL.model, LABEL.version] as const;
 const REQUEST_LABELS = [LABEL.model, LABEL.version, LABEL.protocol, LABEL.code] as const;
@@ -77,12 +79,26 @@ export class RuntimeMetrics {
     registers: [this.registry],
   });
 
+  /** The traces of sampled requests on the latency buckets they fell in (open-metrics.ts). */
+  readonly exemplars = new Exemplars({
+    [METRIC.requestDuration]: LATENCY_BUCKETS_SECONDS, [METRIC.queueDuration]: LATENCY_BUCKETS_SECONDS,
+  });
+
   private readonly versions = new Map<string, VersionMetrics>();
   /** The model_info label set of each loaded version, so that `forget` removes exactly the series it set. */
   private readonly infoLabels = new Map<string, Record<string, string>>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * The exposition for a scrape: OpenMetrics with exemplars when `openMetrics` (tracing is on, so there are
+   * exemplars to carry) and the scraper asks for it; the Prometheus text format otherwise.
+   */
+  async exposition(openMetrics: boolean): Promise<{ readonly contentType: string; readonly body: string }> {
+    if (openMetrics) return { contentType: OPENMETRICS_CONTENT_TYPE, body: await openMetricsText(this.registry, this.exemplars) };
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
   /** Sets modelship_model_info for a loaded version: its file's sha256 and default opset. */
@@ -102,6 +118,7 @@ export class RuntimeMetrics {
     this.infoLabels.delete(key);
     this.versions.get(key)?.forgetDrift();
     this.versions.delete(key);
+    for (const metric of [METRIC.requestDuration, METRIC.queueDuration]) this.exemplars.forget(Exemplars.seriesKey(metric, labels));
   }
 
   /**
@@ -121,7 +138,7 @@ export class RuntimeMetrics {
 
 const versionKey = (model: string, version: number) => `${model}\u0000${version}`;
 
-type RequestSeries = { readonly count: Counter.Internal; readonly duration: Histogram.Internal<string> };
+type RequestSeries = { readonly count: Counter.Internal; readonly duration: Histogram.Internal<string>; readonly exemplarKey: string };
 
 export class VersionMetrics {
   readonly inFlight: Gauge.Internal<string>;
@@ -133,8 +150,10 @@ export class VersionMetrics {
   /** Per tensor of the drift profile, its bin counters feature after feature (the layout of DriftCounts). */
   private driftSeries: Counter.Internal[][] = [];
   private driftLabels: Record<string, string>[] = [];
+  private readonly queueExemplarKey: string;
 
   constructor(private readonly metrics: RuntimeMetrics, readonly labels: { readonly model: string; readonly version: string }) {
+    this.queueExemplarKey = Exemplars.seriesKey(METRIC.queueDuration, labels);
     this.inFlight = metrics.inFlight.labels(labels);
     this.queueDepth = metrics.queueDepth.labels(labels);
     this.queueDuration = metrics.queueDuration.labels(labels);
@@ -182,16 +201,26 @@ export class VersionMetrics {
     this.metrics.explainDuration.observe(labels, seconds);
   }
 
-  /** Counts one finished request and its latency. */
-  request(protocol: string, code: number, seconds: number): void {
+  /** Counts one finished request and its latency; `exemplar` is its trace when tracing sampled it. */
+  request(protocol: string, code: number, seconds: number, exemplar?: ExemplarLabels): void {
     const key = `${protocol} ${code}`;
     let series = this.requestSeries.get(key);
     if (!series) {
       const labels = { ...this.labels, protocol, code: String(code) };
-      series = { count: this.metrics.requests.labels(labels), duration: this.metrics.requestDuration.labels(labels) };
+      series = {
+        count: this.metrics.requests.labels(labels), duration: this.metrics.requestDuration.labels(labels),
+        exemplarKey: Exemplars.seriesKey(METRIC.requestDuration, labels),
+      };
       this.requestSeries.set(key, series);
     }
     series.count.inc();
     series.duration.observe(seconds);
+    if (exemplar) this.metrics.exemplars.record(METRIC.requestDuration, series.exemplarKey, seconds, exemplar);
+  }
+
+  /** How long a request waited for its run; `exemplar` is its trace when tracing sampled it. */
+  observeQueue(seconds: number, exemplar?: ExemplarLabels): void {
+    this.queueDuration.observe(seconds);
+    if (exemplar) this.metrics.exemplars.record(METRIC.queueDuration, this.queueExemplarKey, seconds, exemplar);
   }
 }

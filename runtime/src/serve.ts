@@ -19,6 +19,8 @@ import { createAuthenticator } from './server/auth';
 import { startGrpcServer, type GrpcServer } from './server/grpc-server';
 import { createHttpServer, type HttpServer } from './server/http-server';
 import { loadTls } from './server/tls';
+import { tracingConfig } from './tracing/environment';
+import { Tracing } from './tracing/tracing';
 
 export interface RunningServer {
   readonly httpPort: number;
@@ -49,15 +51,20 @@ export async function serve(settings: ResolvedServeSettings, log: Logger, server
   const tls = loadTls(settings, log.child({ component: 'tls' }));
   let entries: ModelEntry[];
   let auth: ReturnType<typeof createAuthenticator>;
+  let tracingSettings: ReturnType<typeof tracingConfig>;
   try {
     entries = findModels(settings, log);
+    // OTEL_* variables are read here so a wrong one ends the start with the others' mistakes, before any load.
+    tracingSettings = tracingConfig();
     auth = createAuthenticator(settings, log);
   } catch (error) {
     tls?.close();
     throw error;
   }
+  const tracing = tracingSettings && new Tracing(tracingSettings, serverVersion);
+  if (tracingSettings) log.info({ endpoint: tracingSettings.endpoint, sampler: tracingSettings.sampler, ratio: tracingSettings.ratio }, `tracing to ${tracingSettings.endpoint}`);
   const metrics = new RuntimeMetrics();
-  const registry = new ModelRegistry(entries, settings, metrics, log);
+  const registry = new ModelRegistry(entries, settings, metrics, log, containerResources(), tracing);
   // With a sink, sampled payloads go there instead of stdout: one place to look, and no record written twice.
   const events = settings.payloadLogUrl !== undefined
     ? new PayloadEventSink({
@@ -74,7 +81,7 @@ export async function serve(settings: ResolvedServeSettings, log: Logger, server
     explain: { maxSamples: settings.maxExplainSamples, maxQueueSize: settings.maxExplainQueueSize, timeoutSeconds: settings.explainTimeoutSeconds },
   };
   const codecs = new CodecPool({ threads: containerResources().cpus, offloadFromBytes: CODEC_THREAD_FROM_BYTES });
-  const core = new InferenceCore(registry, metrics, limits, codecs, payloads, events);
+  const core = new InferenceCore(registry, metrics, limits, codecs, { payloads, events, tracing });
   const http = createHttpServer(core, {
     maxBodyBytes: settings.maxBodyBytes, requestTimeoutSeconds: settings.requestTimeoutSeconds,
     maxConnections: settings.maxConnections, serverVersion, log, auth, tls,
@@ -84,6 +91,7 @@ export async function serve(settings: ResolvedServeSettings, log: Logger, server
   const release = async () => {
     await app.close();
     await registry.close();
+    await tracing?.shutdown(0);
     auth?.close();
     tls?.close();
   };
@@ -133,6 +141,8 @@ export async function serve(settings: ResolvedServeSettings, log: Logger, server
   const shutdown = (reason: string) => (stopping ??= (clearInterval(polling), drain(http, grpc, core, settings.drainTimeoutSeconds, reason, log)
     // The last requests' events are sent for a moment more; the sink is closed on any outcome of the drain.
     .finally(() => events?.close(EVENTS_FLUSH_MS))
+    // The last requests' spans too; what the collector has not taken by then is dropped.
+    .finally(() => tracing?.shutdown(EVENTS_FLUSH_MS))
     .finally(() => {
       void codecs.close();
       // The file watchers hold no reference on the event loop, but nothing should reload after the doors closed.

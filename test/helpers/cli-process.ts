@@ -36,13 +36,13 @@ export interface RunOptions {
 }
 
 /**
- * The environment without any MODELSHIP_* variable of the shell running the tests (they would change what the CLI
+ * The environment without any MODELSHIP_* or OTEL_* variable of the shell running the tests (they would change what the CLI
  * does), and without NODE_TEST_CONTEXT, which would make a child `node` believe it runs under this test runner.
  */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('MODELSHIP_') && key !== 'NODE_TEST_CONTEXT') env[key] = value;
+    if (!key.startsWith('MODELSHIP_') && !key.startsWith('OTEL_') && key !== 'NODE_TEST_CONTEXT') env[key] = value;
   }
   return { ...env, ...extra };
 }

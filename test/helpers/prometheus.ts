@@ -118,6 +118,8 @@ export interface PrometheusOptions {
   readonly files?: Readonly<Record<string, string>>;
   /** @default 15_000 */
   readonly timeoutMs?: number;
+  /** Further command-line flags, e.g. `--enable-feature=exemplar-storage`. @default none */
+  readonly args?: readonly string[];
 }
 
 /** Starts Prometheus on a free loopback port with the config and files in a temporary directory. */
@@ -130,6 +132,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Serve
     `--config.file=${join(dir, 'prometheus.yml')}`,
     `--storage.tsdb.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${port}`,
+    ...(options.args ?? []),
   ], options.timeoutMs ?? 15_000);
 }
 

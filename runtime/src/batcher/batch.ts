@@ -3,6 +3,7 @@
  * dimension, with equal trailing shapes and datatypes, become one run along that dimension; each request then
  * gets exactly its own rows of every output back.
  */
+import type { SpanContext } from '@opentelemetry/api';
 import { DATATYPES, elementCount, type NamedTensor, type TensorData, type TypedArray } from '../tensor/datatypes';
 import type { Signature } from '../tensor/signature';
 
@@ -89,6 +90,8 @@ export interface RunJob {
   /** The request's rows along dim 0, or undefined when it cannot be merged with others. */
   readonly rows: number | undefined;
   readonly enqueuedAt: number;
+  /** The sampled span of the request, when tracing is on. */
+  readonly trace?: SpanContext;
   resolve(result: QueuedRunResult): void;
   reject(error: Error): void;
 }
@@ -110,7 +113,7 @@ export class Batch {
   /** Each request's rows, in order. */
   readonly rows: readonly number[];
   private merged: readonly NamedTensor[] | undefined;
-  private dispatchedAt: number | undefined;
+  private dispatched: number | undefined;
 
   constructor(private readonly jobs: readonly RunJob[]) {
     this.rows = jobs.map((job) => job.rows ?? rowsOf(job.inputs) ?? 1);
@@ -133,7 +136,19 @@ export class Batch {
 
   /** Marks the moment the run leaves the queue, which ends each request's queue time. */
   dispatch(now: number): void {
-    this.dispatchedAt = now;
+    this.dispatched = now;
+  }
+
+  /** When the run left the queue (performance.now() milliseconds). */
+  get dispatchedAt(): number | undefined {
+    return this.dispatched;
+  }
+
+  /** The jobs whose requests are traced, with when each was queued. */
+  get traced(): { readonly trace: SpanContext; readonly enqueuedAt: number }[] {
+    const traced = [];
+    for (const job of this.jobs) if (job.trace) traced.push({ trace: job.trace, enqueuedAt: job.enqueuedAt });
+    return traced;
   }
 
   /** The merged outputs of a run that followed the batch: each request gets its own rows, as views. */
@@ -156,6 +171,6 @@ export class Batch {
   }
 
   private queueSeconds(job: RunJob): number {
-    return ((this.dispatchedAt ?? job.enqueuedAt) - job.enqueuedAt) / 1000;
+    return ((this.dispatched ?? job.enqueuedAt) - job.enqueuedAt) / 1000;
   }
 }

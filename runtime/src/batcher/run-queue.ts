@@ -4,6 +4,7 @@
  * client can retry elsewhere, never as latency without bound.
  */
 import { performance } from 'node:perf_hooks';
+import type { SpanContext } from '@opentelemetry/api';
 import { InferenceError } from '../errors';
 import type { NamedTensor } from '../tensor/datatypes';
 import { Batch, canMerge, rowsOf, type QueuedRunResult, type RunJob } from './batch';
@@ -25,6 +26,33 @@ export interface QueueObserver {
   unbatchable(): void;
   /** A run's served rows per drift bin, and the baseline profile when this run completed it (model/messages.ts). */
   drift?(result: Pick<RunResult, 'drift' | 'baselineProfile'>): void;
+}
+
+/** What a request's run carries besides its tensors. */
+export interface JobOptions {
+  /** Withdraws the job (rejecting with the signal's reason) while it still waits. */
+  readonly signal?: AbortSignal;
+  /** The sampled span of the request the job serves: its queue and compute spans are made for it. */
+  readonly trace?: SpanContext;
+}
+
+/** Told of every run that served at least one traced job (tracing/tracing.ts makes its spans). */
+export interface RunTracer {
+  ran(run: TracedRun): void;
+}
+
+/** One run as tracing sees it; times in performance.now() milliseconds. */
+export interface TracedRun {
+  readonly purpose: QueuePurpose;
+  /** The jobs that carried a trace, in queue order, and when each was queued. */
+  readonly jobs: readonly { readonly trace: SpanContext; readonly enqueuedAt: number }[];
+  /** Requests and rows the run served, traced or not. */
+  readonly requests: number;
+  readonly rows: number;
+  readonly dispatchedAt: number;
+  readonly finishedAt: number;
+  /** Why the run failed. */
+  readonly error?: string;
 }
 
 export interface BatchPolicy {
@@ -56,6 +84,8 @@ export class RunQueue {
     /** Learned per row shape from every run of the model version, whichever queue it came from. */
     readonly sizers: BatchSizers = new BatchSizers(policy.maxBatchSize),
     readonly purpose: QueuePurpose = 'serve',
+    /** Set when tracing is on. */
+    private readonly tracer?: RunTracer,
   ) {}
 
   /** Whether requests may share a run: set from the loaded model's signature. */
@@ -85,8 +115,9 @@ export class RunQueue {
     }
   }
 
-  /** Queues one run; `signal` withdraws it (rejecting with the signal's reason) while it still waits. */
-  submit(inputs: readonly NamedTensor[], outputs: readonly string[], signal?: AbortSignal): Promise<QueuedRunResult> {
+  /** Queues one run; `options.signal` withdraws it (rejecting with the signal's reason) while it still waits. */
+  submit(inputs: readonly NamedTensor[], outputs: readonly string[], options: JobOptions = {}): Promise<QueuedRunResult> {
+    const { signal, trace } = options;
     this.checkCapacity();
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<QueuedRunResult>((resolve, reject) => {
@@ -94,7 +125,7 @@ export class RunQueue {
       const withdraw = () => this.withdraw(job, signal!.reason);
       const settled = () => signal?.removeEventListener('abort', withdraw);
       const job: RunJob = {
-        inputs, outputs, rows, enqueuedAt: performance.now(),
+        inputs, outputs, rows, enqueuedAt: performance.now(), trace,
         resolve: (result) => { settled(); resolve(result); },
         reject: (error) => { settled(); reject(error); },
       };
@@ -159,6 +190,17 @@ export class RunQueue {
   recordRun(rows: number, computeSeconds: number, inputs: readonly NamedTensor[]): void {
     this.sizers.for(inputs).record(rows, computeSeconds);
     this.observer.run(rows, computeSeconds);
+  }
+
+  /** A batch of this queue finished running (or failed with `error`): its spans, when any job is traced. */
+  recordFinished(batch: Batch, finishedAt: number, error?: string): void {
+    if (!this.tracer) return;
+    const jobs = batch.traced;
+    if (jobs.length === 0) return;
+    this.tracer.ran({
+      purpose: this.purpose, jobs, requests: batch.size, rows: batch.rows.reduce((a, b) => a + b, 0),
+      dispatchedAt: batch.dispatchedAt ?? finishedAt, finishedAt, ...(error !== undefined ? { error } : {}),
+    });
   }
 
   /** Fails every waiting job, e.g. when the worker that would run them is gone. */

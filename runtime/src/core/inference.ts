@@ -15,6 +15,7 @@ import type { ModelRegistry } from '../model/registry';
 import type { ModelVersion } from '../model/model-version';
 import type { PayloadEventSink } from '../payload-events';
 import type { PayloadLogger } from '../payload-log';
+import type { RequestSpan, TraceCarrier, Tracing } from '../tracing/tracing';
 import { dataBytes, type NamedTensor } from '../tensor/datatypes';
 import { publicShape, type ShapeLimits, type TensorSpec } from '../tensor/signature';
 import type { CodecRunner } from './codec-runner';
@@ -41,7 +42,31 @@ export interface Addressed {
   readonly model: string;
   /** Undefined: the model's default version. */
   readonly version?: string;
+  /** The request's headers (REST) or metadata (gRPC), where a W3C `traceparent` may come from. */
+  readonly carrier?: TraceCarrier;
+  /**
+   * When the request arrived (performance.now() milliseconds), if before the core saw it: the server span starts
+   * there, so reading the body shows in the trace.
+   */
+  readonly arrivedAt?: number;
 }
+
+/** What sees every request besides the metrics; each is optional and costs nothing when absent. */
+export interface CoreHooks {
+  /** Sampled payloads as log records (--payload-log-percent without a sink). */
+  readonly payloads?: PayloadLogger;
+  /** Sampled payloads as events to a sink (--payload-log-url). */
+  readonly events?: PayloadEventSink;
+  /** OpenTelemetry spans (tracing/environment.ts: on when an OTLP endpoint is set). */
+  readonly tracing?: Tracing;
+}
+
+/** Server span names, as OpenTelemetry names HTTP (`METHOD route`) and gRPC (`service/method`) server spans. */
+const SPAN_NAMES: Readonly<Record<Codec<unknown, unknown, unknown>['name'], { readonly infer: string; readonly explain: string }>> = {
+  'v2-rest': { infer: 'POST /v2/models/{model}/infer', explain: 'POST /v2/models/{model}/explain' },
+  'tfserving-rest': { infer: 'POST /v1/models/{model}:predict', explain: 'POST /v1/models/{model}:explain' },
+  'v2-grpc': { infer: 'inference.GRPCInferenceService/ModelInfer', explain: 'inference.GRPCInferenceService/ModelInfer' },
+};
 
 export const SERVER_NAME = 'modelship';
 
@@ -73,9 +98,13 @@ export class InferenceCore {
     readonly metrics: RuntimeMetrics,
     readonly limits: InferenceLimits,
     private readonly codecs: CodecRunner,
-    private readonly payloads?: PayloadLogger,
-    private readonly events?: PayloadEventSink,
+    private readonly hooks: CoreHooks = {},
   ) {}
+
+  /** OpenTelemetry spans, when tracing is on. */
+  get tracing(): Tracing | undefined {
+    return this.hooks.tracing;
+  }
 
   /** From now on readiness answers 503 (SIGTERM); the transports decide which requests are still served. */
   startDraining(): void {
@@ -119,34 +148,54 @@ export class InferenceCore {
   /** One inference, from the door's wire form to its answer; errors are InferenceErrors the door translates. */
   async infer<Wire, Meta, Encoded>(codec: Codec<Wire, Meta, Encoded>, wire: Wire, addressed: Addressed): Promise<Encoded> {
     const started = performance.now();
-    const target = this.registry.resolve(addressed.model, addressed.version);
+    const span = this.startSpan(SPAN_NAMES[codec.name].infer, addressed, started);
+    let target: ModelVersion | undefined;
+    let code = 200;
+    let failure: Error | undefined;
+    try {
+      target = this.registry.resolve(addressed.model, addressed.version);
+      return await this.serve(target, codec, wire, addressed.protocol, span);
+    } catch (error) {
+      failure = error as Error;
+      code = error instanceof InferenceError ? error.status : 500;
+      throw error;
+    } finally {
+      if (target) this.metrics.forVersion(target.name, target.version).request(addressed.protocol, code, (performance.now() - started) / 1000, span?.exemplar);
+      span?.end(code, target?.version, failure);
+    }
+  }
+
+  /** The request's work once its version is resolved: counted in flight from here to its answer. */
+  private async serve<Wire, Meta, Encoded>(target: ModelVersion, codec: Codec<Wire, Meta, Encoded>, wire: Wire, protocol: Protocol, span: RequestSpan | undefined): Promise<Encoded> {
+    const { payloads, events } = this.hooks;
     const series = this.metrics.forVersion(target.name, target.version);
     series.inFlight.inc();
     const finishedVersion = target.inFlight.start();
-    const finished = this.inFlight[addressed.protocol].start();
-    let code = 200;
+    const finished = this.inFlight[protocol].start();
     try {
       const { decoded, meta } = await this.codecs.decode(codec, wire, target.signature, this.limits);
       // Inputs move to the session worker without a copy, so a sampled record takes its share of them first.
-      const sampled = this.payloads?.sample() ? this.payloads.capture(decoded.inputs, 0.5) : undefined;
+      const sampled = payloads?.sample() ? payloads.capture(decoded.inputs, 0.5) : undefined;
       // The sink only queues here; sending is its own loop's, so a slow sink never holds the answer back.
-      const event = this.events?.sample() ? this.events.request(target.name, decoded.inputs) : undefined;
-      const result = await target.run(decoded.inputs, decoded.outputs);
+      const event = events?.sample() ? events.request(target.name, decoded.inputs) : undefined;
+      const trace = span?.sampled;
+      const result = await target.run(decoded.inputs, decoded.outputs, trace ? { trace } : undefined);
       this.checkResponseSize(target, result.outputs);
-      if (sampled) this.payloads!.write(target.name, target.version, sampled, result.outputs);
-      if (event) this.events!.response(event, target.version, result.outputs);
+      if (sampled) payloads!.write(target.name, target.version, sampled, result.outputs);
+      if (event) events!.response(event, target.version, result.outputs);
       // Compute time and batch size are per executed run, so the queue records them (model/registry.ts).
-      series.queueDuration.observe(result.queueSeconds);
+      series.observeQueue(result.queueSeconds, span?.exemplar);
       return await this.codecs.encode(codec, { model: target.name, version: target.version, outputs: result.outputs }, meta);
-    } catch (error) {
-      code = error instanceof InferenceError ? error.status : 500;
-      throw error;
     } finally {
       series.inFlight.dec();
       finishedVersion();
       finished();
-      series.request(addressed.protocol, code, (performance.now() - started) / 1000);
     }
+  }
+
+  /** The request's server span, when tracing is on. */
+  private startSpan(name: string, addressed: Addressed, started: number): RequestSpan | undefined {
+    return this.hooks.tracing?.startRequest(name, addressed.carrier, addressed, addressed.arrivedAt ?? started);
   }
 
   /**
@@ -180,12 +229,14 @@ export class InferenceCore {
   async explain<Wire, Meta, Encoded>(codec: Codec<Wire, Meta, Encoded>, wire: Wire, addressed: Addressed): Promise<ExplanationAnswer> {
     const started = performance.now();
     const target = this.registry.resolve(addressed.model, addressed.version);
+    const span = this.startSpan(SPAN_NAMES[codec.name].explain, addressed, started);
     const { timeoutSeconds, maxSamples } = this.limits.explain;
     const deadline = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const finished: Array<() => void> = [];
     let explainer = 'none';
     let code = 200;
+    let failure: Error | undefined;
     try {
       this.checkExplainCapacity(target);
       finished.push(target.explanations.start(), target.inFlight.start());
@@ -193,15 +244,17 @@ export class InferenceCore {
       const { decoded } = await this.codecs.decode(codec, wire, target.signature, this.limits);
       const parameters = parseExplainParameters(decoded.parameters, maxSamples);
       explainer = explainerFor(target, decoded.inputs, parameters);
-      return await explain(target, decoded.inputs, parameters, { maxSamples }, deadline.signal);
+      const trace = span?.sampled;
+      return await explain(target, decoded.inputs, parameters, { maxSamples }, { signal: deadline.signal, ...(trace ? { trace } : {}) });
     } catch (error) {
-      const refused = asInferenceError(error);
-      code = refused instanceof InferenceError ? refused.status : 500;
-      throw refused;
+      failure = asInferenceError(error);
+      code = failure instanceof InferenceError ? failure.status : 500;
+      throw failure;
     } finally {
       clearTimeout(timer);
       for (const finish of finished) finish();
       this.metrics.forVersion(target.name, target.version).explanation(explainer, code, (performance.now() - started) / 1000);
+      span?.end(code, target.version, failure);
     }
   }
 

@@ -6,6 +6,7 @@
  */
 import { EXPLAINER, type DriftProfile, type Explainer } from '@modelship/contract';
 import type { BatchSizer } from '../batcher/batch-sizer';
+import type { JobOptions } from '../batcher/run-queue';
 import { badRequest, InferenceError } from '../errors';
 import type { ModelVersion } from '../model/model-version';
 import { elementCount, type NamedTensor, type TypedArray } from '../tensor/datatypes';
@@ -65,7 +66,7 @@ export function explainerFor(target: ModelVersion, inputs: readonly NamedTensor[
 }
 
 export async function explain(
-  target: ModelVersion, inputs: readonly NamedTensor[], parameters: ExplainParameters, limits: ExplainLimits, signal: AbortSignal,
+  target: ModelVersion, inputs: readonly NamedTensor[], parameters: ExplainParameters, limits: ExplainLimits, job: JobOptions,
 ): Promise<ExplanationAnswer> {
   const batched = target.queue.batching;
   if (batched) {
@@ -77,7 +78,7 @@ export async function explain(
   }
   const output = outputOf(target, parameters);
   const explainer = explainerFor(target, inputs, parameters);
-  const model: ModelOf = (layout) => modelFunction(target, inputs, layout, output, parameters.outputIndex, signal);
+  const model: ModelOf = (layout) => modelFunction(target, inputs, layout, output, parameters.outputIndex, job);
   const common = { model_name: target.name, model_version: String(target.version), explainer, output, output_index: parameters.outputIndex };
   return explainer === EXPLAINER.kernelShap
     ? { ...common, ...await explainKernelShap(target, inputs, parameters, limits, batched, model) }
@@ -169,13 +170,13 @@ async function explainOcclusion(
  * as large as the batch sizer allows (it learns from these runs too) and short enough (EXPLAIN_RUN_SECONDS).
  */
 function modelFunction(
-  target: ModelVersion, inputs: readonly NamedTensor[], layout: FeatureLayout, output: string, outputIndex: number, signal: AbortSignal,
+  target: ModelVersion, inputs: readonly NamedTensor[], layout: FeatureLayout, output: string, outputIndex: number, job: JobOptions,
 ): BatchFunction {
   return async (rows) => {
     const values = new Float64Array(rows.length);
     for (let start = 0; start < rows.length;) {
       const count = layout.batched ? Math.min(rows.length - start, rowsPerRun(target.queue.sizers.for(inputs))) : 1;
-      const { outputs } = await target.explainQueue.submit(layout.tensorsFor(rows.slice(start, start + count)), [output], signal);
+      const { outputs } = await target.explainQueue.submit(layout.tensorsFor(rows.slice(start, start + count)), [output], job);
       readOutput(outputs[0], count, outputIndex, layout.batched, values, start);
       start += count;
     }

@@ -5,7 +5,7 @@ import type { ModelSettings } from '../config';
 import { InferenceError } from '../errors';
 import { isBatchable } from '../batcher/batch';
 import { BatchSizers } from '../batcher/batch-sizer';
-import { RunQueue, type QueueObserver, type QueuedRunResult } from '../batcher/run-queue';
+import { RunQueue, type JobOptions, type QueueObserver, type QueuedRunResult, type RunTracer } from '../batcher/run-queue';
 import { InFlight } from '../in-flight';
 import type { NamedTensor } from '../tensor/datatypes';
 import type { Signature } from '../tensor/signature';
@@ -44,13 +44,15 @@ export class ModelVersion {
     observer: QueueObserver,
     /** profile.json beside the model (repository versions), and --drift-baseline-rows. */
     readonly drift: { readonly profilePath?: string; readonly baselineRows: number } = { baselineRows: 0 },
+    /** Spans for the runs of both queues, when tracing is on. */
+    tracer?: RunTracer,
   ) {
     const sizers = new BatchSizers(settings.maxBatchSize);
-    this.queue = new RunQueue(this.key, settings.maxQueueSize, settings, worker, observer, sizers);
+    this.queue = new RunQueue(this.key, settings.maxQueueSize, settings, worker, observer, sizers, 'serve', tracer);
     // An explanation waits for one run at a time (explain/explanation.ts), so its queue holds at most one job per
     // accepted explanation; its runs are counted in the explanation metrics, not the inference ones.
     const unobserved: QueueObserver = { depth: () => {}, run: () => {}, unbatchable: () => {} };
-    this.explainQueue = new RunQueue(this.key, settings.maxQueueSize, settings, worker, unobserved, sizers, 'explain');
+    this.explainQueue = new RunQueue(this.key, settings.maxQueueSize, settings, worker, unobserved, sizers, 'explain', tracer);
   }
 
   get key(): string {
@@ -107,8 +109,8 @@ export class ModelVersion {
   }
 
   /** Queues one run; rejects with 503 unless READY, 429 when the queue is full, 500 when execution fails. */
-  run(inputs: readonly NamedTensor[], outputs: readonly string[]): Promise<QueuedRunResult> {
+  run(inputs: readonly NamedTensor[], outputs: readonly string[], options?: JobOptions): Promise<QueuedRunResult> {
     this.requireReady();
-    return this.queue.submit(inputs, outputs);
+    return this.queue.submit(inputs, outputs, options);
   }
 }

@@ -2,6 +2,7 @@
  * The served models: loads every version on the session workers, tracks their states, and resolves the
  * `{model}[/versions/{v}]` of a request to a ModelVersion (404 when there is no such thing).
  */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { readModelConfig, resolveModelConfig, type ModelSettings, type ServeSettings } from '../config';
 import { InferenceError, notFound } from '../errors';
@@ -10,6 +11,7 @@ import type { RuntimeMetrics } from '../metrics';
 import type { ModelEntry } from '../repository';
 import type { Spinning } from '@modelship/contract';
 import { containerResources, type ContainerResources } from '../resources';
+import type { Tracing } from '../tracing/tracing';
 import { ModelVersion } from './model-version';
 import { SessionWorkerClient } from './session-worker-client';
 
@@ -39,6 +41,8 @@ export class ModelRegistry {
     private readonly metrics: RuntimeMetrics,
     private readonly log: Logger,
     private readonly resources: ContainerResources = containerResources(),
+    /** Spans for runs and loads, when tracing is on. */
+    private readonly tracing?: Tracing,
   ) {
     // One per CPU the container may use, not per core of the node: more threads than the CPU quota only wait.
     const workerCount = settings.sessionWorkers || Math.max(1, Math.min(resources.cpus, entries.length));
@@ -81,7 +85,7 @@ export class ModelRegistry {
         }
         if (drift) series.addDrift(drift);
       },
-    }, { profilePath, baselineRows: this.settings.driftBaselineRows });
+    }, { profilePath, baselineRows: this.settings.driftBaselineRows }, this.tracing?.runTracer(name, version));
     return created;
   }
 
@@ -155,8 +159,10 @@ export class ModelRegistry {
   private async loadVersion(version: ModelVersion): Promise<void> {
     const labels = { model: version.name, version: String(version.version) };
     this.metrics.modelReady.set(labels, 0);
+    const started = performance.now();
     try {
       const loaded = await version.load();
+      this.tracing?.traceLoad(version.name, version.version, version.path, started, performance.now());
       this.metrics.modelReady.set(labels, 1);
       this.metrics.modelLoadDuration.set(labels, loaded.loadSeconds);
       this.metrics.setModelInfo(version.name, version.version, loaded.file);
@@ -167,6 +173,7 @@ export class ModelRegistry {
       this.log.info({ ...labels, sha256: loaded.file.sha256, loadSeconds: loaded.loadSeconds, batching: version.queue.batching }, `${version.key} is ready`);
     } catch (error) {
       const reason = (error as Error).message;
+      this.tracing?.traceLoad(version.name, version.version, version.path, started, performance.now(), reason);
       version.fail(reason);
       this.log.error({ ...labels, path: version.path }, `${version.key} failed to load: ${reason}`);
     }

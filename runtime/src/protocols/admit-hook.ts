@@ -1,7 +1,9 @@
 /**
- * The fastify onRequest hook both REST doors use to refuse a request before its body is read, when the answer is
- * already known (InferenceCore.admit: unknown model or version, full queue).
+ * What both REST doors share around the core: the fastify onRequest hook that refuses a request before its body is
+ * read, when the answer is already known (InferenceCore.admit: unknown model or version, full queue), and what the
+ * core is told of a request besides its body.
  */
+import { performance } from 'node:perf_hooks';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Addressed, InferenceCore } from '../core/inference';
 
@@ -27,4 +29,12 @@ function hook(target: Target, admit: (addressed: Addressed) => void) {
       done(error as Error);
     }
   };
+}
+
+/**
+ * A REST request as the core addresses it: the model and version its path names, its headers (a caller's trace
+ * context) and when it arrived (fastify's clock starts as the request comes in, before its body is read).
+ */
+export function restAddressed(request: FastifyRequest, reply: FastifyReply, target: { model: string; version?: string }): Addressed {
+  return { protocol: 'rest', model: target.model, version: target.version, carrier: request.headers, arrivedAt: performance.now() - reply.elapsedTime };
 }

@@ -11,7 +11,7 @@ import type { InferenceCore, ModelMetadata } from '../core/inference';
 import type { ModelVersion } from '../model/model-version';
 import { DATATYPES } from '../tensor/datatypes';
 import { publicShape, type TensorSpec } from '../tensor/signature';
-import { admitHook, explainAdmitHook } from './admit-hook';
+import { admitHook, explainAdmitHook, restAddressed } from './admit-hook';
 import { jsonPayload } from './json-body';
 import { tfServingCodec } from './tfserving-codec';
 
@@ -35,11 +35,11 @@ export function registerTfServingRoutes(app: FastifyInstance, core: InferenceCor
     const [, model, version, method] = match;
     const body = request.body as Buffer | undefined;
     if (method === 'explain') {
-      const answer = await core.explain(tfServingCodec, body, { protocol: 'rest', model, version });
+      const answer = await core.explain(tfServingCodec, body, restAddressed(request, reply, { model, version }));
       return reply.type('application/json').send(JSON.stringify(answer));
     }
     if (method !== 'predict') throw badRequest(`':${method}' is not supported; this server answers ':predict' and ':explain'`);
-    const json = await core.infer(tfServingCodec, body, { protocol: 'rest', model, version });
+    const json = await core.infer(tfServingCodec, body, restAddressed(request, reply, { model, version }));
     return reply.type('application/json').send(jsonPayload(json));
   });
 

@@ -5,7 +5,7 @@
  * The transport (binding, tracking calls for the drain, writing errors) is server/grpc-server.ts.
  * @see https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/#grpc
  */
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { status as GrpcStatus, type Metadata } from '@grpc/grpc-js';
 import { loadSync, type Options as ProtoLoaderOptions, type PackageDefinition } from '@grpc/proto-loader';
 import { join } from 'node:path';
 import { SERVER_NAME, type InferenceCore } from '../core/inference';
@@ -53,7 +53,8 @@ export interface V2GrpcHandlers {
   ModelReady(request: ModelRef): Promise<{ ready: boolean }>;
   ServerMetadata(request: object): Promise<{ name: string; version: string; extensions: string[] }>;
   ModelMetadata(request: ModelRef): Promise<object>;
-  ModelInfer(request: ModelInferRequest): Promise<ModelInferResponse>;
+  /** `metadata` carries a caller's W3C trace context (`traceparent`, `tracestate`). */
+  ModelInfer(request: ModelInferRequest, metadata?: Metadata): Promise<ModelInferResponse>;
 }
 
 export function createV2GrpcHandlers(core: InferenceCore, serverVersion: string): V2GrpcHandlers {
@@ -75,8 +76,10 @@ export function createV2GrpcHandlers(core: InferenceCore, serverVersion: string)
       const { state: _state, reason: _reason, ...metadata } = v2ModelMetadata(core.modelMetadata(name, version || undefined));
       return metadata;
     },
-    async ModelInfer(request) {
-      return core.infer(v2GrpcCodec, request, { protocol: 'grpc', model: request.model_name, version: request.model_version || undefined });
+    async ModelInfer(request, metadata) {
+      // The metadata is read only when tracing is on: a map of it per call would cost every call.
+      const carrier = core.tracing && metadata ? metadata.getMap() : undefined;
+      return core.infer(v2GrpcCodec, request, { protocol: 'grpc', model: request.model_name, version: request.model_version || undefined, carrier });
     },
   };
 }

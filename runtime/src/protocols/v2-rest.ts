@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PATHS } from '@modelship/contract';
 import { SERVER_NAME, type InferenceCore, type ModelMetadata } from '../core/inference';
 import { BINARY_CONTENT_TYPE, BINARY_EXTENSION, binaryResponseBody, HEADER_LENGTH } from './binary-extension';
-import { admitHook, explainAdmitHook } from './admit-hook';
+import { admitHook, explainAdmitHook, restAddressed } from './admit-hook';
 import { jsonPayload } from './json-body';
 import { v2RestCodec, type V2RestAnswer } from './v2-rest-codec';
 
@@ -39,7 +39,7 @@ export function registerV2Routes(app: FastifyInstance, core: InferenceCore, serv
     const { headers } = request;
     const answer = await core.infer(v2RestCodec, {
       body: request.body as Buffer | undefined, headerLength: headers[HEADER_LENGTH], contentType: headers['content-type'],
-    }, { protocol: 'rest', model: request.params.model, version: request.params.version });
+    }, restAddressed(request, reply, request.params));
     return sendInferAnswer(reply, answer);
   };
   const admit = admitHook(core, (request) => request.params as VersionParams);
@@ -52,7 +52,7 @@ export function registerV2Routes(app: FastifyInstance, core: InferenceCore, serv
     const { headers } = request;
     const answer = await core.explain(v2RestCodec, {
       body: request.body as Buffer | undefined, headerLength: headers[HEADER_LENGTH], contentType: headers['content-type'],
-    }, { protocol: 'rest', model: request.params.model, version: request.params.version });
+    }, restAddressed(request, reply, request.params));
     return reply.type('application/json').send(JSON.stringify(answer));
   };
   const admitExplanation = explainAdmitHook(core, (request) => request.params as VersionParams);

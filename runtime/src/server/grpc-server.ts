@@ -62,7 +62,7 @@ export async function startGrpcServer(core: InferenceCore, options: GrpcServerOp
   const handlers = createV2GrpcHandlers(core, options.serverVersion);
   const implementation: UntypedServiceImplementation = {};
   for (const name of Object.keys(handlers) as (keyof V2GrpcHandlers)[]) {
-    const handler = handlers[name] as (request: unknown) => Promise<unknown>;
+    const handler = handlers[name] as (request: unknown, metadata: Metadata) => Promise<unknown>;
     implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       // Before anything else: a refused call is neither tracked nor counted against a model.
       const refusal = options.auth?.grpcRefusal(name, call.metadata);
@@ -71,7 +71,7 @@ export async function startGrpcServer(core: InferenceCore, options: GrpcServerOp
         return;
       }
       // Once draining, a call that reaches a handler was started before GOAWAY: it is served.
-      handler(call.request).then(
+      handler(call.request, call.metadata).then(
         (response) => callback(null, response),
         (error: unknown) => callback(toServiceError(error, name, log)),
       );

@@ -6,6 +6,7 @@ import type { Server as HttpsServer } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { PATHS } from '@modelship/contract';
+import { acceptsOpenMetrics } from '../open-metrics';
 import { InferenceError } from '../errors';
 import type { InferenceCore } from '../core/inference';
 import { BINARY_CONTENT_TYPE } from '../protocols/binary-extension';
@@ -110,9 +111,10 @@ export function createHttpServer(core: InferenceCore, options: HttpServerOptions
     done(null, payload);
   });
 
-  app.get(PATHS.metrics, { config: { endpoint: 'metrics' } }, async (_request, reply) => {
-    const registry = core.metrics.registry;
-    return reply.type(registry.contentType).send(await registry.metrics());
+  app.get(PATHS.metrics, { config: { endpoint: 'metrics' } }, async (request, reply) => {
+    // Without tracing there are no exemplars, and the text format is what every scraper reads.
+    const { contentType, body } = await core.metrics.exposition(core.tracing !== undefined && acceptsOpenMetrics(request.headers.accept));
+    return reply.type(contentType).send(body);
   });
   app.server.maxConnections = options.maxConnections;
   if (options.tls) {
