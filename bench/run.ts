@@ -7,11 +7,14 @@
  *   (e) transport floor — the bare node:http server moving the same bytes in and out as a binary OCR request, at
  *       concurrency 1: with (a) it bounds what any HTTP server could reach, compute plus transport;
  * plus an overload run at twice the sustainable rate, and the tiny MLP at 64 connections with drift counting on and
- * off in the same runtime, and inference's latency alone and beside explanations of the same model in one runtime.
- * `--write` puts the tables into docs/benchmarks.md; `--only drift` or `--only explain` runs that part alone.
+ * off in the same runtime, tracing off and on (10% sampled) in two runtimes, and inference's latency alone and beside
+ * explanations of the same model in one runtime.
+ * `--write` puts the tables into docs/benchmarks.md; `--only drift`, `--only explain` or `--only tracing` runs that part alone.
  * BENCH_SECONDS sets the seconds per measurement (default 3).
  */
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { once } from 'node:events';
@@ -140,31 +143,18 @@ async function measureDrift(log: (message: string) => void): Promise<Row[]> {
     }
     writeProfile(join(dir, 'models', 'mlp_drift', '1', 'profile.json'), (await profileModel(MODELS.mlp, join(dir, 'reference.jsonl'))).profile);
     const runtime = await startRuntime(['--model-repository', join(dir, 'models'), '--max-queue-size', '1024']);
-    const concurrency = 64;
-    const rounds = 4;
-    const http = new HttpClient(runtime.url, concurrency);
-    const measured: Record<'off' | 'on', { result: LoadResult; meanBatch: number }[]> = { off: [], on: [] };
+    const http = new HttpClient(runtime.url, MODE_CONCURRENCY);
+    let compared: ComparedModes;
     try {
-      for (let round = 0; round < rounds; round++) {
-        // Each mode goes first in every other round: the first cell of a round runs on a cooler machine.
-        for (const mode of round % 2 === 0 ? ['off', 'on'] as const : ['on', 'off'] as const) {
-          log(`drift ${mode}: tabular MLP, concurrency ${concurrency}, round ${round + 1} of ${rounds}`);
-          const model = mode === 'on' ? 'mlp_drift' : 'mlp_plain';
-          measured[mode].push(await served(runtime, model, jsonSender(http, `/v2/models/${model}/infer`, WORKLOADS[0].input), concurrency));
-        }
-      }
+      compared = await compareModes('drift', (mode) => {
+        const model = mode === 'on' ? 'mlp_drift' : 'mlp_plain';
+        return served(runtime, model, jsonSender(http, `/v2/models/${model}/infer`, WORKLOADS[0].input), MODE_CONCURRENCY);
+      }, log);
     } finally {
       await http.close();
       await runtime.stop();
     }
-    // The rounds together: alternating spreads whatever else the machine does over both modes.
-    const together = (cells: { result: LoadResult; meanBatch: number }[]) => ({
-      result: combine(cells.map((c) => c.result)),
-      meanBatch: cells.reduce((sum, c) => sum + c.meanBatch, 0) / cells.length,
-    });
-    const off = together(measured.off);
-    const on = together(measured.on);
-    const perRound = measured.on.map((cell, i) => (rps(cell.result) / rps(measured.off[i].result)).toFixed(2)).join(', ');
+    const { off, on, perRound, rounds, concurrency } = compared;
     const label = 'tabular MLP 16→32→4, 1 row';
     return [
       { workload: label, path: `(d) runtime, v2 JSON, drift off (${rounds} rounds)`, concurrency, ...off },
@@ -176,6 +166,79 @@ async function measureDrift(log: (message: string) => void): Promise<Row[]> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const MODE_CONCURRENCY = 64;
+const MODE_ROUNDS = 4;
+
+interface ComparedModes {
+  readonly off: { result: LoadResult; meanBatch: number };
+  readonly on: { result: LoadResult; meanBatch: number };
+  /** on ÷ off per round, e.g. "1.01, 0.96, ...". */
+  readonly perRound: string;
+  readonly rounds: number;
+  readonly concurrency: number;
+}
+
+/**
+ * A feature's cost: the tiny MLP at 64 connections with the feature off and on, alternated over 4 rounds so both
+ * see the same machine (each mode goes first in every other round: the first cell of a round runs on a cooler
+ * machine), then the rounds together. The MLP does the least compute per row of any workload here, so the
+ * feature's work is the largest share of a request it can be.
+ */
+async function compareModes(feature: string, measure: (mode: 'off' | 'on') => Promise<{ result: LoadResult; meanBatch: number }>, log: (message: string) => void): Promise<ComparedModes> {
+  const measured: Record<'off' | 'on', { result: LoadResult; meanBatch: number }[]> = { off: [], on: [] };
+  for (let round = 0; round < MODE_ROUNDS; round++) {
+    for (const mode of round % 2 === 0 ? ['off', 'on'] as const : ['on', 'off'] as const) {
+      log(`${feature} ${mode}: tabular MLP, concurrency ${MODE_CONCURRENCY}, round ${round + 1} of ${MODE_ROUNDS}`);
+      measured[mode].push(await measure(mode));
+    }
+  }
+  const together = (cells: { result: LoadResult; meanBatch: number }[]) => ({
+    result: combine(cells.map((c) => c.result)),
+    meanBatch: cells.reduce((sum, c) => sum + c.meanBatch, 0) / cells.length,
+  });
+  const perRound = measured.on.map((cell, i) => (rps(cell.result) / rps(measured.off[i].result)).toFixed(2)).join(', ');
+  return { off: together(measured.off), on: together(measured.on), perRound, rounds: MODE_ROUNDS, concurrency: MODE_CONCURRENCY };
+}
+
+/**
+ * The cost of tracing: two runtimes serving the tiny MLP, one with no OTLP endpoint (tracing off) and one exporting
+ * to a sink that takes every span and discards it, sampling 10% of requests (parentbased_traceidratio 0.1, the
+ * ModelService default). Both run through the whole measurement, so each mode's cells share the machine with the
+ * other's idle runtime.
+ */
+async function measureTracing(log: (message: string) => void): Promise<Row[]> {
+  const sink = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => response.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': '0' }).end());
+  });
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  const args = ['--model', `mlp=${MODELS.mlp}`, '--max-queue-size', '1024'];
+  const off = await startRuntime(args);
+  const on = await startRuntime(args, {
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`,
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1',
+    },
+  });
+  const clients = { off: new HttpClient(off.url, MODE_CONCURRENCY), on: new HttpClient(on.url, MODE_CONCURRENCY) };
+  let compared: ComparedModes;
+  try {
+    compared = await compareModes('tracing', (mode) => served(mode === 'on' ? on : off, 'mlp', jsonSender(clients[mode], '/v2/models/mlp/infer', WORKLOADS[0].input), MODE_CONCURRENCY), log);
+  } finally {
+    await Promise.all([clients.off.close(), clients.on.close()]);
+    await Promise.all([off.stop(), on.stop()]);
+    sink.close();
+  }
+  const label = 'tabular MLP 16→32→4, 1 row';
+  return [
+    { workload: label, path: `(d) runtime, v2 JSON, tracing off (${compared.rounds} rounds)`, concurrency: compared.concurrency, ...compared.off },
+    {
+      workload: label, path: `(d) runtime, v2 JSON, tracing on: 10% sampled, OTLP/HTTP (${compared.rounds} rounds)`, concurrency: compared.concurrency, ...compared.on,
+      baseline: { name: 'tracing off', rps: rps(compared.off.result) }, note: ` (rounds: ${compared.perRound})`,
+    },
+  ];
 }
 
 /** Nanoseconds the session worker spends counting one served row of the MLP (x: 16 features, y: 4) into its bins. */
@@ -213,7 +276,11 @@ async function main(): Promise<void> {
     process.stdout.write(`${formatReport([], undefined, [], [], explainRows, (performance.now() - started) / 1000)}\n`);
     return;
   }
-  if (only !== undefined) throw new Error(`--only takes 'drift' or 'explain', received '${only}'`);
+  if (only === 'tracing') {
+    process.stdout.write(`${formatReport(await measureTracing(log), undefined, [], [], [], (performance.now() - started) / 1000)}\n`);
+    return;
+  }
+  if (only !== undefined) throw new Error(`--only takes 'drift', 'explain' or 'tracing', received '${only}'`);
 
   const limits = new Map<string, { compute: number; json: number }>();
   for (const workload of WORKLOADS) {
@@ -274,6 +341,7 @@ async function main(): Promise<void> {
       }
     }
     rows.push(...await measureDrift(log));
+    rows.push(...await measureTracing(log));
     // Its own runtime, like the drift rows: another's queues and learned batch sizes would blur the comparison.
     explainLoad = await measureExplainLoad(SECONDS, log);
     log('overload: OCR detection 320 at twice the sustainable rate');

@@ -7,7 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -260,6 +263,36 @@ describe('tracing with OpenTelemetry (OTLP/HTTP to a real receiver)', () => {
       assert.ok((counted[0]?.value ?? 0) >= 1, 'counters keep their names when scraped as OpenMetrics');
     } finally {
       await prometheus?.stop();
+    }
+  });
+});
+
+describe('tracing to a collector that never answers', () => {
+  it('serves at full speed and still stops within its drain', async () => {
+    const sockets = new Set<Socket>();
+    const hanging = createServer(() => { /* takes the export and never answers */ });
+    hanging.on('connection', (socket) => { sockets.add(socket); socket.on('close', () => sockets.delete(socket)); });
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const runtime = await startRuntime(['--model', `mlp=${MODELS.mlp}`], {
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`, OTEL_BSP_SCHEDULE_DELAY: '50', OTEL_TRACES_SAMPLER: 'always_on' },
+    });
+    try {
+      const started = performance.now();
+      for (let i = 0; i < 200; i++) {
+        const answer = await postJson(`${runtime.url}/v2/models/mlp/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: row(i) }] });
+        assert.equal(answer.status, 200);
+      }
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 10_000, `200 requests took ${elapsed.toFixed(0)} ms while every export hung`);
+      assert.ok(sockets.size > 0, 'the runtime did try to export');
+      const stopping = performance.now();
+      assert.equal(await runtime.stop(), 0);
+      // The drain (nothing in flight) plus at most 2 s for the spans still queued.
+      assert.ok(performance.now() - stopping < 8_000, `stopping took ${(performance.now() - stopping).toFixed(0)} ms`);
+    } finally {
+      await runtime.stop();
+      for (const socket of sockets) socket.destroy();
+      hanging.close();
     }
   });
 });
