@@ -6,7 +6,8 @@ let cli;
 try {
   cli = require('../src/cli.js');
 } catch (error) {
-  if (error.code !== 'MODULE_NOT_FOUND' || !String(error.message).includes('cli.js')) throw error;
+  // Only cli.js itself missing means an uncompiled tree; a dependency cli.js cannot find is that dependency's error.
+  if (error.code !== 'MODULE_NOT_FOUND' || !String(error.message).split('\n')[0].includes('src/cli.js')) throw error;
   process.stderr.write('modelship: the compiled runtime (src/cli.js) is missing; run `npm run build` at the repository root\n');
   process.exit(1);
 }
