@@ -206,7 +206,8 @@ async function compareModes(feature: string, measure: (mode: 'off' | 'on') => Pr
  * The cost of tracing: two runtimes serving the tiny MLP, one with no OTLP endpoint (tracing off) and one exporting
  * to a sink that takes every span and discards it, sampling 10% of requests (parentbased_traceidratio 0.1, the
  * ModelService default). Both run through the whole measurement, so each mode's cells share the machine with the
- * other's idle runtime.
+ * other's idle runtime. With BENCH_BASELINE_CLI naming another build's `runtime/bin/modelship.js` (a checkout from
+ * before tracing), tracing off is also compared with that build, the same way: what merely having tracing costs.
  */
 async function measureTracing(log: (message: string) => void): Promise<Row[]> {
   const sink = createServer((request, response) => {
@@ -215,30 +216,54 @@ async function measureTracing(log: (message: string) => void): Promise<Row[]> {
   });
   await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
   const args = ['--model', `mlp=${MODELS.mlp}`, '--max-queue-size', '1024'];
-  const off = await startRuntime(args);
-  const on = await startRuntime(args, {
-    env: {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`,
-      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1',
-    },
-  });
-  const clients = { off: new HttpClient(off.url, MODE_CONCURRENCY), on: new HttpClient(on.url, MODE_CONCURRENCY) };
-  let compared: ComparedModes;
+  const runtimes: RuntimeProcess[] = [];
+  const clients: HttpClient[] = [];
+  /** A runtime serving the MLP, and how to send it the workload's request. */
+  const start = async (options: Parameters<typeof startRuntime>[1] = {}) => {
+    const runtime = await startRuntime(args, options);
+    runtimes.push(runtime);
+    const client = new HttpClient(runtime.url, MODE_CONCURRENCY);
+    clients.push(client);
+    return { runtime, send: jsonSender(client, '/v2/models/mlp/infer', WORKLOADS[0].input) };
+  };
+  const measure = (target: { runtime: RuntimeProcess; send: StatusSender }) => served(target.runtime, 'mlp', target.send, MODE_CONCURRENCY);
+  const label = 'tabular MLP 16→32→4, 1 row';
+  const rows: Row[] = [];
   try {
-    compared = await compareModes('tracing', (mode) => served(mode === 'on' ? on : off, 'mlp', jsonSender(clients[mode], '/v2/models/mlp/infer', WORKLOADS[0].input), MODE_CONCURRENCY), log);
+    const baselineCli = process.env.BENCH_BASELINE_CLI;
+    const before = baselineCli ? await start({ cli: baselineCli }) : undefined;
+    const off = await start();
+    const on = await start({
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`,
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1',
+      },
+    });
+    const traced = await compareModes('tracing', (mode) => measure(mode === 'on' ? on : off), log);
+    rows.push(
+      { workload: label, path: `(d) runtime, v2 JSON, tracing off (${traced.rounds} rounds)`, concurrency: traced.concurrency, ...traced.off },
+      {
+        workload: label, path: `(d) runtime, v2 JSON, tracing on: 10% sampled, OTLP/HTTP (${traced.rounds} rounds)`, concurrency: traced.concurrency, ...traced.on,
+        baseline: { name: 'tracing off', rps: rps(traced.off.result) }, note: ` (rounds: ${traced.perRound})`,
+      },
+    );
+    if (before) {
+      // 'off' is the baseline build here, 'on' this build with tracing off.
+      const cost = await compareModes('tracing off against the baseline build', (mode) => measure(mode === 'on' ? off : before), log);
+      rows.push(
+        { workload: label, path: `(d) runtime, v2 JSON, the baseline build (BENCH_BASELINE_CLI, ${cost.rounds} rounds)`, concurrency: cost.concurrency, ...cost.off },
+        {
+          workload: label, path: `(d) runtime, v2 JSON, this build, tracing off (${cost.rounds} rounds)`, concurrency: cost.concurrency, ...cost.on,
+          baseline: { name: 'baseline build', rps: rps(cost.off.result) }, note: ` (rounds: ${cost.perRound})`,
+        },
+      );
+    }
   } finally {
-    await Promise.all([clients.off.close(), clients.on.close()]);
-    await Promise.all([off.stop(), on.stop()]);
+    await Promise.all(clients.map((client) => client.close()));
+    await Promise.all(runtimes.map((runtime) => runtime.stop()));
     sink.close();
   }
-  const label = 'tabular MLP 16→32→4, 1 row';
-  return [
-    { workload: label, path: `(d) runtime, v2 JSON, tracing off (${compared.rounds} rounds)`, concurrency: compared.concurrency, ...compared.off },
-    {
-      workload: label, path: `(d) runtime, v2 JSON, tracing on: 10% sampled, OTLP/HTTP (${compared.rounds} rounds)`, concurrency: compared.concurrency, ...compared.on,
-      baseline: { name: 'tracing off', rps: rps(compared.off.result) }, note: ` (rounds: ${compared.perRound})`,
-    },
-  ];
+  return rows;
 }
 
 /** Nanoseconds the session worker spends counting one served row of the MLP (x: 16 features, y: 4) into its bins. */

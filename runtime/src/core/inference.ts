@@ -149,29 +149,14 @@ export class InferenceCore {
   async infer<Wire, Meta, Encoded>(codec: Codec<Wire, Meta, Encoded>, wire: Wire, addressed: Addressed): Promise<Encoded> {
     const started = performance.now();
     const span = this.startSpan(SPAN_NAMES[codec.name].infer, addressed, started);
-    let target: ModelVersion | undefined;
-    let code = 200;
-    let failure: Error | undefined;
-    try {
-      target = this.registry.resolve(addressed.model, addressed.version);
-      return await this.serve(target, codec, wire, addressed.protocol, span);
-    } catch (error) {
-      failure = error as Error;
-      code = error instanceof InferenceError ? error.status : 500;
-      throw error;
-    } finally {
-      if (target) this.metrics.forVersion(target.name, target.version).request(addressed.protocol, code, (performance.now() - started) / 1000, span?.exemplar);
-      span?.end(code, target?.version, failure);
-    }
-  }
-
-  /** The request's work once its version is resolved: counted in flight from here to its answer. */
-  private async serve<Wire, Meta, Encoded>(target: ModelVersion, codec: Codec<Wire, Meta, Encoded>, wire: Wire, protocol: Protocol, span: RequestSpan | undefined): Promise<Encoded> {
+    const target = this.resolveTraced(addressed, span);
     const { payloads, events } = this.hooks;
     const series = this.metrics.forVersion(target.name, target.version);
     series.inFlight.inc();
     const finishedVersion = target.inFlight.start();
-    const finished = this.inFlight[protocol].start();
+    const finished = this.inFlight[addressed.protocol].start();
+    let code = 200;
+    let failure: Error | undefined;
     try {
       const { decoded, meta } = await this.codecs.decode(codec, wire, target.signature, this.limits);
       // Inputs move to the session worker without a copy, so a sampled record takes its share of them first.
@@ -186,10 +171,26 @@ export class InferenceCore {
       // Compute time and batch size are per executed run, so the queue records them (model/registry.ts).
       series.observeQueue(result.queueSeconds, span?.exemplar);
       return await this.codecs.encode(codec, { model: target.name, version: target.version, outputs: result.outputs }, meta);
+    } catch (error) {
+      failure = error as Error;
+      code = error instanceof InferenceError ? error.status : 500;
+      throw error;
     } finally {
       series.inFlight.dec();
       finishedVersion();
       finished();
+      series.request(addressed.protocol, code, (performance.now() - started) / 1000, span?.exemplar);
+      span?.end(code, target.version, failure);
+    }
+  }
+
+  /** The version a request addresses; an unknown one (404) still ends the request's span with its status. */
+  private resolveTraced(addressed: Addressed, span: RequestSpan | undefined): ModelVersion {
+    try {
+      return this.registry.resolve(addressed.model, addressed.version);
+    } catch (error) {
+      span?.end(error instanceof InferenceError ? error.status : 500, undefined, error as Error);
+      throw error;
     }
   }
 
@@ -228,8 +229,8 @@ export class InferenceCore {
    */
   async explain<Wire, Meta, Encoded>(codec: Codec<Wire, Meta, Encoded>, wire: Wire, addressed: Addressed): Promise<ExplanationAnswer> {
     const started = performance.now();
-    const target = this.registry.resolve(addressed.model, addressed.version);
     const span = this.startSpan(SPAN_NAMES[codec.name].explain, addressed, started);
+    const target = this.resolveTraced(addressed, span);
     const { timeoutSeconds, maxSamples } = this.limits.explain;
     const deadline = new AbortController();
     let timer: NodeJS.Timeout | undefined;
