@@ -14,6 +14,7 @@ import { addIngress, Exposure } from './exposure';
 import { HardenedDeployment } from './hardened-deployment';
 import { type RuntimeSettingsProps, settingArgs } from './runtime-settings';
 import { CONTAINER_SECURITY, POD_SECURITY } from './security';
+import { LIVENESS, PROBE_TIMEOUT_SECONDS, type ProbeTiming, READINESS, STARTUP } from './probes';
 import { LABEL_KEYS, recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
 import { distinctRules, httpUrl, tcpEgress, urlPort } from './network';
 import type { ModelAutoscaler } from './model-autoscaler';
@@ -369,8 +370,9 @@ export class ModelService extends Construct {
     const preStopDelay = checkPreStopDelay(props);
     // The kubelet does not verify the certificate of an HTTPS probe, so a self-signed or private CA works.
     const scheme = props.tlsSecret ? kplus.ConnectionScheme.HTTPS : kplus.ConnectionScheme.HTTP;
-    const readiness = (periodSeconds: number, failureThreshold: number) => kplus.Probe.fromHttpGet(PATHS.ready, {
-      port: HTTP_PORT, periodSeconds: Duration.seconds(periodSeconds), failureThreshold, timeoutSeconds: Duration.seconds(2), scheme,
+    const probe = (path: string, timing: ProbeTiming) => kplus.Probe.fromHttpGet(path, {
+      port: HTTP_PORT, periodSeconds: Duration.seconds(timing.periodSeconds), failureThreshold: timing.failureThreshold,
+      timeoutSeconds: Duration.seconds(PROBE_TIMEOUT_SECONDS), scheme,
     });
     const deployment = new HardenedDeployment(this, 'Deployment', {
       // Unset unless given: cdk8s-plus then writes its default of 2, or nothing once an autoscaler takes over.
@@ -394,12 +396,11 @@ export class ModelService extends Construct {
           ? { [SERVE_SETTINGS.payloadLogNamespace.env]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE), ...props.env }
           : props.env,
         ports: [{ name: PORT_NAME.http, number: HTTP_PORT }, { name: PORT_NAME.grpc, number: GRPC_PORT }],
-        // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes. It counts from this
-        // container's start, after the init containers: a fetch or an optimize-model run, however long, spends none of
-        // it (the Deployment's progress deadline is what bounds a whole pod's start).
-        startup: readiness(5, 60),
-        readiness: readiness(5, 2),
-        liveness: kplus.Probe.fromHttpGet(PATHS.live, { port: HTTP_PORT, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2), scheme }),
+        // A fetch or an optimize-model run in the init containers, however long, spends none of the startup probe's
+        // time (the Deployment's progress deadline is what bounds a whole pod's start).
+        startup: probe(PATHS.ready, STARTUP),
+        readiness: probe(PATHS.ready, READINESS),
+        liveness: probe(PATHS.live, LIVENESS),
         // The image has no shell; node can wait. Endpoints drop the pod while it waits, so SIGTERM finds no new traffic.
         lifecycle: preStopDelay > 0 ? { preStop: kplus.Handler.fromCommand(['node', '-e', `setTimeout(() => {}, ${preStopDelay * 1000})`]) } : undefined,
         securityContext: options.containerSecurityContext,
