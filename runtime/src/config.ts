@@ -46,7 +46,7 @@ function checkModelSources(settings: ServeSettings): void {
     throw new UsageError('serve needs --model-repository DIR or at least one --model NAME=PATH.onnx (or --model-dir DIR with --model-name NAME)');
   }
   if (given.length > 1) {
-    throw new UsageError(`give one of --model-repository, --model and --model-dir, not ${given.length === 2 ? 'both ' : ''}${given.join(' and ')}`);
+    throw new UsageError(`give either --model-repository, --model or --model-dir (with --model-name), not ${given.length === 2 ? 'both ' : ''}${given.join(' and ')}`);
   }
 }
 
