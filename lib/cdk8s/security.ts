@@ -33,7 +33,12 @@ export function kubeContainerSecurity(): kplus.k8s.SecurityContext {
   return { ...securityContext, seccompProfile: SECCOMP_PROFILE };
 }
 
-/** POD_SECURITY as Kubernetes writes it, with the seccomp profile. */
+/**
+ * POD_SECURITY as Kubernetes writes it, with the seccomp profile, for a pod that also runs containers of others
+ * (KServe's storage initializer): without the user and group, which those keep from their images, while the
+ * runtime's container sets its own (kubeContainerSecurity).
+ */
 export function kubePodSecurity(): kplus.k8s.PodSecurityContext {
-  return { ...new kplus.PodSecurityContext(POD_SECURITY)._toKube(), seccompProfile: SECCOMP_PROFILE };
+  const { runAsUser, runAsGroup, ...pod } = new kplus.PodSecurityContext(POD_SECURITY)._toKube();
+  return { ...pod, seccompProfile: SECCOMP_PROFILE };
 }

@@ -125,8 +125,8 @@ describe('KServeInferenceService', () => {
     });
     assert.equal(predictor.minReplicas, 1);
     assert.equal(predictor.automountServiceAccountToken, false);
-    assert.equal(predictor.securityContext.fsGroup, 10001);
-    assert.deepEqual(predictor.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+    // KServe's storage initializer runs in the pod too, as its image's user: the user is set on the runtime's container only.
+    assert.deepEqual(predictor.securityContext, { runAsNonRoot: true, fsGroup: 10001, fsGroupChangePolicy: 'Always', seccompProfile: { type: 'RuntimeDefault' } });
     // The drain (25 s) and a margin: SIGKILL never cuts the drain short.
     assert.equal(predictor.terminationGracePeriodSeconds, 30);
   });
