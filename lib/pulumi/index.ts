@@ -308,23 +308,20 @@ export class KServeRuntime extends pulumi.ComponentResource {
   readonly runtimeName: pulumi.Output<string>;
   /** @internal */
   readonly construct: cdk8s.KServeRuntime;
-  /** @internal */
+  /** @internal placeholders of its chart, which an InferenceService beside it shares */
   readonly substitutions: readonly Substitution[];
-  /** @internal as messages name this component */
-  readonly label: string;
   /** @internal as given: an InferenceService compares it with its own */
   readonly namespace: pulumi.Input<string> | undefined;
 
   constructor(name: string, args: KServeRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
     super('modelship:index:KServeRuntime', name, {}, opts);
     const { namespace, image, customize, ...props } = args;
-    this.label = `KServeRuntime '${name}'`;
     this.namespace = namespace;
     const { chart, substitutions, plainImage } = chartWithInputs(name, namespace, image);
     this.construct = new cdk8s.KServeRuntime(chart, name, { ...props, image: plainImage });
     this.substitutions = substitutions;
     customize?.(this.construct);
-    registerNewObjects(this, name, chart, { label: this.label, substitutions, opts });
+    registerNewObjects(this, name, chart, { label: `KServeRuntime '${name}'`, substitutions, opts });
     this.runtimeName = pulumi.output(this.construct.runtimeName);
     this.registerOutputs({ runtimeName: this.runtimeName });
   }
@@ -358,7 +355,7 @@ export class KServeInferenceService extends pulumi.ComponentResource {
     // Beside the runtime, in its chart and namespace, unless a cluster-wide runtime serves another namespace.
     const apart = namespace !== undefined && namespace !== runtime.namespace;
     if (apart && !runtime.construct.clusterScoped) {
-      throw new Error(`${label}: its namespace differs from ${runtime.label}'s, and KServe only finds a ServingRuntime in the InferenceService's namespace; leave 'namespace' unset, or make the runtime 'clusterScoped'`);
+      throw new Error(`${label}: its namespace differs from KServeRuntime '${runtime.construct.node.id}''s, and KServe only finds a ServingRuntime in the InferenceService's namespace; leave 'namespace' unset, or make the runtime 'clusterScoped'`);
     }
     const { chart, substitutions } = apart ? chartWithInputs(name, namespace, undefined) : { chart: Chart.of(runtime.construct), substitutions: runtime.substitutions };
     this.construct = new cdk8s.KServeInferenceService(chart, name, { ...props, runtime: runtime.construct });
