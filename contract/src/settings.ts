@@ -66,6 +66,14 @@ export const SERVE_SETTINGS = {
     kind: 'list', flag: 'model', env: 'MODELSHIP_MODEL',
     description: 'NAME=PATH.onnx, repeatable; serves one file as version 1 without a repository',
   },
+  modelDir: {
+    kind: 'string', flag: 'model-dir', env: 'MODELSHIP_MODEL_DIR',
+    description: "One model's directory, holding model.onnx (served as version 1) or <version>/model.onnx: what KServe's storage initializer leaves at /mnt/models. Needs --model-name",
+  },
+  modelName: {
+    kind: 'string', flag: 'model-name', env: 'MODELSHIP_MODEL_NAME',
+    description: 'The name the model in --model-dir is served under (KServe passes the InferenceService name)',
+  },
   host: {
     kind: 'string', flag: 'host', env: 'MODELSHIP_HOST', default: '0.0.0.0',
     description: 'Address both ports bind to',

@@ -5,6 +5,7 @@
  * the fields cdk8s-plus cannot express added to its result.
  */
 import * as kplus from 'cdk8s-plus-27';
+import { dropAllCapabilities, SECCOMP_PROFILE } from './security';
 
 interface PodHardening {
   /** Labels that pick this Deployment's pods, for the spread and anti-affinity terms. */
@@ -41,7 +42,7 @@ function hardenPod(pod: kplus.k8s.PodSpec, hardening: PodHardening): kplus.k8s.P
   return {
     ...pod,
     // RuntimeDefault unless the user chose a profile through the pod's security context.
-    securityContext: { ...pod.securityContext, seccompProfile: pod.securityContext?.seccompProfile ?? { type: 'RuntimeDefault' } },
+    securityContext: { ...pod.securityContext, seccompProfile: pod.securityContext?.seccompProfile ?? SECCOMP_PROFILE },
     containers: pod.containers.map((container) => dropAllCapabilities(container.name === hardening.runtimeContainer
       ? { ...container, resources: hardening.runtimeResources } : container)),
     initContainers: pod.initContainers?.map((container) => dropAllCapabilities(withEphemeralStorage(
@@ -67,12 +68,6 @@ function hardenPod(pod: kplus.k8s.PodSpec, hardening: PodHardening): kplus.k8s.P
 function cpuAndMemoryOf(resources: kplus.k8s.ResourceRequirements): kplus.k8s.ResourceRequirements {
   const pick = (quantities: Record<string, kplus.k8s.Quantity> | undefined) => ({ cpu: quantities!.cpu, memory: quantities!.memory });
   return { requests: pick(resources.requests), limits: pick(resources.limits) };
-}
-
-/** cdk8s-plus names capabilities CAP_*; Kubernetes' "drop everything" is the literal ALL, which it cannot write. */
-function dropAllCapabilities(container: kplus.k8s.Container): kplus.k8s.Container {
-  const capabilities = container.securityContext?.capabilities;
-  return { ...container, securityContext: { ...container.securityContext, capabilities: { ...capabilities, drop: ['ALL'] } } };
 }
 
 /**

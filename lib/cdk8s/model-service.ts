@@ -7,11 +7,14 @@ import { ApiObject, Chart, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
-  type ExecutionMode, GRPC_PORT, type GraphOptimizationLevel, HTTP_PORT, type LogLevel, MODEL_REPOSITORY_PATH,
-  type DriftProfile, type OnnxFileInfo, PATHS, PORT_NAME, RUNTIME_GID, RUNTIME_UID, SERVE_SETTINGS, type Setting, type Spinning,
+  GRPC_PORT, HTTP_PORT, MODEL_REPOSITORY_PATH, type DriftProfile, type OnnxFileInfo, PATHS, PORT_NAME,
+  SERVE_SETTINGS, type Setting,
 } from '@modelship/contract';
 import { addIngress, Exposure } from './exposure';
 import { HardenedDeployment } from './hardened-deployment';
+import { type RuntimeSettingsProps, settingArgs } from './runtime-settings';
+import { CONTAINER_SECURITY, POD_SECURITY } from './security';
+import { LIVENESS, PROBE_TIMEOUT_SECONDS, type ProbeTiming, READINESS, STARTUP } from './probes';
 import { LABEL_KEYS, recommendedLabels, selectorLabels, type RecommendedLabels } from './labels';
 import { destinationUrl, distinctRules, urlEgress } from './network';
 import type { ModelAutoscaler } from './model-autoscaler';
@@ -58,7 +61,7 @@ export interface PayloadLogging {
   readonly source?: string;
 }
 
-export interface ModelServiceProps {
+export interface ModelServiceProps extends RuntimeSettingsProps {
   /** Where the model comes from. */
   readonly model: ModelSource;
   /**
@@ -127,44 +130,8 @@ export interface ModelServiceProps {
   readonly serviceAccount?: kplus.IServiceAccount;
   /** More environment variables for the runtime container. @default - none */
   readonly env?: Record<string, kplus.EnvValue>;
-  /** Rows per merged run; 1 turns dynamic batching off. @default 32 */
-  readonly maxBatchSize?: number;
-  /** How long a request may wait for a batch to fill. @default 0 */
-  readonly maxQueueDelayMicroseconds?: number;
-  /** Requests that may wait per model version before 429s. @default 256 */
-  readonly maxQueueSize?: number;
-  /**
-   * Explanations (`:explain`) per model version at once, before 429s; 0 turns `:explain` off (404), for a service
-   * whose callers must not run many inferences with one request. @default 4
-   */
-  readonly maxExplainQueueSize?: number;
-  /** Most perturbed inputs one explanation may run (KernelSHAP's `nsamples`, occlusion's patch positions). @default 4096 */
-  readonly maxExplainSamples?: number;
-  /** Seconds an explanation may take, its wait behind inference included, before 503. @default 60 */
-  readonly explainTimeoutSeconds?: number;
-  /**
-   * Largest request body. @default - derived by the runtime from `memoryLimit`, so that one request cannot take
-   * more than its share of the pod's memory (at most 64 MiB; docs/runtime.md, Memory per request)
-   */
-  readonly maxBodyBytes?: number;
-  /** Largest answer in raw bytes. @default - derived by the runtime from `memoryLimit` (at most 64 MiB) */
-  readonly maxResponseBytes?: number;
-  /** Seconds a client may take to send a whole request. @default 60 */
-  readonly requestTimeoutSeconds?: number;
   /** onnxruntime intra-op threads. @default - the whole cores of `cpuLimit`, at least 1 */
   readonly intraOpThreads?: number;
-  /** onnxruntime inter-op threads. @default - onnxruntime's choice */
-  readonly interOpThreads?: number;
-  /** Whether intra-op threads spin waiting for work. @default 'auto' (off under the CPU limit every ModelService has) */
-  readonly intraOpSpinning?: Spinning;
-  /** onnxruntime graph optimizations. @default 'all' */
-  readonly graphOptimizationLevel?: GraphOptimizationLevel;
-  /** onnxruntime execution mode. @default 'sequential' */
-  readonly executionMode?: ExecutionMode;
-  /** Run the model once on zeros before reporting ready. @default true */
-  readonly warmup?: boolean;
-  /** @default 'info' */
-  readonly logLevel?: LogLevel;
   /** Log a share of inferences' inputs and outputs. @default - off */
   readonly payloadLogging?: PayloadLogging;
   /**
@@ -228,7 +195,11 @@ const TLS_DIR = '/etc/modelship/tls';
 /** The runtime container's name. */
 const RUNTIME_CONTAINER = 'runtime';
 
-interface Resources {
+/** The runtime container's CPU and memory props, as ModelService and KServeRuntime take them. */
+export type ResourceProps = Pick<ModelServiceProps, 'cpuRequest' | 'cpuLimit' | 'memoryRequest' | 'memoryLimit'>;
+
+/** CPU and memory as quantity strings, checked. */
+export interface Resources {
   readonly cpuRequest: string;
   readonly cpuLimit: string;
   readonly memoryRequest: string;
@@ -279,10 +250,7 @@ export class ModelService extends Construct {
     this.tlsSecretName = props.tlsSecret?.name;
 
     const runtimeImage = props.image ?? DEFAULT_RUNTIME_IMAGE;
-    const containerSecurityContext: kplus.ContainerSecurityContextProps = {
-      ensureNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false,
-      user: RUNTIME_UID, group: RUNTIME_GID,
-    };
+    const containerSecurityContext = CONTAINER_SECURITY;
     const modelVersion = checkModelVersion(props);
     this.modelVersion = props.model.bringsOwnVersions ? undefined : modelVersion;
     const source = props.model.bind(this, { modelName: this.modelName, modelVersion, runtimeImage, containerSecurityContext });
@@ -412,8 +380,9 @@ export class ModelService extends Construct {
     const preStopDelay = checkPreStopDelay(props);
     // The kubelet does not verify the certificate of an HTTPS probe, so a self-signed or private CA works.
     const scheme = props.tlsSecret ? kplus.ConnectionScheme.HTTPS : kplus.ConnectionScheme.HTTP;
-    const readiness = (periodSeconds: number, failureThreshold: number) => kplus.Probe.fromHttpGet(PATHS.ready, {
-      port: HTTP_PORT, periodSeconds: Duration.seconds(periodSeconds), failureThreshold, timeoutSeconds: Duration.seconds(2), scheme,
+    const probe = (path: string, timing: ProbeTiming) => kplus.Probe.fromHttpGet(path, {
+      port: HTTP_PORT, periodSeconds: Duration.seconds(timing.periodSeconds), failureThreshold: timing.failureThreshold,
+      timeoutSeconds: Duration.seconds(PROBE_TIMEOUT_SECONDS), scheme,
     });
     const deployment = new HardenedDeployment(this, 'Deployment', {
       // Unset unless given: cdk8s-plus then writes its default of 2, or nothing once an autoscaler takes over.
@@ -425,7 +394,7 @@ export class ModelService extends Construct {
       dockerRegistryAuth: props.imagePullSecret,
       // The preStop delay, then the runtime's drain, then a margin for the process to exit.
       terminationGracePeriod: Duration.seconds(preStopDelay + this.drainTimeoutSeconds + 5),
-      securityContext: { ensureNonRoot: true, user: RUNTIME_UID, group: RUNTIME_GID, fsGroup: RUNTIME_GID },
+      securityContext: POD_SECURITY,
       initContainers: source.initContainers,
       containers: [{
         name: RUNTIME_CONTAINER,
@@ -434,12 +403,11 @@ export class ModelService extends Construct {
         args: ['serve', `--${SERVE_SETTINGS.modelRepository.flag}`, MODEL_REPOSITORY_PATH, ...runtimeArgs(props, options.resources, options.gpus, this.drainTimeoutSeconds), ...securityArgs(props)],
         envVariables: runtimeEnv(props, serviceNameOf(props, this.modelName)),
         ports: [{ name: PORT_NAME.http, number: HTTP_PORT }, { name: PORT_NAME.grpc, number: GRPC_PORT }],
-        // Slow model loads must not count as failed liveness: the startup probe allows 5 minutes. It counts from this
-        // container's start, after the init containers: a fetch or an optimize-model run, however long, spends none of
-        // it (the Deployment's progress deadline is what bounds a whole pod's start).
-        startup: readiness(5, 60),
-        readiness: readiness(5, 2),
-        liveness: kplus.Probe.fromHttpGet(PATHS.live, { port: HTTP_PORT, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2), scheme }),
+        // A fetch or an optimize-model run in the init containers, however long, spends none of the startup probe's
+        // time (the Deployment's progress deadline is what bounds a whole pod's start).
+        startup: probe(PATHS.ready, STARTUP),
+        readiness: probe(PATHS.ready, READINESS),
+        liveness: probe(PATHS.live, LIVENESS),
         // The image has no shell; node can wait. Endpoints drop the pod while it waits, so SIGTERM finds no new traffic.
         lifecycle: preStopDelay > 0 ? { preStop: kplus.Handler.fromCommand(['node', '-e', `setTimeout(() => {}, ${preStopDelay * 1000})`]) } : undefined,
         securityContext: options.containerSecurityContext,
@@ -553,7 +521,8 @@ function checkEphemeralStorage(props: ModelServiceProps, modelBytes: number) {
   return { request, limit };
 }
 
-function checkResources(props: ModelServiceProps): Resources {
+/** The CPU and memory props with their defaults, each a valid quantity and no request above its limit. */
+export function checkResources(props: ResourceProps): Resources {
   const resources = {
     cpuRequest: checkCpu('cpuRequest', cpuQuantity(props.cpuRequest ?? '500m')),
     cpuLimit: checkCpu('cpuLimit', cpuQuantity(props.cpuLimit ?? '2')),
@@ -673,20 +642,12 @@ function securityArgs(props: ModelServiceProps): string[] {
   ];
 }
 
-/** The props that are runtime settings of the same name (@modelship/contract's table), written only when given. */
-const SETTING_PROPS = [
-  'maxBatchSize', 'maxQueueDelayMicroseconds', 'maxQueueSize', 'maxExplainQueueSize', 'maxExplainSamples', 'explainTimeoutSeconds',
-  'maxBodyBytes', 'maxResponseBytes', 'requestTimeoutSeconds',
-  'interOpThreads', 'intraOpSpinning', 'graphOptimizationLevel', 'executionMode', 'warmup', 'logLevel',
-] as const satisfies ReadonlyArray<keyof ModelServiceProps & keyof typeof SERVE_SETTINGS>;
-
 /** Runtime flags from props, named and bounded by @modelship/contract's settings table. */
 function runtimeArgs(props: ModelServiceProps, resources: Resources, gpus: number, drainTimeoutSeconds: number): string[] {
-  const args: string[] = [];
+  const args = settingArgs(props);
   const write = (prop: string, setting: Setting, value: number | string | boolean | undefined) => {
     if (value !== undefined) args.push(`--${setting.flag}=${settingValue(prop, setting, value)}`);
   };
-  for (const prop of SETTING_PROPS) write(prop, SERVE_SETTINGS[prop], props[prop]);
   // As many onnxruntime threads as the CPU limit has whole cores: more would be throttled by the quota.
   write('intraOpThreads', SERVE_SETTINGS.intraOpThreads, props.intraOpThreads ?? Math.max(1, Math.floor(cpuCores(resources.cpuLimit))));
   if (props.payloadLogging) {

@@ -136,14 +136,8 @@ export class ModelService extends pulumi.ComponentResource {
     if (autoscaled && props.replicas !== undefined) {
       throw new Error(`'autoscaled' and 'replicas' (${props.replicas}) exclude each other: an autoscaler owns the replica count; remove one of them`);
     }
-    const substitutions: Substitution[] = [];
-    const plain = (value: pulumi.Input<string> | undefined, placeholder: string): string | undefined => {
-      if (value === undefined || typeof value === 'string') return value as string | undefined;
-      substitutions.push({ placeholder, value });
-      return placeholder;
-    };
-    const chart = new Chart(new App(), name, { namespace: plain(namespace, NAMESPACE_PLACEHOLDER) });
-    this.construct = new cdk8s.ModelService(chart, name, { ...props, image: plain(image, IMAGE_PLACEHOLDER) });
+    const { chart, substitutions, plainImage } = chartWithInputs(name, namespace, image);
+    this.construct = new cdk8s.ModelService(chart, name, { ...props, image: plainImage });
     this.substitutions = substitutions;
     if (autoscaled) this.construct.deployment.markHasAutoscaler();
     customize?.(this.construct);
@@ -295,6 +289,96 @@ export class ModelCanary extends pulumi.ComponentResource {
     this.canaryName = pulumi.output(this.construct.canaryName);
     this.registerOutputs({ canaryName: this.canaryName });
   }
+}
+
+export interface KServeRuntimeArgs extends Omit<cdk8s.KServeRuntimeProps, 'image'> {
+  /** @default - the `default` namespace, or the provider's; none for a `clusterScoped` runtime */
+  readonly namespace?: pulumi.Input<string>;
+  /** @default DEFAULT_RUNTIME_IMAGE */
+  readonly image?: pulumi.Input<string>;
+  /**
+   * Escape hatches, run on the cdk8s construct before any object is registered.
+   * @default - no changes
+   */
+  readonly customize?: (construct: cdk8s.KServeRuntime) => void;
+}
+
+export class KServeRuntime extends pulumi.ComponentResource {
+  /** The ServingRuntime's (or ClusterServingRuntime's) name, for an InferenceService's `runtime`. */
+  readonly runtimeName: pulumi.Output<string>;
+  /** @internal */
+  readonly construct: cdk8s.KServeRuntime;
+  /** @internal placeholders of its chart, which an InferenceService beside it shares */
+  readonly substitutions: readonly Substitution[];
+  /** @internal as given: an InferenceService compares it with its own */
+  readonly namespace: pulumi.Input<string> | undefined;
+
+  constructor(name: string, args: KServeRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('modelship:index:KServeRuntime', name, {}, opts);
+    const { namespace, image, customize, ...props } = args;
+    this.namespace = namespace;
+    const { chart, substitutions, plainImage } = chartWithInputs(name, namespace, image);
+    this.construct = new cdk8s.KServeRuntime(chart, name, { ...props, image: plainImage });
+    this.substitutions = substitutions;
+    customize?.(this.construct);
+    registerNewObjects(this, name, chart, { label: `KServeRuntime '${name}'`, substitutions, opts });
+    this.runtimeName = pulumi.output(this.construct.runtimeName);
+    this.registerOutputs({ runtimeName: this.runtimeName });
+  }
+}
+
+export interface KServeInferenceServiceArgs extends Omit<cdk8s.KServeInferenceServiceProps, 'runtime'> {
+  /** The runtime that serves the model. */
+  readonly runtime: KServeRuntime;
+  /**
+   * Another namespace than the runtime's, for a `clusterScoped` runtime only.
+   * @default - the runtime's namespace (the `default` namespace, or the provider's, for a `clusterScoped` runtime)
+   */
+  readonly namespace?: pulumi.Input<string>;
+  /**
+   * Escape hatches, run on the cdk8s construct before any object is registered.
+   * @default - no changes
+   */
+  readonly customize?: (construct: cdk8s.KServeInferenceService) => void;
+}
+
+export class KServeInferenceService extends pulumi.ComponentResource {
+  /** The InferenceService's name, which is also the model's name in the runtime's URLs. */
+  readonly inferenceServiceName: pulumi.Output<string>;
+  /** @internal */
+  readonly construct: cdk8s.KServeInferenceService;
+
+  constructor(name: string, args: KServeInferenceServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('modelship:index:KServeInferenceService', name, {}, opts);
+    const { runtime, namespace, customize, ...props } = args;
+    const label = `KServeInferenceService '${name}'`;
+    // Beside the runtime, in its chart and namespace, unless a cluster-wide runtime serves another namespace.
+    const apart = namespace !== undefined && namespace !== runtime.namespace;
+    if (apart && !runtime.construct.clusterScoped) {
+      throw new Error(`${label}: its namespace differs from KServeRuntime '${runtime.construct.node.id}''s, and KServe only finds a ServingRuntime in the InferenceService's namespace; leave 'namespace' unset, or make the runtime 'clusterScoped'`);
+    }
+    const { chart, substitutions } = apart ? chartWithInputs(name, namespace, undefined) : { chart: Chart.of(runtime.construct), substitutions: runtime.substitutions };
+    this.construct = new cdk8s.KServeInferenceService(chart, name, { ...props, runtime: runtime.construct });
+    customize?.(this.construct);
+    registerNewObjects(this, name, chart, { label, substitutions, opts });
+    this.inferenceServiceName = pulumi.output(this.construct.inferenceServiceName);
+    this.registerOutputs({ inferenceServiceName: this.inferenceServiceName });
+  }
+}
+
+/**
+ * An in-memory chart for a component, and the image as a plain string: a namespace or an image given as an Output is
+ * a placeholder there, which registration replaces with the Output.
+ */
+function chartWithInputs(name: string, namespace: pulumi.Input<string> | undefined, image: pulumi.Input<string> | undefined): { chart: Chart; substitutions: Substitution[]; plainImage?: string } {
+  const substitutions: Substitution[] = [];
+  const plain = (value: pulumi.Input<string> | undefined, placeholder: string): string | undefined => {
+    if (value === undefined || typeof value === 'string') return value as string | undefined;
+    substitutions.push({ placeholder, value });
+    return placeholder;
+  };
+  const chart = new Chart(new App(), name, { namespace: plain(namespace, NAMESPACE_PLACEHOLDER) });
+  return { chart, substitutions, plainImage: plain(image, IMAGE_PLACEHOLDER) };
 }
 
 /**

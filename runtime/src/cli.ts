@@ -25,7 +25,8 @@ const VERSION: string = JSON.parse(readFileSync(join(__dirname, '..', 'package.j
 
 const COMMANDS = {
   serve: `  modelship serve --model-repository DIR [options]     serve <model>/<version>/model.onnx from DIR
-  modelship serve --model NAME=PATH.onnx [...]          serve files as version 1, without a repository`,
+  modelship serve --model NAME=PATH.onnx [...]          serve files as version 1, without a repository
+  modelship serve --model-dir DIR --model-name NAME     serve one model from DIR/model.onnx or DIR/<version>/model.onnx (KServe's /mnt/models)`,
   inspect: '  modelship inspect PATH.onnx [--json]                  signature, opsets, IR, producer, metadata, sha256',
   fetch: '  modelship fetch --uri URI --sha256 HEX --dest PATH    download and verify a model (init container)',
   profile: '  modelship profile --model PATH.onnx --data FILE --out profile.json   drift profile from reference inputs (JSON lines)',
@@ -129,16 +130,17 @@ async function runServe(argv: readonly string[]): Promise<number> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  // A model named with --model is one the user asked for by hand: if it cannot load, serving on (live, never ready,
-  // answering 503) only hides the mistake, so the start fails as a bad flag does. A repository serves the models
+  // A model named with --model (or --model-dir) is one the user asked for by hand: if it cannot load, serving on
+  // (live, never ready, answering 503) only hides the mistake, so the start fails as a bad flag does. A repository serves the models
   // that load and reports the others, so that one broken model does not take the rest down.
   const failures = settings.modelRepository ? signal
     : server.loaded.then<string | readonly LoadFailure[]>((failed) => (failed.length > 0 ? failed : signal));
   const stop = await Promise.race([signal, failures]);
   if (typeof stop !== 'string') {
     await server.shutdown('a model given with --model failed to load');
-    const flag = (name: string) => settings.model.find((pair) => pair.startsWith(`${name}=`)) ?? name;
-    throw new Error(stop.map((f) => `--model '${flag(f.name)}' failed to load: ${f.reason.split('\n')[0]}`).join('; '));
+    const flag = (f: LoadFailure) => (settings.modelDir !== undefined ? `--model-dir '${settings.modelDir}' (version ${f.version})`
+      : `--model '${settings.model.find((pair) => pair.startsWith(`${f.name}=`)) ?? f.name}'`);
+    throw new Error(stop.map((f) => `${flag(f)} failed to load: ${f.reason.split('\n')[0]}`).join('; '));
   }
   const drained = await server.shutdown(stop);
   return drained ? 0 : 1;

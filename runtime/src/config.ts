@@ -21,18 +21,33 @@ export type ModelSettings = Pick<ServeSettings, (typeof MODEL_CONFIG_KEYS)[keyof
 /** Parses `serve`'s argv (after the subcommand) with the environment as fallback. */
 export function parseServeSettings(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServeSettings {
   const result = parseSettings(SERVE_SETTINGS, argv, env);
-  if (!result.modelRepository && result.model.length === 0) {
-    throw new UsageError('serve needs --model-repository DIR or at least one --model NAME=PATH.onnx');
-  }
-  if (result.modelRepository && result.model.length > 0) {
-    throw new UsageError('give either --model-repository or --model, not both');
-  }
+  checkModelSources(result);
   // A bad sink address would otherwise only show as every event dropped, long after the start.
   if (result.payloadLogUrl !== undefined) checkHttpUrl('payload-log-url', result.payloadLogUrl);
   if (result.payloadLogSource !== undefined && !URL.canParse(result.payloadLogSource)) {
     throw new UsageError(`--payload-log-source must be a URI (the events' ce-source), received ${JSON.stringify(result.payloadLogSource)}`);
   }
   return result;
+}
+
+/** Exactly one way of naming the models: a repository, --model pairs, or one directory with its name (KServe's). */
+function checkModelSources(settings: ServeSettings): void {
+  const { modelRepository, model, modelDir, modelName } = settings;
+  if (modelName !== undefined && modelDir === undefined) {
+    throw new UsageError(`--model-name '${modelName}' names the model in --model-dir, which is missing: add --model-dir DIR (the directory holding model.onnx or <version>/model.onnx)`);
+  }
+  if (modelDir !== undefined && modelName === undefined) {
+    throw new UsageError(`--model-dir '${modelDir}' needs the name to serve it under: add --model-name NAME (KServe passes --model-name={{.Name}})`);
+  }
+  const given = [
+    modelRepository !== undefined && '--model-repository', model.length > 0 && '--model', modelDir !== undefined && '--model-dir',
+  ].filter((flag): flag is string => flag !== false);
+  if (given.length === 0) {
+    throw new UsageError('serve needs --model-repository DIR or at least one --model NAME=PATH.onnx (or --model-dir DIR with --model-name NAME)');
+  }
+  if (given.length > 1) {
+    throw new UsageError(`give either --model-repository, --model or --model-dir (with --model-name), not ${given.length === 2 ? 'both ' : ''}${given.join(' and ')}`);
+  }
 }
 
 function checkHttpUrl(flag: string, value: string): void {

@@ -51,24 +51,76 @@ export function scanRepository(dir: string): ScanResult {
       skipped.push(`${modelDir}: '${name}' is not a valid model name (letters, digits, '_', '.', '-')`);
       continue;
     }
-    const versions: VersionEntry[] = [];
-    for (const child of readdirSync(modelDir)) {
-      const versionDir = join(modelDir, child);
-      if (!statSync(versionDir).isDirectory()) continue;
-      if (!VERSION.test(child)) {
-        skipped.push(`${versionDir}: version directories are positive integers`);
-        continue;
-      }
-      versions.push({ version: Number(child), path: join(versionDir, MODEL_FILE_NAME), profilePath: join(versionDir, DRIFT_PROFILE_FILE_NAME) });
-    }
-    versions.sort((a, b) => a.version - b.version);
-    const configPath = MODEL_CONFIG_FILE_NAMES.map((file) => join(modelDir, file)).find((file) => existsSync(file));
-    models.push({
-      name, versions, configPath,
-      problem: versions.length === 0 ? `no version directory (expected ${modelDir}/<version>/${MODEL_FILE_NAME})` : undefined,
-    });
+    models.push(scanModelDirectory(name, modelDir, skipped));
   }
   return { models, skipped };
+}
+
+/**
+ * One model's directory, as a repository holds it: numbered version directories with model.onnx (and profile.json)
+ * inside, and an optional config file. Directories that are not versions are added to `skipped`.
+ */
+function scanModelDirectory(name: string, modelDir: string, skipped: string[]): ModelEntry {
+  const versions: VersionEntry[] = [];
+  for (const child of readdirSync(modelDir)) {
+    const versionDir = join(modelDir, child);
+    if (!statSync(versionDir).isDirectory()) continue;
+    if (!VERSION.test(child)) {
+      skipped.push(`${versionDir}: version directories are positive integers`);
+      continue;
+    }
+    versions.push(versionIn(Number(child), versionDir, MODEL_FILE_NAME));
+  }
+  versions.sort((a, b) => a.version - b.version);
+  return {
+    name, versions, configPath: configFileIn(modelDir),
+    problem: versions.length === 0 ? `no version directory (expected ${modelDir}/<version>/${MODEL_FILE_NAME})` : undefined,
+  };
+}
+
+/**
+ * `--model-dir DIR --model-name NAME`: one model's directory, as KServe's storage initializer leaves it at
+ * /mnt/models. A model.onnx directly inside is version 1 (a storageUri naming one model's files); otherwise DIR is
+ * read as a repository's model directory (`<version>/model.onnx`). Unlike a repository, a directory that holds
+ * neither is an error at start: the one model asked for cannot be served.
+ */
+export function modelFromDirectory(dir: string, name: string): ScanResult {
+  if (!isModelName(name)) {
+    throw new UsageError(`--model-name '${name}' is not a valid model name (letters, digits, '_', '.', '-'; at most 128, not starting with '.' or '-')`);
+  }
+  const root = resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) {
+    throw new UsageError(`--model-dir '${dir}' is not a directory: give the directory that holds ${MODEL_FILE_NAME} or <version>/${MODEL_FILE_NAME}`);
+  }
+  const skipped: string[] = [];
+  const direct = directModelFile(root, dir);
+  if (direct !== undefined) return { models: [{ name, configPath: configFileIn(root), versions: [versionIn(1, root, direct)] }], skipped };
+  const entry = scanModelDirectory(name, root, skipped);
+  if (entry.versions.length === 0) {
+    throw new UsageError(`--model-dir '${dir}' holds no ${MODEL_FILE_NAME}: put the model at ${join(root, MODEL_FILE_NAME)} or in a version directory such as ${join(root, '1', MODEL_FILE_NAME)}`);
+  }
+  return { models: [entry], skipped };
+}
+
+/**
+ * The model file directly in a --model-dir: model.onnx, or the only .onnx file there, since a storageUri that
+ * names a single file (`.../fraud.onnx`) is downloaded under its own name.
+ */
+function directModelFile(root: string, dir: string): string | undefined {
+  if (existsSync(join(root, MODEL_FILE_NAME))) return MODEL_FILE_NAME;
+  const files = readdirSync(root).filter((file) => file.endsWith('.onnx') && statSync(join(root, file)).isFile());
+  if (files.length > 1) {
+    throw new UsageError(`--model-dir '${dir}' holds ${files.length} .onnx files (${files.sort().join(', ')}) and no ${MODEL_FILE_NAME}: name the one to serve ${MODEL_FILE_NAME}, or move the others out`);
+  }
+  return files[0];
+}
+
+function versionIn(version: number, dir: string, file: string): VersionEntry {
+  return { version, path: join(dir, file), profilePath: join(dir, DRIFT_PROFILE_FILE_NAME) };
+}
+
+function configFileIn(modelDir: string): string | undefined {
+  return MODEL_CONFIG_FILE_NAMES.map((file) => join(modelDir, file)).find((file) => existsSync(file));
 }
 
 /** `NAME=PATH` pairs from --model, each served as version 1. */

@@ -14,7 +14,7 @@ import { PayloadEventSink } from './payload-events';
 import { PayloadLogger } from './payload-log';
 import { RuntimeMetrics } from './metrics';
 import { ModelRegistry } from './model/registry';
-import { modelsFromFlags, scanRepository, type ModelEntry } from './repository';
+import { modelFromDirectory, modelsFromFlags, scanRepository, type ModelEntry } from './repository';
 import { createAuthenticator } from './server/auth';
 import { startGrpcServer, type GrpcServer } from './server/grpc-server';
 import { createHttpServer, type HttpServer } from './server/http-server';
@@ -181,6 +181,11 @@ function listenFailure(error: Error, door: 'http' | 'grpc', settings: ServeSetti
 }
 
 function findModels(settings: ServeSettings, log: Logger): ModelEntry[] {
+  if (settings.modelDir !== undefined) {
+    const { models, skipped } = modelFromDirectory(settings.modelDir, settings.modelName!);
+    for (const reason of skipped) log.warn(`skipped ${reason}`);
+    return [...models];
+  }
   if (!settings.modelRepository) return modelsFromFlags(settings.model);
   const { models, skipped } = scanRepository(settings.modelRepository);
   for (const reason of skipped) log.warn(`skipped ${reason}`);

@@ -19,7 +19,7 @@
  * additionalProperties, so step 3 is what rejects unknown fields there). Objects whose schema is free-form
  * (x-kubernetes-preserve-unknown-fields, maps) are not checked for unknown keys.
  *
- * Custom resources of groups with no model package (`VENDORED_CRDS`: the Gateway API, Flagger, Argo Rollouts) get steps 2 and 3 with the
+ * Custom resources of groups with no model package (`VENDORED_CRDS`: the Gateway API, Flagger, Argo Rollouts, KServe) get steps 2 and 3 with the
  * `openAPIV3Schema` of an upstream CRD file vendored under test/fixtures/crds/<project>-<version>[-<channel>]/ (each
  * folder's README names the release), compiled with ajv. CEL rules (`x-kubernetes-validations`) are not evaluated.
  *
@@ -51,6 +51,7 @@ export const VENDORED_CRDS: Readonly<Record<string, string>> = {
   'gateway.networking.k8s.io': 'gateway-api-v1.3.0-standard',
   'flagger.app': 'flagger-v1.44.0',
   'argoproj.io': 'argo-rollouts-v1.9.1',
+  'serving.kserve.io': 'kserve-v0.20.0',
 };
 
 /**

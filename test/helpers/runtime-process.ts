@@ -40,11 +40,17 @@ export interface StartOptions {
   readonly cgroups?: readonly string[];
   /** The `modelship` bin to start, e.g. one an installed package provides. @default the repository's runtime/bin/modelship.js */
   readonly cli?: string;
+  /**
+   * `args` is the whole command line after the bin, as a container's args give it: `serve`, the ports and the host
+   * are not added. The ports must still be free ones (0) for the helper to read them from the log.
+   * @default false
+   */
+  readonly exactArgs?: boolean;
 }
 
 export async function startRuntime(args: readonly string[], options: StartOptions = {}): Promise<RuntimeProcess> {
   // A flag given again in `args` wins: node's parseArgs keeps the last value.
-  const command = [process.execPath, options.cli ?? CLI, 'serve', '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1', ...args];
+  const command = [process.execPath, options.cli ?? CLI, ...(options.exactArgs ? [] : ['serve', '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1']), ...args];
   // The shell joins each cgroup and then becomes node, so node's first instruction already runs within the limits.
   const cgroups = options.cgroups ?? [];
   const [file, ...argv] = cgroups.length === 0 ? command

@@ -388,6 +388,13 @@ describe('modelship serve with bad flags', { concurrency: 4 }, () => {
     ['MODELSHIP_HTTP_PORT=abc', ['serve', ...safe, '--model-repository', EXAMPLE_REPOSITORY], /MODELSHIP_HTTP_PORT.*'abc'/, { MODELSHIP_HTTP_PORT: 'abc' }],
     ['both --model-repository and --model', ['serve', ...safe, '--http-port', '0', '--model-repository', EXAMPLE_REPOSITORY, '--model', `m=${MODELS.linearRegression}`],
       /either/],
+    ['--model-name without --model-dir', ['serve', ...safe, '--http-port', '0', '--model-name', 'fraud'], /--model-name 'fraud' names the model in --model-dir, which is missing: add --model-dir DIR/],
+    ['--model-dir without --model-name', ['serve', ...safe, '--http-port', '0', '--model-dir', EXAMPLE_REPOSITORY], /--model-dir '.*' needs the name to serve it under: add --model-name NAME/],
+    ['--model-dir /nonexistent', ['serve', ...safe, '--http-port', '0', '--model-dir', '/nonexistent', '--model-name', 'fraud'], /--model-dir '\/nonexistent' is not a directory/],
+    ['--model-dir holding no model.onnx', ['serve', ...safe, '--http-port', '0', '--model-dir', EXAMPLE_REPOSITORY, '--model-name', 'fraud'], /--model-dir '.*' holds no model\.onnx: put the model at .*model\.onnx or in a version directory such as .*\/1\/model\.onnx/],
+    ['both --model-repository and --model-dir', ['serve', ...safe, '--http-port', '0', '--model-repository', EXAMPLE_REPOSITORY, '--model-dir', EXAMPLE_REPOSITORY, '--model-name', 'fraud'],
+      /not both --model-repository and --model-dir/],
+    ['MODELSHIP_MODEL_DIR without a name', ['serve', ...safe, '--http-port', '0'], /--model-dir '\/mnt\/models' needs the name/, { MODELSHIP_MODEL_DIR: '/mnt/models' }],
   ];
   for (const [name, args, reason, env] of cases) {
     it(`exits 2 on ${name}`, async () => {

@@ -8,30 +8,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import * as ort from '../../runtime/src/model/onnxruntime';
 import { DATATYPES, type Datatype, type TypedArray } from '../../runtime/src/tensor/datatypes';
 import { MODELS, REPO_ROOT } from '../helpers/paths';
 import { randomFloats, runReference } from '../helpers/reference';
 import { startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
-
-// The client loads the .proto on its own, as a user generating a client from the published file would.
-const PROTO = join(REPO_ROOT, 'runtime', 'src', 'protocols', 'grpc_predict_v2.proto');
-const definition = loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
-const methods = definition['inference.GRPCInferenceService'] as grpc.ServiceDefinition;
-
-type Client = InstanceType<grpc.ServiceClientConstructor>;
-
-function connect(port: number): Client {
-  return new Service(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
-}
-
-function rpc(client: Client, method: string, request: object): Promise<any> {
-  return new Promise((resolve, reject) => {
-    (client[method] as Function).call(client, request, (error: grpc.ServiceError | null, response: unknown) => (error ? reject(error) : resolve(response)));
-  });
-}
+import { connect, definition, type GrpcClient, methods, rpc } from '../helpers/grpc-client';
 
 async function rejectsWith(call: Promise<unknown>, code: grpc.status, details: RegExp): Promise<void> {
   await assert.rejects(call, (error: grpc.ServiceError) => {
@@ -225,7 +207,7 @@ function nonEmpty(contents: Record<string, unknown[]> | null): Record<string, un
 
 describe('the gRPC service of a running runtime', () => {
   let runtime: RuntimeProcess;
-  let client: Client;
+  let client: GrpcClient;
   before(async () => {
     runtime = await startRuntime([
       '--max-body-bytes', '65536',

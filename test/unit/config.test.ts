@@ -39,6 +39,17 @@ describe('serve settings', () => {
     usage(() => parseServeSettings([], {}), /--model-repository DIR or at least one --model/);
     usage(() => parseServeSettings(['--model-repository', 'm', '--model', 'a=b'], {}), /not both/);
   });
+
+  it('takes one model directory with its name, as KServe passes them, and refuses half of the pair or a mix', () => {
+    const kserve = parseServeSettings(['--model-name=fraud', '--model-dir=/mnt/models'], {});
+    assert.equal(kserve.modelDir, '/mnt/models');
+    assert.equal(kserve.modelName, 'fraud');
+    assert.equal(parseServeSettings([], { MODELSHIP_MODEL_DIR: '/mnt/models', MODELSHIP_MODEL_NAME: 'fraud' }).modelName, 'fraud');
+    usage(() => parseServeSettings(['--model-name', 'fraud'], {}), /--model-name 'fraud' names the model in --model-dir, which is missing: add --model-dir DIR/);
+    usage(() => parseServeSettings(['--model-dir', '/mnt/models'], {}), /--model-dir '\/mnt\/models' needs the name to serve it under: add --model-name NAME/);
+    usage(() => parseServeSettings(['--model-dir', '/d', '--model-name', 'n', '--model-repository', '/m'], {}), /not both --model-repository and --model-dir/);
+    usage(() => parseServeSettings(['--model-dir', '/d', '--model-name', 'n', '--model', 'a=b'], {}), /not both --model and --model-dir/);
+  });
 });
 
 describe('model config files', () => {
