@@ -18,9 +18,9 @@ export function connect(port: number): GrpcClient {
   return new Service(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
 }
 
-/** Calls a unary method; rejects with the grpc.ServiceError. */
-export function rpc(client: GrpcClient, method: string, request: object): Promise<any> {
+/** Calls a unary method, with `metadata` (a traceparent, a token) if given; rejects with the grpc.ServiceError. */
+export function rpc(client: GrpcClient, method: string, request: object, metadata: grpc.Metadata = new grpc.Metadata()): Promise<any> {
   return new Promise((resolve, reject) => {
-    (client[method] as Function).call(client, request, (error: grpc.ServiceError | null, response: unknown) => (error ? reject(error) : resolve(response)));
+    (client[method] as Function).call(client, request, metadata, (error: grpc.ServiceError | null, response: unknown) => (error ? reject(error) : resolve(response)));
   });
 }

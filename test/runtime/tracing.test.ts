@@ -9,22 +9,17 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { METRIC } from '@modelship/contract';
 import { expectExit, oneLineReason, runCli } from '../helpers/cli-process';
+import { connect, rpc } from '../helpers/grpc-client';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver';
-import { MODELS, REPO_ROOT } from '../helpers/paths';
+import { MODELS } from '../helpers/paths';
 import { query, startPrometheus, type ServerProcess } from '../helpers/prometheus';
 import { postJson, startRuntime, type RuntimeProcess } from '../helpers/runtime-process';
 import { waitFor } from '../helpers/wait';
-
-const PROTO = join(REPO_ROOT, 'runtime', 'src', 'protocols', 'grpc_predict_v2.proto');
-const definition = loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
 
 const SERVER = 2;
 const INTERNAL = 1;
@@ -38,14 +33,13 @@ function callerContext(sampled = true) {
 
 const row = (seed: number) => Array.from({ length: 16 }, (_, i) => Math.sin(seed * 16 + i));
 
-function grpcInfer(port: number, request: object, metadata: grpc.Metadata): Promise<any> {
-  const client = new Service(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  return new Promise((resolve, reject) => {
-    (client.ModelInfer as Function).call(client, request, metadata, (error: grpc.ServiceError | null, response: unknown) => {
-      client.close();
-      if (error) reject(error); else resolve(response);
-    });
-  });
+async function grpcInfer(port: number, request: object, metadata: grpc.Metadata): Promise<any> {
+  const client = connect(port);
+  try {
+    return await rpc(client, 'ModelInfer', request, metadata);
+  } finally {
+    client.close();
+  }
 }
 
 /** The spans of one trace once its server span has arrived, with its queue and compute spans. */
