@@ -29,7 +29,7 @@ const CELLS = [
 ] as const;
 
 async function measure(root: string, args: string[], cell: (typeof CELLS)[number]): Promise<number> {
-  const child = spawn(process.execPath, [join(resolve(root), 'bin', 'modelship.js'), 'serve', '--model', cell.model, '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1', '--max-queue-size', '1024', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(resolve(root), 'runtime', 'bin', 'modelship.js'), 'serve', '--model', cell.model, '--http-port', '0', '--grpc-port', '0', '--host', '127.0.0.1', '--max-queue-size', '1024', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise<number>((done, fail) => {
       child.stdout!.on('data', (chunk: Buffer) => {

@@ -120,6 +120,14 @@ async function batchStats(runtime: RuntimeProcess, model: string): Promise<{ sum
   return histogramOf(await (await fetch(`${runtime.url}/metrics`)).text(), METRIC.batchSize, model);
 }
 
+/** process_cpu_seconds_total of a runtime, now. */
+async function cpuSeconds(runtime: RuntimeProcess): Promise<number> {
+  const text = await (await fetch(`${runtime.url}/metrics`)).text();
+  const line = text.split('\n').find((candidate) => candidate.startsWith('process_cpu_seconds_total '));
+  if (!line) throw new Error(`${runtime.url}/metrics has no process_cpu_seconds_total`);
+  return Number(line.split(' ')[1]);
+}
+
 async function served(runtime: RuntimeProcess, model: string, send: StatusSender, concurrency: number): Promise<{ result: LoadResult; meanBatch: number }> {
   const before = await batchStats(runtime, model);
   const result = await closedLoop(ok(send), concurrency, SECONDS);
@@ -206,8 +214,7 @@ async function compareModes(feature: string, measure: (mode: 'off' | 'on') => Pr
  * The cost of tracing: two runtimes serving the tiny MLP, one with no OTLP endpoint (tracing off) and one exporting
  * to a sink that takes every span and discards it, sampling 10% of requests (parentbased_traceidratio 0.1, the
  * ModelService default). Both run through the whole measurement, so each mode's cells share the machine with the
- * other's idle runtime. With BENCH_BASELINE_CLI naming another build's `runtime/bin/modelship.js` (a checkout from
- * before tracing), tracing off is also compared with that build, the same way: what merely having tracing costs.
+ * other's idle runtime. What tracing costs when off, against a build without it, is `npm run bench:compare`'s.
  */
 async function measureTracing(log: (message: string) => void): Promise<Row[]> {
   const sink = createServer((request, response) => {
@@ -226,12 +233,23 @@ async function measureTracing(log: (message: string) => void): Promise<Row[]> {
     clients.push(client);
     return { runtime, send: jsonSender(client, '/v2/models/mlp/infer', WORKLOADS[0].input) };
   };
-  const measure = (target: { runtime: RuntimeProcess; send: StatusSender }) => served(target.runtime, 'mlp', target.send, MODE_CONCURRENCY);
+  // CPU time per request (process_cpu_seconds_total: the main thread, session and codec workers, the exporter), a
+  // measure that another tenant's load on the machine moves far less than throughput.
+  const cpu = new Map<RuntimeProcess, { seconds: number; requests: number }>();
+  const measure = async (target: { runtime: RuntimeProcess; send: StatusSender }) => {
+    const before = await cpuSeconds(target.runtime);
+    const cell = await served(target.runtime, 'mlp', target.send, MODE_CONCURRENCY);
+    const spent = cpu.get(target.runtime) ?? { seconds: 0, requests: 0 };
+    cpu.set(target.runtime, { seconds: spent.seconds + (await cpuSeconds(target.runtime)) - before, requests: spent.requests + cell.result.latencies.length });
+    return cell;
+  };
+  const microsecondsPerRequest = (target: { runtime: RuntimeProcess }) => {
+    const spent = cpu.get(target.runtime)!;
+    return (spent.seconds * 1e6) / spent.requests;
+  };
   const label = 'tabular MLP 16→32→4, 1 row';
   const rows: Row[] = [];
   try {
-    const baselineCli = process.env.BENCH_BASELINE_CLI;
-    const before = baselineCli ? await start({ cli: baselineCli }) : undefined;
     const off = await start();
     const on = await start({
       env: {
@@ -239,25 +257,17 @@ async function measureTracing(log: (message: string) => void): Promise<Row[]> {
         OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1',
       },
     });
+    // Both warmed alike first, so that neither mode's first cells run colder code.
+    for (const target of [off, on]) await served(target.runtime, 'mlp', target.send, MODE_CONCURRENCY);
     const traced = await compareModes('tracing', (mode) => measure(mode === 'on' ? on : off), log);
     rows.push(
       { workload: label, path: `(d) runtime, v2 JSON, tracing off (${traced.rounds} rounds)`, concurrency: traced.concurrency, ...traced.off },
       {
         workload: label, path: `(d) runtime, v2 JSON, tracing on: 10% sampled, OTLP/HTTP (${traced.rounds} rounds)`, concurrency: traced.concurrency, ...traced.on,
-        baseline: { name: 'tracing off', rps: rps(traced.off.result) }, note: ` (rounds: ${traced.perRound})`,
+        baseline: { name: 'tracing off', rps: rps(traced.off.result) },
+        note: ` (rounds: ${traced.perRound}); CPU per request ${microsecondsPerRequest(on).toFixed(0)} µs, off ${microsecondsPerRequest(off).toFixed(0)} µs`,
       },
     );
-    if (before) {
-      // 'off' is the baseline build here, 'on' this build with tracing off.
-      const cost = await compareModes('tracing off against the baseline build', (mode) => measure(mode === 'on' ? off : before), log);
-      rows.push(
-        { workload: label, path: `(d) runtime, v2 JSON, the baseline build (BENCH_BASELINE_CLI, ${cost.rounds} rounds)`, concurrency: cost.concurrency, ...cost.off },
-        {
-          workload: label, path: `(d) runtime, v2 JSON, this build, tracing off (${cost.rounds} rounds)`, concurrency: cost.concurrency, ...cost.on,
-          baseline: { name: 'baseline build', rps: rps(cost.off.result) }, note: ` (rounds: ${cost.perRound})`,
-        },
-      );
-    }
   } finally {
     await Promise.all(clients.map((client) => client.close()));
     await Promise.all(runtimes.map((runtime) => runtime.stop()));

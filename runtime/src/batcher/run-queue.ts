@@ -192,6 +192,11 @@ export class RunQueue {
     this.observer.run(rows, computeSeconds);
   }
 
+  /** Whether tracing is on: only then do finished runs need recording. */
+  get traced(): boolean {
+    return this.tracer !== undefined;
+  }
+
   /** A batch of this queue finished running (or failed with `error`): its spans, when any job is traced. */
   recordFinished(batch: Batch, finishedAt: number, error?: string): void {
     if (!this.tracer) return;
