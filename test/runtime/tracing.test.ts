@@ -261,6 +261,35 @@ describe('tracing with OpenTelemetry (OTLP/HTTP to a real receiver)', () => {
   });
 });
 
+describe('tracing a share of requests (parentbased_traceidratio)', () => {
+  it('keeps about that share of new traces, every sampled parent\'s and no unsampled parent\'s', async () => {
+    const receiver = await startOtlpReceiver();
+    const runtime = await startRuntime(['--model', `mlp=${MODELS.mlp}`], {
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.2' },
+    });
+    try {
+      const body = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: row(11) }] };
+      const sampled = Array.from({ length: 10 }, () => callerContext(true));
+      const unsampled = Array.from({ length: 10 }, () => callerContext(false));
+      for (const caller of [...sampled, ...unsampled]) assert.equal((await postJson(`${runtime.url}/v2/models/mlp/infer`, body, { traceparent: caller.traceparent })).status, 200);
+      const fresh = 400;
+      for (let i = 0; i < fresh; i++) assert.equal((await postJson(`${runtime.url}/v2/models/mlp/infer`, body)).status, 200);
+      const marker = callerContext();
+      await postJson(`${runtime.url}/v2/models/mlp/infer`, body, { traceparent: marker.traceparent });
+      await traceOf(receiver, marker.traceId, 'the marker request');
+      const servers = receiver.spans.filter((span) => span.kind === SERVER);
+      for (const caller of sampled) assert.ok(servers.some((span) => span.traceId === caller.traceId), 'a sampled parent is always traced');
+      for (const caller of unsampled) assert.ok(!servers.some((span) => span.traceId === caller.traceId), 'an unsampled parent never is');
+      const roots = servers.filter((span) => span.parentSpanId === '').length;
+      // 400 draws at 0.2: 80 expected, a standard deviation of 8; 40 to 120 is five of them either way.
+      assert.ok(roots >= 40 && roots <= 120, `${roots} of ${fresh} new traces kept at a ratio of 0.2`);
+    } finally {
+      await runtime.stop();
+      await receiver.close();
+    }
+  });
+});
+
 describe('tracing to a collector that never answers', () => {
   it('serves at full speed and still stops within its drain', async () => {
     const sockets = new Set<Socket>();

@@ -170,14 +170,24 @@ function definedOnly<T extends object>(settings: T): Partial<T> {
   return Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
 
+/**
+ * The SDK's sampler. Requests that start a trace are decided before the SDK sees them (Tracing.keepsNewTrace), so
+ * a span without a parent that reaches it is kept: a request already chosen, or a model load (always traced unless
+ * the sampler keeps nothing). Spans with a parent follow the configured sampler's rule: the parent's decision for
+ * the parent-based ones, the trace id's ratio for a caller's span under `traceidratio`, and always the request's
+ * own decision for its queue and compute spans.
+ */
 function samplerFor(config: TracingConfig): Sampler {
-  const ratio = new TraceIdRatioBasedSampler(config.ratio);
+  const root = rootRatioOf(config) > 0 ? new AlwaysOnSampler() : new AlwaysOffSampler();
   switch (config.sampler) {
     case 'always_on': return new AlwaysOnSampler();
     case 'always_off': return new AlwaysOffSampler();
-    case 'traceidratio': return ratio;
-    case 'parentbased_always_on': return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-    case 'parentbased_always_off': return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case 'parentbased_traceidratio': return new ParentBasedSampler({ root: ratio });
+    case 'traceidratio': {
+      const ratio = new TraceIdRatioBasedSampler(config.ratio);
+      return new ParentBasedSampler({ root, remoteParentSampled: ratio, remoteParentNotSampled: ratio });
+    }
+    case 'parentbased_always_on':
+    case 'parentbased_always_off':
+    case 'parentbased_traceidratio': return new ParentBasedSampler({ root });
   }
 }
