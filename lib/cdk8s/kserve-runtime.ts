@@ -14,6 +14,7 @@ import { checkResources, DEFAULT_RUNTIME_IMAGE, type ResourceProps, type Resourc
 import { kubeProbes } from './probes';
 import { type RuntimeSettingsProps, settingArgs } from './runtime-settings';
 import { kubeContainerSecurity, kubePodSecurity } from './security';
+import { kubeTracingEnv, type TracingOptions } from './tracing';
 import { checkDnsLabel, checkDnsName, checkPositiveInteger, checkSetting } from './validation';
 
 export const KSERVE_GROUP = 'serving.kserve.io';
@@ -82,6 +83,13 @@ export interface KServeRuntimeProps extends RuntimeSettingsProps, ResourceProps 
    * @default 25
    */
   readonly drainTimeoutSeconds?: number;
+  /**
+   * Trace requests with OpenTelemetry to an OTLP/HTTP collector, as ModelService's `tracing` does (the same
+   * variables). The service name defaults to the InferenceService's: KServe fills `{{.Name}}` in the container's
+   * variables as in its args. KServe owns the pods' network, so no NetworkPolicy is made for the collector.
+   * @default - off
+   */
+  readonly tracing?: TracingOptions;
 }
 
 /**
@@ -130,6 +138,7 @@ export class KServeRuntime extends Construct {
             flag(SERVE_SETTINGS.drainTimeoutSeconds, this.drainTimeoutSeconds),
             ...settingArgs(props),
           ],
+          ...(props.tracing ? { env: kubeTracingEnv(props.tracing, KSERVE_NAME_PLACEHOLDER) } : {}),
           ports: [KSERVE_HTTP_PORT, KSERVE_GRPC_PORT].map((port) => ({ ...port, protocol: 'TCP' })),
           ...kubeProbes(),
           // A ServingRuntime has no pod security context: the container's carries it all, seccomp included.

@@ -84,6 +84,14 @@ export function tracingEnv(tracing: TracingOptions, defaultServiceName: string):
 }
 
 /**
+ * The same variables in the Kubernetes API's own form, for objects whose containers cdk8s-plus does not build (a
+ * KServe ServingRuntime): `{ name, value }`, or `{ name, valueFrom }` for the downward API ones.
+ */
+export function kubeTracingEnv(tracing: TracingOptions, defaultServiceName: string): { name: string; value?: string; valueFrom?: unknown }[] {
+  return Object.entries(tracingEnv(tracing, defaultServiceName)).map(([name, env]) => (env.value !== undefined ? { name, value: env.value } : { name, valueFrom: env.valueFrom }));
+}
+
+/**
  * Refuses tracing variables given through `env`. A collector named there would get no NetworkPolicy egress and every
  * span would be dropped; with `tracing`, a variable it writes would be overridden without a word.
  */

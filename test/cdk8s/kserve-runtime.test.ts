@@ -47,6 +47,30 @@ describe('KServeRuntime', () => {
     assert.deepEqual(container.startupProbe.httpGet, { path: PATHS.ready, port: 8080 });
   });
 
+  it('traces with the same OTEL_* variables as ModelService, named after each InferenceService by KServe\'s placeholder', () => {
+    const { objects, container } = synth({ tracing: { endpoint: 'http://otel-collector.observability:4318', samplingRatio: 0.05 } });
+    assertValidManifests(objects);
+    const env = Object.fromEntries(container.env.map((variable: any) => [variable.name, variable.value ?? variable.valueFrom]));
+    assert.deepEqual(env, {
+      OTEL_RESOURCE_ATTRIBUTES_POD_NAME: { fieldRef: { fieldPath: 'metadata.name' } },
+      OTEL_RESOURCE_ATTRIBUTES_POD_NAMESPACE: { fieldRef: { fieldPath: 'metadata.namespace' } },
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.05',
+      OTEL_SERVICE_NAME: '{{.Name}}',
+      OTEL_RESOURCE_ATTRIBUTES: 'k8s.namespace.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAMESPACE),k8s.pod.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)',
+    });
+    // ModelService's container for the same prop: one definition, two forms.
+    const chart = new Chart(Testing.app(), 'svc');
+    new ModelService(chart, 'fraud', { model: ModelSource.fromImage('registry/fraud:1'), tracing: { endpoint: 'http://otel-collector.observability:4318', samplingRatio: 0.05 } });
+    const deployment = (Testing.synth(chart) as Manifest[]).find((o) => o.kind === 'Deployment')!;
+    const serviceEnv = deployment.spec.template.spec.containers.find((c: any) => c.name === 'runtime').env.filter((variable: any) => variable.name.startsWith('OTEL_'));
+    assert.deepEqual(serviceEnv.map((variable: any) => variable.name), Object.keys(env));
+    assert.throws(() => synth({ tracing: { endpoint: 'http://c:4318/v1/traces' } }), /'tracing.endpoint' .* must have no path/);
+    assert.equal(synth().container.env, undefined, 'no variables without tracing');
+  });
+
   it('writes args the runtime parses, with KServe\'s placeholder filled, and each setting prop as its flag', () => {
     const { container } = synth({ maxBatchSize: 8, logLevel: 'debug', warmup: false, drainTimeoutSeconds: 40 });
     const args: string[] = container.args.map((arg: string) => arg.replace('{{.Name}}', 'fraud'));
