@@ -24,6 +24,8 @@ export interface ReceivedSpan {
   readonly spanId: string;
   /** '' for a root span. */
   readonly parentSpanId: string;
+  /** The W3C tracestate the span carries (its parent's, unless changed). */
+  readonly traceState: string;
   readonly name: string;
   /** OTLP's SpanKind: 1 internal, 2 server. */
   readonly kind: number;
@@ -67,7 +69,7 @@ export function decodeTraces(body: Uint8Array): ReceivedSpan[] {
     for (const scopeSpans of resourceSpans.scopeSpans ?? []) {
       for (const span of scopeSpans.spans ?? []) {
         spans.push({
-          traceId: hex(span.traceId), spanId: hex(span.spanId), parentSpanId: hex(span.parentSpanId),
+          traceId: hex(span.traceId), spanId: hex(span.spanId), parentSpanId: hex(span.parentSpanId), traceState: span.traceState ?? '',
           name: span.name, kind: kindNumber(span.kind),
           startNanos: BigInt(span.startTimeUnixNano), endNanos: BigInt(span.endTimeUnixNano),
           attributes: attributesOf(span.attributes),

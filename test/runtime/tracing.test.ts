@@ -149,6 +149,7 @@ describe('tracing with OpenTelemetry (OTLP/HTTP to a real receiver)', () => {
     const { server, queue } = await traceOf(receiver, caller.traceId, 'a gRPC request');
     assert.equal(server.parentSpanId, caller.spanId);
     assert.equal(server.name, 'inference.GRPCInferenceService/ModelInfer');
+    assert.equal(server.traceState, 'vendor=value', 'the caller\'s tracestate is carried on');
     assert.equal(server.attributes.protocol, 'grpc');
     assert.equal(server.attributes['http.response.status_code'], 200);
     assert.equal(queue.parentSpanId, server.spanId);
