@@ -213,9 +213,12 @@ async function compareModes(feature: string, measure: (mode: 'off' | 'on') => Pr
 /**
  * The cost of tracing: two runtimes serving the tiny MLP, one with no OTLP endpoint (tracing off) and one exporting
  * to a sink that takes every span and discards it, sampling 10% of requests (parentbased_traceidratio 0.1, the
- * ModelService default). Both run through the whole measurement, so each mode's cells share the machine with the
+ * ModelService default; BENCH_TRACING_RATIO sets another share). Both run through the whole measurement, so each mode's cells share the machine with the
  * other's idle runtime. What tracing costs when off, against a build without it, is `npm run bench:compare`'s.
  */
+/** The share of new traces the traced runtime keeps: BENCH_TRACING_RATIO, 0.1 (ModelService's default) unless set. */
+const TRACING_RATIO = Number(process.env.BENCH_TRACING_RATIO ?? '0.1');
+
 async function measureTracing(log: (message: string) => void): Promise<Row[]> {
   const sink = createServer((request, response) => {
     request.resume();
@@ -248,32 +251,30 @@ async function measureTracing(log: (message: string) => void): Promise<Row[]> {
     return (spent.seconds * 1e6) / spent.requests;
   };
   const label = 'tabular MLP 16→32→4, 1 row';
-  const rows: Row[] = [];
   try {
     const off = await start();
     const on = await start({
       env: {
         OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`,
-        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1',
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: String(TRACING_RATIO),
       },
     });
     // Both warmed alike first, so that neither mode's first cells run colder code.
     for (const target of [off, on]) await served(target.runtime, 'mlp', target.send, MODE_CONCURRENCY);
     const traced = await compareModes('tracing', (mode) => measure(mode === 'on' ? on : off), log);
-    rows.push(
+    return [
       { workload: label, path: `(d) runtime, v2 JSON, tracing off (${traced.rounds} rounds)`, concurrency: traced.concurrency, ...traced.off },
       {
-        workload: label, path: `(d) runtime, v2 JSON, tracing on: 10% sampled, OTLP/HTTP (${traced.rounds} rounds)`, concurrency: traced.concurrency, ...traced.on,
+        workload: label, path: `(d) runtime, v2 JSON, tracing on: ${TRACING_RATIO * 100}% sampled, OTLP/HTTP (${traced.rounds} rounds)`, concurrency: traced.concurrency, ...traced.on,
         baseline: { name: 'tracing off', rps: rps(traced.off.result) },
         note: ` (rounds: ${traced.perRound}); CPU per request ${microsecondsPerRequest(on).toFixed(0)} µs, off ${microsecondsPerRequest(off).toFixed(0)} µs`,
       },
-    );
+    ];
   } finally {
     await Promise.all(clients.map((client) => client.close()));
     await Promise.all(runtimes.map((runtime) => runtime.stop()));
     sink.close();
   }
-  return rows;
 }
 
 /** Nanoseconds the session worker spends counting one served row of the MLP (x: 16 features, y: 4) into its bins. */

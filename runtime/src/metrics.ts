@@ -118,7 +118,6 @@ export class RuntimeMetrics {
     this.infoLabels.delete(key);
     this.versions.get(key)?.forgetDrift();
     this.versions.delete(key);
-    for (const metric of [METRIC.requestDuration, METRIC.queueDuration]) this.exemplars.forget(Exemplars.seriesKey(metric, labels));
   }
 
   /**

@@ -24,7 +24,10 @@ interface Exemplar {
   readonly timestamp: number;
 }
 
-/** The latest exemplar of each bucket of each histogram series that saw a sampled request. */
+/**
+ * The latest exemplar of each bucket of each histogram series that saw a sampled request. Kept as long as the
+ * series: the latency histograms outlive an unloaded version, as counters do.
+ */
 export class Exemplars {
   private readonly byBucket = new Map<string, Exemplar>();
 
@@ -43,11 +46,6 @@ export class Exemplars {
     this.byBucket.set(`${seriesKey}\u0000le=${le}`, { labels, value, timestamp: Date.now() / 1000 });
   }
 
-  /** Forgets the exemplars of series that are gone (an unloaded version). */
-  forget(prefix: string): void {
-    for (const key of this.byBucket.keys()) if (key.startsWith(prefix)) this.byBucket.delete(key);
-  }
-
   find(metric: string, labels: Readonly<Record<string, string | number>>): Exemplar | undefined {
     if (this.byBucket.size === 0) return undefined;
     return this.byBucket.get(`${Exemplars.seriesKey(metric, labels)}\u0000le=${labels.le === Infinity ? '+Inf' : labels.le}`);
@@ -61,7 +59,7 @@ export async function openMetricsText(registry: Registry, exemplars: Exemplars):
     const type = String(metric.type);
     // A counter's family is named without `_total`; its samples keep it.
     const family = type === 'counter' ? metric.name.replace(/_total$/, '') : metric.name;
-    lines.push(`# HELP ${family} ${escapeHelp(metric.help)}`, `# TYPE ${family} ${type === 'counter' || type === 'gauge' || type === 'histogram' || type === 'summary' ? type : 'unknown'}`);
+    lines.push(`# HELP ${family} ${escapeText(metric.help)}`, `# TYPE ${family} ${type === 'counter' || type === 'gauge' || type === 'histogram' || type === 'summary' ? type : 'unknown'}`);
     for (const sample of metric.values) {
       const name = (sample as { metricName?: string }).metricName ?? (type === 'counter' ? `${family}_total` : metric.name);
       const labels = sample.labels as Record<string, string | number>;
@@ -80,7 +78,7 @@ export async function openMetricsText(registry: Registry, exemplars: Exemplars):
 function formatLabels(labels: Readonly<Record<string, string | number>>): string {
   const names = Object.keys(labels);
   if (names.length === 0) return '';
-  return `{${names.map((name) => `${name}="${escapeLabel(labels[name] === Infinity ? '+Inf' : String(labels[name]))}"`).join(',')}}`;
+  return `{${names.map((name) => `${name}="${escapeText(labels[name] === Infinity ? '+Inf' : String(labels[name]))}"`).join(',')}}`;
 }
 
 function formatValue(value: number): string {
@@ -90,5 +88,5 @@ function formatValue(value: number): string {
   return String(value);
 }
 
-const escapeLabel = (value: string) => value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-const escapeHelp = (value: string) => escapeLabel(value);
+/** OpenMetrics escapes label values and help text alike: backslash, newline, double quote. */
+const escapeText = (value: string) => value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');

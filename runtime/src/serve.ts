@@ -64,7 +64,9 @@ export async function serve(settings: ResolvedServeSettings, log: Logger, server
   const tracing = tracingSettings && new Tracing(tracingSettings, serverVersion);
   if (tracingSettings) log.info({ endpoint: tracingSettings.endpoint, sampler: tracingSettings.sampler, ratio: tracingSettings.ratio }, `tracing to ${tracingSettings.endpoint}`);
   const metrics = new RuntimeMetrics();
-  const registry = new ModelRegistry(entries, settings, metrics, log, containerResources(), tracing);
+  // The container's CPU and memory limits, read from its cgroup once: the session workers and codec threads are sized from them.
+  const resources = containerResources();
+  const registry = new ModelRegistry(entries, settings, metrics, log, resources, tracing);
   // With a sink, sampled payloads go there instead of stdout: one place to look, and no record written twice.
   const events = settings.payloadLogUrl !== undefined
     ? new PayloadEventSink({
@@ -80,7 +82,7 @@ export async function serve(settings: ResolvedServeSettings, log: Logger, server
     maxTensorElements: settings.maxTensorElements, maxResponseBytes: settings.maxResponseBytes,
     explain: { maxSamples: settings.maxExplainSamples, maxQueueSize: settings.maxExplainQueueSize, timeoutSeconds: settings.explainTimeoutSeconds },
   };
-  const codecs = new CodecPool({ threads: containerResources().cpus, offloadFromBytes: CODEC_THREAD_FROM_BYTES });
+  const codecs = new CodecPool({ threads: resources.cpus, offloadFromBytes: CODEC_THREAD_FROM_BYTES });
   const core = new InferenceCore(registry, metrics, limits, codecs, { payloads, events, tracing });
   const http = createHttpServer(core, {
     maxBodyBytes: settings.maxBodyBytes, requestTimeoutSeconds: settings.requestTimeoutSeconds,
@@ -181,13 +183,10 @@ function listenFailure(error: Error, door: 'http' | 'grpc', settings: ServeSetti
 }
 
 function findModels(settings: ServeSettings, log: Logger): ModelEntry[] {
-  if (settings.modelDir !== undefined) {
-    const { models, skipped } = modelFromDirectory(settings.modelDir, settings.modelName!);
-    for (const reason of skipped) log.warn(`skipped ${reason}`);
-    return [...models];
-  }
-  if (!settings.modelRepository) return modelsFromFlags(settings.model);
-  const { models, skipped } = scanRepository(settings.modelRepository);
+  if (settings.modelDir === undefined && !settings.modelRepository) return modelsFromFlags(settings.model);
+  const { models, skipped } = settings.modelDir !== undefined
+    ? modelFromDirectory(settings.modelDir, settings.modelName!)
+    : scanRepository(settings.modelRepository!);
   for (const reason of skipped) log.warn(`skipped ${reason}`);
   if (models.length === 0) log.warn(`the model repository '${settings.modelRepository}' holds no model directory`);
   return [...models];

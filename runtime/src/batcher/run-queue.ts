@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { SpanContext } from '@opentelemetry/api';
 import { InferenceError } from '../errors';
 import type { NamedTensor } from '../tensor/datatypes';
-import { Batch, canMerge, rowsOf, type QueuedRunResult, type RunJob } from './batch';
+import { Batch, canMerge, rowsOf, type QueuedRunResult, type RunJob, type RunOutcome } from './batch';
 import { BatchSizers } from './batch-sizer';
 import type { RunResult } from '../model/messages';
 
@@ -192,16 +192,15 @@ export class RunQueue {
     this.observer.run(rows, computeSeconds);
   }
 
-  /** Whether tracing is on: only then do finished runs need recording. */
-  get traced(): boolean {
-    return this.tracer !== undefined;
-  }
-
-  /** A batch of this queue finished running (or failed with `error`): its spans, when any job is traced. */
-  recordFinished(batch: Batch, finishedAt: number, error?: string): void {
+  /**
+   * A batch of this queue finished running: its spans, when tracing is on and any job is traced. `outcomes` are the
+   * requests' own when they ran one by one, one failure when the run itself failed, none when it served them all.
+   */
+  recordFinished(batch: Batch, finishedAt: number, outcomes?: readonly RunOutcome[]): void {
     if (!this.tracer) return;
     const jobs = batch.traced;
     if (jobs.length === 0) return;
+    const error = outcomes?.find((outcome) => 'error' in outcome)?.error;
     this.tracer.ran({
       purpose: this.purpose, jobs, requests: batch.size, rows: batch.rows.reduce((a, b) => a + b, 0),
       dispatchedAt: batch.dispatchedAt ?? finishedAt, finishedAt, ...(error !== undefined ? { error } : {}),

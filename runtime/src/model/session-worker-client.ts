@@ -111,11 +111,11 @@ export class SessionWorkerClient implements JobExecutor {
       result = (await this.call({ op: 'run', key: queue.key, inputs, rows: batch.rows, outputs: batch.outputs, countDrift }, transferListOf(inputs))) as RunResult;
     } catch (error) {
       const failure = error instanceof InferenceError ? error : new InferenceError(500, `${queue.key} failed to execute: ${(error as Error).message}`);
-      if (queue.traced) queue.recordFinished(batch, performance.now(), failure.message);
+      queue.recordFinished(batch, performance.now(), [{ error: failure.message }]);
       batch.reject(failure);
       return;
     }
-    if (queue.traced) queue.recordFinished(batch, performance.now(), result.outcomes?.find((outcome) => 'error' in outcome)?.error);
+    queue.recordFinished(batch, performance.now(), result.outcomes);
     for (const run of result.runs) queue.recordRun(run.rows, run.seconds, inputs);
     if (result.unbatchable) queue.stopBatching();
     queue.recordDrift(result);

@@ -17,6 +17,7 @@ import {
 } from '@opentelemetry/sdk-trace';
 import type { Protocol } from '@modelship/contract';
 import type { RunTracer, TracedRun } from '../batcher/run-queue';
+import { beforeDeadline } from '../deadline';
 import type { TracingConfig } from './environment';
 
 /** The service name when OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES) names none. */
@@ -85,10 +86,7 @@ export class Tracing {
 
   /** Sends what is still buffered, within `timeoutMillis`; spans ended later are dropped. */
   async shutdown(timeoutMillis: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMillis); });
-    await Promise.race([this.provider.shutdown().catch(() => {}), late]);
-    clearTimeout(timer);
+    await beforeDeadline(this.provider.shutdown().catch(() => {}), Date.now() + timeoutMillis);
   }
 
   private traceRun(model: string, version: number, run: TracedRun): void {
@@ -117,18 +115,15 @@ export interface RequestAttributes {
 
 /** A request's server span while the request is served. */
 export class RequestSpan {
-  constructor(private readonly span: Span) {}
-
-  /** The span's context when it is sampled (recorded and exported), for the queue and compute spans and exemplars. */
-  get sampled(): SpanContext | undefined {
-    const context = this.span.spanContext();
-    return this.span.isRecording() ? context : undefined;
-  }
-
+  /** The span's context when it is sampled (recorded and exported), for the queue and compute spans. */
+  readonly sampled: SpanContext | undefined;
   /** The exemplar labels of a sampled request, for the latency histograms. */
-  get exemplar(): ExemplarLabels | undefined {
-    const context = this.sampled;
-    return context ? { trace_id: context.traceId, span_id: context.spanId } : undefined;
+  readonly exemplar: ExemplarLabels | undefined;
+
+  constructor(private readonly span: Span) {
+    // Whether a span records is the sampler's decision at its start, fixed from then on.
+    this.sampled = span.isRecording() ? span.spanContext() : undefined;
+    this.exemplar = this.sampled && { trace_id: this.sampled.traceId, span_id: this.sampled.spanId };
   }
 
   /**
